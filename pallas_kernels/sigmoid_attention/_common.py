@@ -1,0 +1,45 @@
+"""Pieces shared by the forward and backward kernels."""
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental.pallas import triton as plgpu
+
+
+def sigmoid_from_half_logits(x_half: jax.Array, approx: bool) -> jax.Array:
+    """sigmoid(x) from x/2, in float32.
+
+    sigmoid(x) = 0.5 + 0.5 tanh(x/2). The approximate path uses the PTX tanh.approx instruction
+    (one special-function op instead of exp plus a division); it must stay in float32, since the
+    default -log(n) bias puts the weights near 1/n, below bf16's resolution around tanh = -1.
+    """
+    if approx:
+        return 0.5 * plgpu.approx_tanh(x_half) + 0.5
+    return 1.0 / (1.0 + jnp.exp(-2.0 * x_half))
+
+
+def dot(a: jax.Array, b: jax.Array, *, trans_b: bool = False) -> jax.Array:
+    """Tile product with float32 accumulation; float32 tiles use full IEEE precision."""
+    precision = lax.Precision.HIGHEST if a.dtype == jnp.float32 else None
+    return plgpu.dot(a, b, trans_b=trans_b, precision=precision)
+
+
+def run_loops(ranges, body, carry):
+    """Runs `body(index, carry, masked)` over consecutive [lo, hi) ranges, each with its mask flag.
+
+    Interior tiles (fully valid, fully below the causal diagonal) take the unmasked body; only
+    boundary tiles pay for building and applying a mask.
+    """
+    for lo, hi, masked in ranges:
+        carry = lax.fori_loop(lo, hi, lambda j, c, m=masked: body(j, c, m), carry)
+    return carry
+
+
+def split_ranges(lo, mask_lo_end, full_end, end):
+    """[lo, mask_lo_end) masked, [mask_lo_end, full_end) unmasked, [full_end, end) masked.
+
+    Bounds are clamped so that the three ranges are ordered and stay within [lo, end).
+    """
+    mask_lo_end = jnp.clip(mask_lo_end, lo, end)
+    full_end = jnp.clip(full_end, mask_lo_end, end)
+    return ((lo, mask_lo_end, True), (mask_lo_end, full_end, False), (full_end, end, True))

@@ -1,0 +1,182 @@
+"""Backward kernels. Scores are recomputed tile by tile; no [T, S] matrix is ever stored.
+
+With p = sigmoid(s) and out = p v:  dv = p^T do,  dp = do v^T,  ds = dp * p * (1 - p),
+dq = scale ds k,  dk = scale ds^T q,  and d(bias_j) = sum_i ds_ij.
+Two kernels avoid atomics: dQ loops over key blocks per query block, dK/dV over query blocks per
+key block.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+from pallas_kernels.sigmoid_attention import _common
+from pallas_kernels.sigmoid_attention.block_sizes import BlockSizes
+
+
+def _dq_kernel(
+    q_ref, k_ref, v_ref, bias_ref, do_ref, q_len_ref, kv_len_ref, dq_ref, *,
+    scale: float, block_q: int, block_k: int, is_causal: bool, approx: bool,
+):
+    q_start = pl.program_id(0) * block_q
+    q_len = q_len_ref[0]
+    kv_len = kv_len_ref[0]
+    q = q_ref[...]
+    do = do_ref[...]
+    q_idx = q_start + jnp.arange(block_q, dtype=jnp.int32)
+
+    end = pl.cdiv(kv_len, block_k)
+    full_end = kv_len // block_k
+    if is_causal:
+        end = jnp.minimum(end, pl.cdiv(jnp.minimum(q_start + block_q, q_len), block_k))
+        full_end = jnp.minimum(full_end, (q_start + 1) // block_k)
+    end = jnp.where(q_start < q_len, end, 0)
+
+    def body(j, acc, masked):
+        k_start = j * block_k
+        k = k_ref[pl.ds(k_start, block_k), :]
+        v = v_ref[pl.ds(k_start, block_k), :]
+        b = bias_ref[pl.ds(k_start, block_k)]
+        p = _common.sigmoid_from_half_logits(
+            _common.dot(q, k, trans_b=True) * (0.5 * scale) + b[None, :], approx
+        )
+        dp = _common.dot(do, v, trans_b=True)
+        ds = dp * p * (1.0 - p)
+        if masked:
+            k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
+            keep = k_idx[None, :] < kv_len
+            if is_causal:
+                keep = keep & (k_idx[None, :] <= q_idx[:, None])
+            ds = jnp.where(keep, ds, 0.0)
+        return acc + _common.dot(ds.astype(k.dtype), k)
+
+    acc = jnp.zeros((block_q, q.shape[-1]), jnp.float32)
+    acc = _common.run_loops(_common.split_ranges(0, 0, full_end, end), body, acc)
+    acc = jnp.where((q_idx < q_len)[:, None], acc * scale, 0.0)
+    dq_ref[...] = acc.astype(dq_ref.dtype)
+
+
+def _dkv_kernel(
+    q_ref, k_ref, v_ref, bias_ref, do_ref, q_len_ref, kv_len_ref, dk_ref, dv_ref, *dbias_refs,
+    scale: float, block_q: int, block_k: int, is_causal: bool, approx: bool,
+):
+    # Tiles are kept transposed, [block_k, block_q], so that dk and dv accumulate as [block_k, H].
+    k_start = pl.program_id(0) * block_k
+    q_len = q_len_ref[0]
+    kv_len = kv_len_ref[0]
+    k = k_ref[...]
+    v = v_ref[...]
+    b = bias_ref[...]
+    k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
+
+    # Query blocks that see any key of this block: all valid ones, or from the diagonal on.
+    lo = (k_start // block_q) if is_causal else 0
+    end = jnp.where(k_start < kv_len, pl.cdiv(q_len, block_q), lo)
+    # First query block whose every query is at or after this block's last key.
+    diag_end = pl.cdiv(k_start + block_k - 1, block_q) if is_causal else lo
+    full_end = jnp.where(k_start + block_k <= kv_len, q_len // block_q, diag_end)
+
+    def body(i, carry, masked):
+        dk, dv, dbias = carry
+        q_start = i * block_q
+        q = q_ref[pl.ds(q_start, block_q), :]
+        do = do_ref[pl.ds(q_start, block_q), :]
+        p = _common.sigmoid_from_half_logits(
+            _common.dot(k, q, trans_b=True) * (0.5 * scale) + b[:, None], approx
+        )
+        dp = _common.dot(v, do, trans_b=True)
+        if masked:
+            q_idx = q_start + jnp.arange(block_q, dtype=jnp.int32)
+            keep = (q_idx[None, :] < q_len) & (k_idx[:, None] < kv_len)
+            if is_causal:
+                keep = keep & (k_idx[:, None] <= q_idx[None, :])
+            p = jnp.where(keep, p, 0.0)
+        ds = dp * p * (1.0 - p)
+        dv = dv + _common.dot(p.astype(do.dtype), do)
+        dk = dk + _common.dot(ds.astype(q.dtype), q)
+        if dbias is not None:
+            dbias = dbias + jnp.sum(ds, axis=1)
+        return dk, dv, dbias
+
+    h = k.shape[-1]
+    zeros = jnp.zeros((block_k, h), jnp.float32)
+    dbias0 = jnp.zeros((block_k,), jnp.float32) if dbias_refs else None
+    ranges = _common.split_ranges(lo, diag_end, full_end, end)
+    dk, dv, dbias = _common.run_loops(ranges, body, (zeros, zeros, dbias0))
+    dk_ref[...] = (dk * scale).astype(dk_ref.dtype)
+    dv_ref[...] = dv.astype(dv_ref.dtype)
+    if dbias_refs:
+        dbias_refs[0][...] = dbias
+
+
+def _lens_specs():
+    return [
+        pl.BlockSpec((1,), lambda i, bi, ni: (bi,)),
+        pl.BlockSpec((1,), lambda i, bi, ni: (bi,)),
+    ]
+
+
+def backward_dq(
+    q, k, v, half_bias, do, q_lens, kv_lens, *,
+    scale: float, is_causal: bool, block_sizes: BlockSizes, approx_sigmoid: bool, interpret: bool,
+) -> jax.Array:
+    """dQ for block-aligned inputs (shapes as `forward`, do like q). Returns [B, T, N, H]."""
+    b, t, n, h = q.shape
+    s = k.shape[1]
+    bq, bk = block_sizes.block_q_dq, block_sizes.block_k_dq
+    kernel = functools.partial(
+        _dq_kernel, scale=scale, block_q=bq, block_k=bk, is_causal=is_causal, approx=approx_sigmoid
+    )
+    q_spec = pl.BlockSpec((None, bq, None, h), lambda i, bi, ni: (bi, i, ni, 0))
+    kv_spec = pl.BlockSpec((None, s, None, h), lambda i, bi, ni: (bi, 0, ni, 0))
+    return pl.pallas_call(
+        kernel,
+        grid=(t // bq, b, n),
+        in_specs=[q_spec, kv_spec, kv_spec, pl.BlockSpec((None, s), lambda i, bi, ni: (bi, 0)),
+                  q_spec, *_lens_specs()],
+        out_specs=q_spec,
+        out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
+        compiler_params=plgpu.CompilerParams(
+            num_warps=block_sizes.num_warps_bwd, num_stages=block_sizes.num_stages_bwd
+        ),
+        interpret=interpret,
+        name="sigmoid_attention_bwd_dq",
+    )(q, k, v, half_bias, do, q_lens, kv_lens)
+
+
+def backward_dkv(
+    q, k, v, half_bias, do, q_lens, kv_lens, *,
+    scale: float, is_causal: bool, block_sizes: BlockSizes, approx_sigmoid: bool, interpret: bool,
+    with_dbias: bool,
+):
+    """dK, dV (and, if with_dbias, per-head bias column sums [B, N, S] float32)."""
+    b, t, n, h = q.shape
+    s = k.shape[1]
+    bq, bk = block_sizes.block_q_dkv, block_sizes.block_k_dkv
+    kernel = functools.partial(
+        _dkv_kernel, scale=scale, block_q=bq, block_k=bk, is_causal=is_causal, approx=approx_sigmoid
+    )
+    q_spec = pl.BlockSpec((None, t, None, h), lambda j, bi, ni: (bi, 0, ni, 0))
+    kv_spec = pl.BlockSpec((None, bk, None, h), lambda j, bi, ni: (bi, j, ni, 0))
+    out_specs = [kv_spec, kv_spec]
+    out_shape = [jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)]
+    if with_dbias:
+        out_specs.append(pl.BlockSpec((None, None, bk), lambda j, bi, ni: (bi, ni, j)))
+        out_shape.append(jax.ShapeDtypeStruct((b, n, s), jnp.float32))
+    outs = pl.pallas_call(
+        kernel,
+        grid=(s // bk, b, n),
+        in_specs=[q_spec, kv_spec, kv_spec, pl.BlockSpec((None, bk), lambda j, bi, ni: (bi, j)),
+                  q_spec, *_lens_specs()],
+        out_specs=out_specs,
+        out_shape=out_shape,
+        compiler_params=plgpu.CompilerParams(
+            num_warps=block_sizes.num_warps_bwd, num_stages=block_sizes.num_stages_bwd
+        ),
+        interpret=interpret,
+        name="sigmoid_attention_bwd_dkv",
+    )(q, k, v, half_bias, do, q_lens, kv_lens)
+    return tuple(outs) if with_dbias else (outs[0], outs[1], None)

@@ -1,0 +1,117 @@
+"""Forward kernel: one program per (query block, batch, head), one loop over key blocks.
+
+Sigmoid weights are independent per (query, key) pair, so there is no running max, row sum or
+log-sum-exp to carry: the accumulator is simply sum_j sigmoid(s_ij) v_j.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+from pallas_kernels.sigmoid_attention import _common
+from pallas_kernels.sigmoid_attention.block_sizes import BlockSizes
+
+
+def _forward_kernel(
+    q_ref, k_ref, v_ref, bias_ref, q_len_ref, kv_len_ref, o_ref, *,
+    half_scale: float, block_q: int, block_k: int, is_causal: bool, approx: bool,
+):
+    # q_ref: [block_q, H]; k_ref, v_ref: [S, H]; bias_ref: [S] float32, already halved
+    # (0.5 * (sigmoid_bias + key bias)); q_len_ref, kv_len_ref: [1]; o_ref: [block_q, H].
+    q_start = pl.program_id(0) * block_q
+    q_len = q_len_ref[0]
+    kv_len = kv_len_ref[0]
+    q = q_ref[...]
+    q_idx = q_start + jnp.arange(block_q, dtype=jnp.int32)
+
+    # Key blocks that hold any valid key (and, when causal, any key j <= the block's last query).
+    end = pl.cdiv(kv_len, block_k)
+    full_end = kv_len // block_k
+    first_partial = 0
+    if is_causal:
+        end = jnp.minimum(end, pl.cdiv(jnp.minimum(q_start + block_q, q_len), block_k))
+        full_end = jnp.minimum(full_end, (q_start + 1) // block_k)
+    end = jnp.where(q_start < q_len, end, 0)  # Query block entirely padding: skip all work.
+
+    def body(j, acc, masked):
+        k_start = j * block_k
+        k = k_ref[pl.ds(k_start, block_k), :]
+        v = v_ref[pl.ds(k_start, block_k), :]
+        b = bias_ref[pl.ds(k_start, block_k)]
+        s = _common.dot(q, k, trans_b=True) * half_scale + b[None, :]
+        p = _common.sigmoid_from_half_logits(s, approx)
+        if masked:
+            k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
+            keep = k_idx[None, :] < kv_len
+            if is_causal:
+                keep = keep & (k_idx[None, :] <= q_idx[:, None])
+            p = jnp.where(keep, p, 0.0)
+        return acc + _common.dot(p.astype(v.dtype), v)
+
+    acc = jnp.zeros((block_q, q.shape[-1]), jnp.float32)
+    ranges = _common.split_ranges(first_partial, first_partial, full_end, end)
+    acc = _common.run_loops(ranges, body, acc)
+    acc = jnp.where((q_idx < q_len)[:, None], acc, 0.0)
+    o_ref[...] = acc.astype(o_ref.dtype)
+
+
+def forward(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    half_bias: jax.Array,
+    q_lens: jax.Array,
+    kv_lens: jax.Array,
+    *,
+    scale: float,
+    is_causal: bool,
+    block_sizes: BlockSizes,
+    approx_sigmoid: bool,
+    interpret: bool,
+) -> jax.Array:
+    """Sigmoid attention forward on block-aligned inputs.
+
+    Args:
+      q: [B, T, N, H] with T a multiple of block_sizes.block_q and H a power of 2.
+      k, v: [B, S, N, H] with S a multiple of block_sizes.block_k.
+      half_bias: [B, S] float32, 0.5 * (sigmoid_bias_b + key bias_bj).
+      q_lens, kv_lens: [B] int32 valid lengths.
+      scale: logit scale.
+      is_causal: mask keys after the query.
+      block_sizes: tiles and launch parameters.
+      approx_sigmoid: use tanh.approx (GPU only).
+      interpret: run in Pallas interpret mode.
+
+    Returns:
+      [B, T, N, H] in q's dtype; padded query rows are 0.
+    """
+    b, t, n, h = q.shape
+    s = k.shape[1]
+    bq, bk = block_sizes.block_q, block_sizes.block_k
+    kernel = functools.partial(
+        _forward_kernel, half_scale=0.5 * scale, block_q=bq, block_k=bk, is_causal=is_causal,
+        approx=approx_sigmoid,
+    )
+    return pl.pallas_call(
+        kernel,
+        grid=(t // bq, b, n),
+        in_specs=[
+            pl.BlockSpec((None, bq, None, h), lambda i, bi, ni: (bi, i, ni, 0)),
+            # Whole-sequence blocks take block index 0 along the sequence axis.
+            pl.BlockSpec((None, s, None, h), lambda i, bi, ni: (bi, 0, ni, 0)),
+            pl.BlockSpec((None, s, None, h), lambda i, bi, ni: (bi, 0, ni, 0)),
+            pl.BlockSpec((None, s), lambda i, bi, ni: (bi, 0)),
+            pl.BlockSpec((1,), lambda i, bi, ni: (bi,)),
+            pl.BlockSpec((1,), lambda i, bi, ni: (bi,)),
+        ],
+        out_specs=pl.BlockSpec((None, bq, None, h), lambda i, bi, ni: (bi, i, ni, 0)),
+        out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
+        compiler_params=plgpu.CompilerParams(
+            num_warps=block_sizes.num_warps, num_stages=block_sizes.num_stages
+        ),
+        interpret=interpret,
+        name="sigmoid_attention_fwd",
+    )(q, k, v, half_bias, q_lens, kv_lens)

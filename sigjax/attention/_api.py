@@ -1,0 +1,244 @@
+"""Public attention entry points: `sigmoid_attention` and the `softmax_attention` baseline.
+
+Both take the layout of `jax.nn.dot_product_attention`: query [B, T, N, H], key/value [B, S, N, H].
+"""
+
+import math
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from sigjax.attention import _reference
+
+Implementation = Literal["pallas", "xla"] | None
+_FLOAT_DTYPES = (jnp.float32, jnp.bfloat16, jnp.float16)
+MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 256
+
+
+def _fail(argument: str, got, expected: str):
+    raise ValueError(f"{argument}: got {got}, expected {expected}")
+
+
+def _is_concrete(x) -> bool:
+    try:
+        np.asarray(x)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return False
+    return True
+
+
+def _check_lengths(name: str, lengths, batch: int, limit: int, limit_name: str) -> jax.Array:
+    if lengths is None:
+        return jnp.full((batch,), limit, dtype=jnp.int32)
+    lengths = jnp.asarray(lengths) if not isinstance(lengths, jax.Array) else lengths
+    if lengths.shape != (batch,):
+        _fail(name, f"shape {lengths.shape}", f"shape ({batch},) (one length per sequence)")
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        _fail(name, f"dtype {lengths.dtype}", "an integer dtype")
+    if _is_concrete(lengths):
+        values = np.asarray(lengths)
+        if values.size and (values.min() < 0 or values.max() > limit):
+            _fail(
+                name,
+                f"values in [{values.min()}, {values.max()}]",
+                f"lengths in [0, {limit}] ({limit_name})",
+            )
+    return lengths.astype(jnp.int32)
+
+
+def _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_lengths):
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        if not hasattr(x, "ndim") or x.ndim != 4:
+            _fail(name, f"rank {getattr(x, 'ndim', type(x).__name__)}", "rank 4 [B, T|S, N, H]")
+        if x.dtype not in _FLOAT_DTYPES:
+            _fail(name, f"dtype {x.dtype}", "float32, bfloat16 or float16")
+    b, t, n, h = query.shape
+    if key.shape[0] != b or key.shape[2:] != (n, h):
+        _fail("key", f"shape {key.shape}", f"[B={b}, S, N={n}, H={h}] to match query {query.shape}")
+    if value.shape != key.shape:
+        _fail("value", f"shape {value.shape}", f"the key shape {key.shape}")
+    if key.dtype != query.dtype or value.dtype != query.dtype:
+        _fail("key/value", f"dtypes {key.dtype}/{value.dtype}", f"the query dtype {query.dtype}")
+    if not MIN_HEAD_DIM <= h <= MAX_HEAD_DIM:
+        _fail("query", f"head dim {h}", f"a head dim in [{MIN_HEAD_DIM}, {MAX_HEAD_DIM}]")
+    s = key.shape[1]
+    if bias is not None:
+        if not hasattr(bias, "ndim"):
+            _fail("bias", type(bias).__name__, "an array")
+        if bias.ndim == 2:
+            if bias.shape != (b, s):
+                _fail("bias", f"shape {bias.shape}", f"[B, S] = ({b}, {s}) or broadcastable to [B, N, T, S]")
+        else:
+            try:
+                jnp.broadcast_shapes(bias.shape, (b, n, t, s))
+            except ValueError:
+                _fail("bias", f"shape {bias.shape}", f"[B, S] = ({b}, {s}) or broadcastable to {(b, n, t, s)}")
+    q_lens = _check_lengths("query_seq_lengths", query_seq_lengths, b, t, f"T={t}")
+    kv_lens = _check_lengths("key_value_seq_lengths", key_value_seq_lengths, b, s, f"S={s}")
+    return q_lens, kv_lens
+
+
+def _resolve_scale(scale, head_dim: int) -> float:
+    if scale is None:
+        return 1.0 / math.sqrt(head_dim)
+    if not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        _fail("scale", scale, "a finite Python float or None (1/sqrt(H))")
+    return float(scale)
+
+
+def default_sigmoid_bias(kv_lens: Int[Array, "B"]) -> Float[Array, "B"]:
+    """The paper's bias, -log(number of valid keys); a sequence with no valid key gets 0."""
+    return -jnp.log(jnp.maximum(kv_lens, 1).astype(jnp.float32))
+
+
+def _resolve_sigmoid_bias(sigmoid_bias, kv_lens: jax.Array, batch: int) -> jax.Array:
+    if sigmoid_bias is None:
+        return default_sigmoid_bias(kv_lens)
+    sigmoid_bias = jnp.asarray(sigmoid_bias)
+    if sigmoid_bias.shape not in ((), (batch,)):
+        _fail("sigmoid_bias", f"shape {sigmoid_bias.shape}", f"None, a float, or shape ({batch},)")
+    if not jnp.issubdtype(sigmoid_bias.dtype, jnp.floating):
+        sigmoid_bias = sigmoid_bias.astype(jnp.float32)
+    return jnp.broadcast_to(sigmoid_bias.astype(jnp.float32), (batch,))
+
+
+def _default_backend_is_gpu() -> bool:
+    return jax.default_backend() == "gpu"
+
+
+def sigmoid_attention(
+    query: Float[Array, "B T N H"],
+    key: Float[Array, "B S N H"],
+    value: Float[Array, "B S N H"],
+    bias: Float[Array, "B S"] | jax.Array | None = None,
+    *,
+    scale: float | None = None,
+    sigmoid_bias: float | Float[Array, "B"] | None = None,
+    is_causal: bool = False,
+    query_seq_lengths: Int[Array, "B"] | None = None,
+    key_value_seq_lengths: Int[Array, "B"] | None = None,
+    implementation: Implementation = None,
+    exact_sigmoid: bool = False,
+    block_sizes=None,
+) -> Float[Array, "B T N H"]:
+    """Sigmoid attention, out[b, i] = sum_j sigmoid(scale q_i.k_j + sigmoid_bias_b + bias[b, j]) v_j.
+
+    The sum runs over valid keys j < key_value_seq_lengths[b] (and j <= i when causal); rows of
+    padded queries (i >= query_seq_lengths[b]) are 0 and padded positions get exactly zero gradient.
+
+    Args:
+      query: [B, T, N, H] queries, float32, bfloat16 or float16.
+      key: [B, S, N, H] keys, same dtype as query.
+      value: [B, S, N, H] values, same dtype as query.
+      bias: optional additive logit bias, [B, S] (one value per key, every implementation) or, for
+        implementation="xla" only, any shape broadcastable to [B, N, T, S].
+      scale: logit scale; default 1/sqrt(H).
+      sigmoid_bias: None for the paper's -log(valid keys of sequence b), else a float or a [B] array.
+      is_causal: mask keys after the query (key j <= query i).
+      query_seq_lengths: [B] int, valid queries per sequence; default T.
+      key_value_seq_lengths: [B] int, valid keys per sequence; default S.
+      implementation: None (Pallas kernel on GPU, xla elsewhere), "pallas" (the kernel; interpret
+        mode off GPU) or "xla" (the reference).
+      exact_sigmoid: the Pallas kernel on GPU computes sigmoid with the fast tanh.approx
+        instruction in float32 (about 2.5e-3 relative error in bf16 outputs); True uses exp and a
+        division instead. Ignored by "xla", which is always exact.
+      block_sizes: optional `pallas_kernels.sigmoid_attention.BlockSizes` overriding the tuned table.
+
+    Returns:
+      [B, T, N, H] output in the query dtype.
+
+    Raises:
+      ValueError: naming the argument, on wrong ranks, shapes, dtypes, head dims, lengths (when
+        concrete) or implementation names.
+    """
+    q_lens, kv_lens = _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_lengths)
+    scale = _resolve_scale(scale, query.shape[-1])
+    sb = _resolve_sigmoid_bias(sigmoid_bias, kv_lens, query.shape[0])
+    if implementation is None:
+        implementation = "pallas" if _default_backend_is_gpu() else "xla"
+    if implementation == "xla":
+        return _reference.sigmoid_attention_xla(
+            query, key, value, bias, sb, q_lens, kv_lens, scale=scale, is_causal=is_causal
+        )
+    if implementation == "pallas":
+        if bias is not None and bias.ndim != 2:
+            _fail("bias", f"shape {bias.shape}", "[B, S] for implementation='pallas' (use 'xla' for full biases)")
+        from sigjax.attention import _pallas  # Keeps Pallas out of the import path of xla users.
+
+        return _pallas.sigmoid_attention_pallas(
+            query,
+            key,
+            value,
+            bias,
+            sb,
+            q_lens,
+            kv_lens,
+            scale=scale,
+            is_causal=is_causal,
+            exact_sigmoid=exact_sigmoid,
+            block_sizes=block_sizes,
+            bias_needs_grad=bias is not None or sigmoid_bias is not None,
+        )
+    _fail("implementation", repr(implementation), "None, 'pallas' or 'xla'")
+
+
+def softmax_attention(
+    query: Float[Array, "B T N H"],
+    key: Float[Array, "B S N H"],
+    value: Float[Array, "B S N H"],
+    bias: Float[Array, "B S"] | jax.Array | None = None,
+    *,
+    scale: float | None = None,
+    is_causal: bool = False,
+    query_seq_lengths: Int[Array, "B"] | None = None,
+    key_value_seq_lengths: Int[Array, "B"] | None = None,
+    implementation: Literal["cudnn", "xla"] | None = None,
+) -> Float[Array, "B T N H"]:
+    """Softmax attention with sigmoid_attention's signature and padding rules: the baseline.
+
+    Uses `jax.nn.dot_product_attention` (cuDNN flash attention on GPU where it supports the case,
+    XLA otherwise). Rows of padded queries and of sequences with no valid key are 0.
+
+    Args:
+      query, key, value, bias, scale, is_causal, query_seq_lengths, key_value_seq_lengths: as in
+        `sigmoid_attention`.
+      implementation: None (cuDNN when available and supported, else XLA), "cudnn" or "xla".
+
+    Returns:
+      [B, T, N, H] output in the query dtype.
+
+    Raises:
+      ValueError: as `sigmoid_attention`.
+    """
+    q_lens, kv_lens = _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_lengths)
+    scale = _resolve_scale(scale, query.shape[-1])
+    if implementation not in (None, "cudnn", "xla"):
+        _fail("implementation", repr(implementation), "None, 'cudnn' or 'xla'")
+    b, t, n, _ = query.shape
+    s = key.shape[1]
+    if implementation == "xla" or (implementation is None and not _default_backend_is_gpu()):
+        return _reference.softmax_attention_xla(
+            query, key, value, bias, q_lens, kv_lens, scale=scale, is_causal=is_causal
+        )
+    full_bias = None
+    if bias is not None:
+        full_bias = bias[:, None, None, :] if bias.ndim == 2 else bias
+        full_bias = full_bias.astype(query.dtype)
+    out = jax.nn.dot_product_attention(
+        query,
+        key,
+        value,
+        bias=full_bias,
+        scale=scale,
+        is_causal=is_causal,
+        query_seq_lengths=q_lens if query_seq_lengths is not None else None,
+        key_value_seq_lengths=kv_lens if key_value_seq_lengths is not None else None,
+        implementation=implementation,
+    )
+    if query_seq_lengths is None and key_value_seq_lengths is None:
+        return out
+    row_ok = (jnp.arange(t)[None, :] < q_lens[:, None]) & (kv_lens[:, None] > 0)
+    return jnp.where(row_ok[:, :, None, None], out, 0).astype(query.dtype)

@@ -1,0 +1,146 @@
+"""The Pallas kernels behind `sigmoid_attention`: alignment padding, custom VJP, sharding.
+
+Kernels see one shard and block-aligned shapes. This module pads T, S and H up to what the kernels
+need, wires forward and backward into a `jax.custom_vjp`, and, for inputs sharded over a mesh with
+explicit axes, runs everything per shard under `jax.shard_map`.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+
+from pallas_kernels import sigmoid_attention as kernels
+
+
+@dataclasses.dataclass(frozen=True)
+class _Static:
+    scale: float
+    is_causal: bool
+    block_sizes: kernels.BlockSizes
+    approx_sigmoid: bool
+    interpret: bool
+    with_dbias: bool
+
+
+def _kernel_kwargs(st: _Static) -> dict:
+    return dict(
+        scale=st.scale, is_causal=st.is_causal, block_sizes=st.block_sizes,
+        approx_sigmoid=st.approx_sigmoid, interpret=st.interpret,
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
+    return kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
+
+
+def _attention_fwd(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
+    out = _attention(q, k, v, half_bias, q_lens, kv_lens, st)
+    return out, (q, k, v, half_bias, q_lens, kv_lens)
+
+
+def _attention_bwd(st: _Static, residuals, d_out):
+    q, k, v, half_bias, q_lens, kv_lens = residuals
+    args = (q, k, v, half_bias, d_out.astype(q.dtype), q_lens, kv_lens)
+    dq = kernels.backward_dq(*args, **_kernel_kwargs(st))
+    dk, dv, dbias = kernels.backward_dkv(*args, **_kernel_kwargs(st), with_dbias=st.with_dbias)
+    if dbias is None:
+        d_half_bias = jnp.zeros_like(half_bias)
+    else:
+        # The kernel sums d(loss)/d(logit) over queries per head; half_bias enters as logit / 2.
+        d_half_bias = 2.0 * jnp.sum(dbias, axis=1)
+    return dq, dk, dv, d_half_bias, None, None
+
+
+_attention.defvjp(_attention_fwd, _attention_bwd)
+
+
+def _next_power_of_2(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
+
+
+def _fit_blocks(bs: kernels.BlockSizes, t: int, s: int) -> kernels.BlockSizes:
+    """Shrinks tiles that are longer than a short sequence, so it is not padded to a full block."""
+    tq = max(16, _next_power_of_2(t))
+    tk = max(16, _next_power_of_2(s))
+    return dataclasses.replace(
+        bs,
+        block_q=min(bs.block_q, tq), block_q_dq=min(bs.block_q_dq, tq),
+        block_q_dkv=min(bs.block_q_dkv, tq), block_k=min(bs.block_k, tk),
+        block_k_dq=min(bs.block_k_dq, tk), block_k_dkv=min(bs.block_k_dkv, tk),
+    )
+
+
+def _pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
+    if x.shape[axis] == size:
+        return x
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, size - x.shape[axis])
+    return jnp.pad(x, widths)
+
+
+def _per_shard(q, k, v, half_bias, q_lens, kv_lens, *, scale, is_causal, block_sizes,
+               exact_sigmoid, with_dbias):
+    _, t, _, h = q.shape
+    s = k.shape[1]
+    h_pad = max(16, _next_power_of_2(h))  # Zero head-dim columns change no dot product.
+    interpret = jax.default_backend() != "gpu"
+    if block_sizes is None:
+        block_sizes = kernels.default_block_sizes(h_pad, jnp.dtype(q.dtype).name)
+    block_sizes = _fit_blocks(block_sizes, t, s)
+    t_pad = -(-t // block_sizes.q_multiple) * block_sizes.q_multiple
+    s_pad = -(-s // block_sizes.k_multiple) * block_sizes.k_multiple
+    st = _Static(
+        scale=scale, is_causal=is_causal, block_sizes=block_sizes,
+        approx_sigmoid=not exact_sigmoid and not interpret, interpret=interpret,
+        with_dbias=with_dbias,
+    )
+    q_p = _pad_axis(_pad_axis(q, 1, t_pad), 3, h_pad)
+    k_p = _pad_axis(_pad_axis(k, 1, s_pad), 3, h_pad)
+    v_p = _pad_axis(_pad_axis(v, 1, s_pad), 3, h_pad)
+    out = _attention(q_p, k_p, v_p, _pad_axis(half_bias, 1, s_pad), q_lens, kv_lens, st)
+    return out[:, :t, :, :h]
+
+
+def _mesh_axes(spec, dim: int):
+    return spec[dim] if dim < len(spec) else None
+
+
+def sigmoid_attention_pallas(
+    query, key, value, bias, sigmoid_bias, q_lens, kv_lens, *, scale, is_causal, exact_sigmoid,
+    block_sizes, bias_needs_grad,
+):
+    """Validated inputs in, kernel output out (see `sigjax.sigmoid_attention`)."""
+    half_bias = jnp.broadcast_to(0.5 * sigmoid_bias[:, None], (key.shape[0], key.shape[1]))
+    if bias is not None:
+        half_bias = half_bias + 0.5 * bias.astype(jnp.float32)
+    if not bias_needs_grad:
+        half_bias = jax.lax.stop_gradient(half_bias)
+    fn = functools.partial(
+        _per_shard, scale=scale, is_causal=is_causal, block_sizes=block_sizes,
+        exact_sigmoid=exact_sigmoid, with_dbias=bias_needs_grad,
+    )
+    sharding = getattr(jax.typeof(query), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    spec = getattr(sharding, "spec", None)
+    if mesh is None or spec is None or mesh.empty or all(a is None for a in spec):
+        return fn(query, key, value, half_bias, q_lens, kv_lens)
+    for dim, name in ((1, "tokens (T)"), (3, "head dim (H)")):
+        if _mesh_axes(spec, dim) is not None:
+            raise ValueError(
+                f"query: sharded along {name} over mesh axes {spec[dim]!r}, expected sharding "
+                "along batch (B) and heads (N) only for implementation='pallas'"
+            )
+    batch_axes, head_axes = _mesh_axes(spec, 0), _mesh_axes(spec, 2)
+    qkv_spec = P(batch_axes, None, head_axes, None)
+    # Kernels are per-shard: each device runs them on its own (batch, head) slice.
+    return jax.shard_map(
+        fn,
+        mesh=mesh,
+        in_specs=(qkv_spec, qkv_spec, qkv_spec, P(batch_axes, None), P(batch_axes), P(batch_axes)),
+        out_specs=qkv_spec,
+        check_vma=False,
+    )(query, key, value, half_bias, q_lens, kv_lens)
