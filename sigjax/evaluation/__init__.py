@@ -1,0 +1,1 @@
+"""Evaluation of cell embeddings, run comparisons, stability plots and kernel benchmarks."""
