@@ -112,10 +112,10 @@ def _dkv_kernel(
         dbias_refs[0][...] = dbias
 
 
-def _lens_specs():
+def _lens_specs(n: int):
     return [
-        pl.BlockSpec((1,), lambda i, bi, ni: (bi,)),
-        pl.BlockSpec((1,), lambda i, bi, ni: (bi,)),
+        pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
+        pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
     ]
 
 
@@ -130,13 +130,13 @@ def backward_dq(
     kernel = functools.partial(
         _dq_kernel, scale=scale, block_q=bq, block_k=bk, is_causal=is_causal, approx=approx_sigmoid
     )
-    q_spec = pl.BlockSpec((None, bq, None, h), lambda i, bi, ni: (bi, i, ni, 0))
-    kv_spec = pl.BlockSpec((None, s, None, h), lambda i, bi, ni: (bi, 0, ni, 0))
+    q_spec = pl.BlockSpec((None, bq, None, h), lambda i, bn: (bn // n, i, bn % n, 0))
+    kv_spec = pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0))
     return pl.pallas_call(
         kernel,
-        grid=(t // bq, b, n),
-        in_specs=[q_spec, kv_spec, kv_spec, pl.BlockSpec((None, s), lambda i, bi, ni: (bi, 0)),
-                  q_spec, *_lens_specs()],
+        grid=(t // bq, b * n),
+        in_specs=[q_spec, kv_spec, kv_spec, pl.BlockSpec((None, s), lambda i, bn: (bn // n, 0)),
+                  q_spec, *_lens_specs(n)],
         out_specs=q_spec,
         out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
         compiler_params=plgpu.CompilerParams(
@@ -159,18 +159,18 @@ def backward_dkv(
     kernel = functools.partial(
         _dkv_kernel, scale=scale, block_q=bq, block_k=bk, is_causal=is_causal, approx=approx_sigmoid
     )
-    q_spec = pl.BlockSpec((None, t, None, h), lambda j, bi, ni: (bi, 0, ni, 0))
-    kv_spec = pl.BlockSpec((None, bk, None, h), lambda j, bi, ni: (bi, j, ni, 0))
+    q_spec = pl.BlockSpec((None, t, None, h), lambda j, bn: (bn // n, 0, bn % n, 0))
+    kv_spec = pl.BlockSpec((None, bk, None, h), lambda j, bn: (bn // n, j, bn % n, 0))
     out_specs = [kv_spec, kv_spec]
     out_shape = [jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)]
     if with_dbias:
-        out_specs.append(pl.BlockSpec((None, None, bk), lambda j, bi, ni: (bi, ni, j)))
+        out_specs.append(pl.BlockSpec((None, None, bk), lambda j, bn: (bn // n, bn % n, j)))
         out_shape.append(jax.ShapeDtypeStruct((b, n, s), jnp.float32))
     outs = pl.pallas_call(
         kernel,
-        grid=(s // bk, b, n),
-        in_specs=[q_spec, kv_spec, kv_spec, pl.BlockSpec((None, bk), lambda j, bi, ni: (bi, j)),
-                  q_spec, *_lens_specs()],
+        grid=(s // bk, b * n),
+        in_specs=[q_spec, kv_spec, kv_spec, pl.BlockSpec((None, bk), lambda j, bn: (bn // n, j)),
+                  q_spec, *_lens_specs(n)],
         out_specs=out_specs,
         out_shape=out_shape,
         compiler_params=plgpu.CompilerParams(

@@ -97,17 +97,17 @@ def forward(
     )
     return pl.pallas_call(
         kernel,
-        grid=(t // bq, b, n),
+        grid=(t // bq, b * n),
         in_specs=[
-            pl.BlockSpec((None, bq, None, h), lambda i, bi, ni: (bi, i, ni, 0)),
+            pl.BlockSpec((None, bq, None, h), lambda i, bn: (bn // n, i, bn % n, 0)),
             # Whole-sequence blocks take block index 0 along the sequence axis.
-            pl.BlockSpec((None, s, None, h), lambda i, bi, ni: (bi, 0, ni, 0)),
-            pl.BlockSpec((None, s, None, h), lambda i, bi, ni: (bi, 0, ni, 0)),
-            pl.BlockSpec((None, s), lambda i, bi, ni: (bi, 0)),
-            pl.BlockSpec((1,), lambda i, bi, ni: (bi,)),
-            pl.BlockSpec((1,), lambda i, bi, ni: (bi,)),
+            pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0)),
+            pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0)),
+            pl.BlockSpec((None, s), lambda i, bn: (bn // n, 0)),
+            pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
+            pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
         ],
-        out_specs=pl.BlockSpec((None, bq, None, h), lambda i, bi, ni: (bi, i, ni, 0)),
+        out_specs=pl.BlockSpec((None, bq, None, h), lambda i, bn: (bn // n, i, bn % n, 0)),
         out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
         compiler_params=plgpu.CompilerParams(
             num_warps=block_sizes.num_warps, num_stages=block_sizes.num_stages

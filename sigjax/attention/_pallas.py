@@ -5,6 +5,8 @@ need, wires forward and backward into a `jax.custom_vjp`, and, for inputs sharde
 explicit axes, runs everything per shard under `jax.shard_map`.
 """
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 
@@ -13,6 +15,22 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from pallas_kernels import sigmoid_attention as kernels
+
+
+# None: interpret exactly when the default backend is not a GPU. Tests force it either way.
+_FORCE_INTERPRET: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "sigjax_pallas_interpret", default=None
+)
+
+
+@contextlib.contextmanager
+def force_interpret(interpret: bool):
+    """Runs the Pallas kernels in (or out of) interpret mode inside the block, whatever the backend."""
+    token = _FORCE_INTERPRET.set(interpret)
+    try:
+        yield
+    finally:
+        _FORCE_INTERPRET.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +105,9 @@ def _per_shard(q, k, v, half_bias, q_lens, kv_lens, *, scale, is_causal, block_s
     _, t, _, h = q.shape
     s = k.shape[1]
     h_pad = max(16, _next_power_of_2(h))  # Zero head-dim columns change no dot product.
-    interpret = jax.default_backend() != "gpu"
+    interpret = _FORCE_INTERPRET.get()
+    if interpret is None:
+        interpret = jax.default_backend() != "gpu"
     if block_sizes is None:
         block_sizes = kernels.default_block_sizes(h_pad, jnp.dtype(q.dtype).name)
     block_sizes = _fit_blocks(block_sizes, t, s)

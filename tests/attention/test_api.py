@@ -1,0 +1,208 @@
+"""The public API: the reference against an independent float64 formula, the softmax baseline,
+input errors, sharded inputs, and the sigmoid-vs-softmax Jacobian properties the paper relies on."""
+
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import sigjax
+from pallas_kernels.sigmoid_attention import BlockSizes
+from sigjax.attention import _pallas
+
+
+def numpy_attention(q, k, v, kind, q_lens, kv_lens, causal, bias=None, sigmoid_bias=None):
+    """Loop-free float64 formula written straight from the definition."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    b, t, n, h = q.shape
+    s = k.shape[1]
+    logits = np.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(h)
+    if bias is not None:
+        logits = logits + np.asarray(bias, np.float64)[:, None, None, :]
+    mask = (np.arange(t)[None, :, None] < q_lens[:, None, None]) & (
+        np.arange(s)[None, None, :] < kv_lens[:, None, None]
+    )
+    if causal:
+        mask = mask & (np.arange(s)[None, None, :] <= np.arange(t)[None, :, None])
+    mask = mask[:, None]
+    if kind == "sigmoid":
+        sb = -np.log(np.maximum(kv_lens, 1)) if sigmoid_bias is None else sigmoid_bias
+        w = 1 / (1 + np.exp(-(logits + np.reshape(sb, (-1, 1, 1, 1)))))
+        w = np.where(mask, w, 0)
+    else:
+        z = np.where(mask, logits, -np.inf)
+        z = z - np.max(np.where(mask, z, -1e300), axis=-1, keepdims=True)
+        w = np.where(mask, np.exp(z), 0)
+        w = w / np.maximum(w.sum(-1, keepdims=True), 1e-300)
+    return np.einsum("bnts,bsnh->btnh", w, v)
+
+
+def inputs(b=3, t=19, s=23, n=2, h=16, seed=0, dtype=jnp.float32):
+    rng = np.random.default_rng(seed)
+    q = jnp.asarray(rng.normal(size=(b, t, n, h)), dtype)
+    k = jnp.asarray(rng.normal(size=(b, s, n, h)), dtype)
+    v = jnp.asarray(rng.normal(size=(b, s, n, h)), dtype)
+    return q, k, v
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "softmax"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_xla_matches_float64_definition(kind, causal):
+    q, k, v = inputs()
+    ql, kl = np.array([19, 7, 0]), np.array([23, 0, 11])
+    bias = np.random.default_rng(1).normal(size=(3, 23)).astype(np.float32)
+    fn = sigjax.sigmoid_attention if kind == "sigmoid" else sigjax.softmax_attention
+    out = fn(q, k, v, jnp.asarray(bias), is_causal=causal, query_seq_lengths=jnp.asarray(ql),
+             key_value_seq_lengths=jnp.asarray(kl), implementation="xla")
+    ref = numpy_attention(q, k, v, kind, ql, kl, causal, bias)
+    np.testing.assert_allclose(np.asarray(out), ref, atol=2e-5, rtol=2e-5)
+    assert np.all(np.asarray(out)[1, 7:] == 0) and np.all(np.asarray(out)[1] == 0)
+
+
+def test_default_sigmoid_bias_is_minus_log_valid_keys():
+    q, k, v = inputs()
+    kl = jnp.array([23, 5, 1], jnp.int32)
+    a = sigjax.sigmoid_attention(q, k, v, key_value_seq_lengths=kl, implementation="xla")
+    b = sigjax.sigmoid_attention(
+        q, k, v, key_value_seq_lengths=kl, sigmoid_bias=-jnp.log(kl.astype(jnp.float32)),
+        implementation="xla",
+    )
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    c = sigjax.sigmoid_attention(q, k, v, key_value_seq_lengths=kl, sigmoid_bias=0.0, implementation="xla")
+    assert not np.allclose(np.asarray(a), np.asarray(c))
+
+
+def test_full_bias_broadcast_in_xla():
+    q, k, v = inputs(b=2, t=5, s=7)
+    full = jnp.asarray(np.random.default_rng(3).normal(size=(2, 2, 5, 7)), jnp.float32)
+    out = sigjax.sigmoid_attention(q, k, v, full, implementation="xla")
+    per_key = sigjax.sigmoid_attention(q, k, v, full[:, :1, :1, :].reshape(2, 7), implementation="xla")
+    assert out.shape == q.shape and not np.allclose(np.asarray(out), np.asarray(per_key))
+    with pytest.raises(ValueError, match="bias"):
+        sigjax.sigmoid_attention(q, k, v, full, implementation="pallas")
+
+
+def _bad(**over):
+    q, k, v = inputs(b=2, t=5, s=7)
+    args = dict(query=q, key=k, value=v)
+    args.update(over)
+    return args
+
+
+@pytest.mark.parametrize(
+    "fn", [sigjax.sigmoid_attention, sigjax.softmax_attention], ids=["sigmoid", "softmax"]
+)
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        (dict(query=jnp.zeros((2, 5, 16))), "query: got rank 3"),
+        (dict(key=jnp.zeros((2, 7, 3, 16))), "key: got shape"),
+        (dict(value=jnp.zeros((2, 6, 2, 16))), "value: got shape"),
+        (dict(key=jnp.zeros((2, 7, 2, 16), jnp.bfloat16)), "key/value: got dtypes"),
+        (dict(query=jnp.zeros((2, 5, 2, 16), jnp.int32)), "query: got dtype int32"),
+        (dict(query=jnp.zeros((2, 5, 2, 8)), key=jnp.zeros((2, 7, 2, 8)), value=jnp.zeros((2, 7, 2, 8))),
+         "head dim 8"),
+        (dict(query_seq_lengths=jnp.array([5, 6])), r"query_seq_lengths: got values in \[5, 6\]"),
+        (dict(key_value_seq_lengths=jnp.array([-1, 3])), "key_value_seq_lengths: got values"),
+        (dict(key_value_seq_lengths=jnp.array([3])), "key_value_seq_lengths: got shape"),
+        (dict(bias=jnp.zeros((2, 6))), "bias: got shape"),
+        (dict(implementation="cuda"), "implementation: got 'cuda'"),
+        (dict(scale=float("nan")), "scale: got nan"),
+    ],
+)
+def test_bad_input_names_the_argument(fn, over, match):
+    if fn is sigjax.softmax_attention and over.get("implementation") == "pallas":
+        pytest.fail("unreachable")
+    with pytest.raises(ValueError, match=match):
+        fn(**_bad(**over))
+
+
+def test_bad_sigmoid_bias_shape():
+    with pytest.raises(ValueError, match="sigmoid_bias: got shape"):
+        sigjax.sigmoid_attention(**_bad(sigmoid_bias=jnp.zeros((3,))))
+
+
+def test_lengths_checked_only_when_concrete_under_jit():
+    q, k, v = inputs(b=2, t=5, s=7)
+    f = jax.jit(lambda kl: sigjax.sigmoid_attention(q, k, v, key_value_seq_lengths=kl, implementation="xla"))
+    assert f(jnp.array([7, 2])).shape == q.shape
+
+
+@pytest.mark.parametrize("implementation", ["xla", "pallas"])
+def test_sharded_over_8_devices_matches_unsharded(implementation):
+    devices = jax.devices("cpu")
+    assert len(devices) >= 8, "tests/conftest.py sets 8 host devices"
+    mesh = jax.make_mesh((4, 2), ("data", "model"), axis_types=(AxisType.Explicit,) * 2,
+                         devices=devices[:8])
+    q, k, v = inputs(b=8, t=20, s=20, n=4, h=16, seed=7)
+    ql = jnp.asarray(np.random.default_rng(8).integers(0, 21, size=8), jnp.int32)
+    kl = jnp.asarray(np.random.default_rng(9).integers(0, 21, size=8), jnp.int32)
+    kw = dict(is_causal=True, implementation=implementation)
+    bs = BlockSizes(block_q=16, block_k=16, block_q_dq=16, block_k_dq=16, block_q_dkv=16, block_k_dkv=16)
+    if implementation == "pallas":
+        kw["block_sizes"] = bs
+
+    def loss(q, k, v, ql, kl):
+        out = sigjax.sigmoid_attention(q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, **kw)
+        return jnp.sum(out**2), out
+
+    with _pallas.force_interpret(True):
+        (_, expected), g_expected = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(q, k, v, ql, kl)
+        qkv = NamedSharding(mesh, P("data", None, "model", None))
+        lens = NamedSharding(mesh, P("data"))
+        args = [jax.device_put(x, qkv) for x in (q, k, v)] + [jax.device_put(x, lens) for x in (ql, kl)]
+        with jax.set_mesh(mesh):
+            (_, out), grads = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))(*args)
+    assert out.sharding.spec == P("data", None, "model", None)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), atol=1e-5)
+    for g, e in zip(grads, g_expected, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), atol=1e-5)
+
+
+def test_pallas_refuses_sequence_sharding():
+    mesh = jax.make_mesh((8,), ("seq",), axis_types=(AxisType.Explicit,), devices=jax.devices("cpu")[:8])
+    q, k, v = inputs(b=1, t=32, s=32, n=1, h=16)
+    spec = NamedSharding(mesh, P(None, "seq", None, None))
+    args = [jax.device_put(x, spec) for x in (q, k, v)]
+    with jax.set_mesh(mesh), pytest.raises(ValueError, match="query: sharded along tokens"):
+        jax.jit(lambda q, k, v: sigjax.sigmoid_attention(q, k, v, implementation="pallas"))(*args)
+
+
+# The paper's stability argument: d sigmoid(s_ij)/d s_kl is diagonal with entries <= 1/4, while
+# softmax couples every score of a row (a dense Jacobian).
+scores = hnp.arrays(np.float32, st.integers(2, 12), elements=st.floats(-30, 30, width=32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(scores)
+def test_sigmoid_weight_jacobian_is_diagonal_and_bounded(s):
+    jac = np.asarray(jax.jacobian(jax.nn.sigmoid)(jnp.asarray(s)))
+    off_diag = jac - np.diag(np.diag(jac))
+    assert np.all(off_diag == 0)
+    assert np.all(np.diag(jac) <= 0.25 + 1e-7) and np.all(np.diag(jac) >= 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float32, st.integers(2, 12), elements=st.floats(-5, 5, width=32)))
+def test_softmax_weight_jacobian_is_dense(s):
+    jac = np.asarray(jax.jacobian(jax.nn.softmax)(jnp.asarray(s)))
+    off_diag = jac - np.diag(np.diag(jac))
+    assert np.all(off_diag[~np.eye(len(s), dtype=bool)] < 0)  # -p_i p_j, never zero here.
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000))
+def test_attention_output_jacobian_wrt_scores(seed):
+    """Through the whole op: perturbing one key's logit (via bias) moves sigmoid outputs by at most
+    |v_j| / 4 per unit, independently of the other keys."""
+    q, k, v = inputs(b=1, t=4, s=6, n=1, h=16, seed=seed)
+    bias = jnp.zeros((1, 6), jnp.float32)
+    jac = jax.jacobian(lambda b: sigjax.sigmoid_attention(q, k, v, b, implementation="xla"))(bias)
+    jac = np.asarray(jac)[0, :, 0, :, 0, :]  # [T, H, S]
+    vmax = np.max(np.abs(np.asarray(v)[0, :, 0, :]), axis=-1)  # [S]
+    assert np.all(np.abs(jac) <= vmax[None, None, :] / 4 + 1e-6)

@@ -1,0 +1,219 @@
+"""The kernel test suite: Pallas kernels against the XLA reference (values and gradients).
+
+`KernelSuite` runs in Pallas interpret mode on CPU (`TestKernelsInterpret`) and compiled on a GPU
+(`TestKernelsCompiled`, marked `gpu`).
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sigjax
+from pallas_kernels.sigmoid_attention import BlockSizes
+from sigjax.attention import _pallas
+
+SMALL = BlockSizes(
+    block_q=16, block_k=16, num_warps=4, num_stages=1, block_q_dq=16, block_k_dq=16,
+    block_q_dkv=16, block_k_dkv=16, num_warps_bwd=4, num_stages_bwd=1,
+)
+MIXED = BlockSizes(
+    block_q=32, block_k=16, num_warps=4, num_stages=2, block_q_dq=16, block_k_dq=32,
+    block_q_dkv=32, block_k_dkv=16, num_warps_bwd=4, num_stages_bwd=1,
+)
+
+# (B, T, S, N, H, causal, padded, key bias, dtype, block sizes); odd T and S on purpose.
+CASES = [
+    (2, 37, 45, 2, 24, False, True, False, "float32", SMALL),
+    (2, 37, 45, 2, 24, True, True, True, "float32", SMALL),
+    (1, 64, 64, 2, 64, False, False, False, "float32", None),
+    (2, 50, 50, 1, 32, True, False, False, "float32", MIXED),
+    (3, 20, 70, 2, 16, False, True, True, "bfloat16", MIXED),
+    (2, 33, 33, 2, 64, True, True, False, "bfloat16", SMALL),
+    (1, 48, 40, 1, 128, False, True, True, "float16", None),
+    (1, 40, 24, 2, 80, False, True, False, "float32", SMALL),
+]
+GRAD_CASES = [c for i, c in enumerate(CASES) if i in (0, 1, 3, 4, 6)]
+TOL = {"float32": 2e-5, "bfloat16": 2e-2, "float16": 4e-3}
+COMPILED_TOL = {"float32": 5e-3, "bfloat16": 3e-2, "float16": 1e-2}  # tanh.approx sigmoid.
+
+
+def case_id(case):
+    b, t, s, n, h, causal, padded, bias, dtype, bs = case
+    return f"B{b}T{t}S{s}N{n}H{h}-{'causal' if causal else 'full'}-{'pad' if padded else 'dense'}" \
+        f"-{'bias' if bias else 'nobias'}-{dtype}-{'default' if bs is None else bs.block_q}"
+
+
+def make_inputs(case, seed=0):
+    b, t, s, n, h, causal, padded, bias, dtype, _ = case
+    rng = np.random.default_rng(seed)
+    dt = jnp.dtype(dtype)
+    q = jnp.asarray(rng.normal(size=(b, t, n, h)), dt)
+    k = jnp.asarray(rng.normal(size=(b, s, n, h)), dt)
+    v = jnp.asarray(rng.normal(size=(b, s, n, h)), dt)
+    kb = jnp.asarray(rng.normal(size=(b, s)), jnp.float32) if bias else None
+    if padded:
+        q_lens = rng.integers(1, t + 1, size=b)
+        kv_lens = rng.integers(1, s + 1, size=b)
+        q_lens[0], kv_lens[-1] = t, max(1, s // 3)  # One full query set, one short key set.
+        q_lens, kv_lens = jnp.asarray(q_lens, jnp.int32), jnp.asarray(kv_lens, jnp.int32)
+    else:
+        q_lens = kv_lens = None
+    return q, k, v, kb, q_lens, kv_lens
+
+
+def rel_err(x, ref):
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    return float(np.max(np.abs(x - ref)) / max(np.max(np.abs(ref)), 1e-6))
+
+
+def up(x):
+    return None if x is None else x.astype(jnp.float32)
+
+
+class KernelSuite:
+    """Shared checks; subclasses set `interpret` and `tol`."""
+
+    interpret: bool
+    tol: dict
+
+    def pallas(self, *args, block_sizes=None, **kwargs):
+        with _pallas.force_interpret(self.interpret):
+            return sigjax.sigmoid_attention(
+                *args, implementation="pallas", block_sizes=block_sizes, **kwargs
+            )
+
+    @pytest.mark.parametrize("case", CASES, ids=case_id)
+    def test_forward_matches_reference(self, case):
+        q, k, v, kb, ql, kl = make_inputs(case)
+        causal, dtype, bs = case[5], case[8], case[9]
+        kw = dict(is_causal=causal, query_seq_lengths=ql, key_value_seq_lengths=kl)
+        out = self.pallas(q, k, v, kb, block_sizes=bs, **kw)
+        ref = sigjax.sigmoid_attention(up(q), up(k), up(v), kb, implementation="xla", **kw)
+        chex.assert_shape(out, q.shape)
+        assert out.dtype == q.dtype
+        assert np.all(np.isfinite(np.asarray(out, np.float32)))
+        assert rel_err(out, ref) < self.tol[dtype], rel_err(out, ref)
+
+    @pytest.mark.parametrize("case", GRAD_CASES, ids=case_id)
+    def test_gradients_match_reference(self, case):
+        q, k, v, kb, ql, kl = make_inputs(case, seed=1)
+        causal, dtype, bs = case[5], case[8], case[9]
+        kw = dict(is_causal=causal, query_seq_lengths=ql, key_value_seq_lengths=kl)
+        ct = jnp.asarray(np.random.default_rng(2).normal(size=q.shape), jnp.float32)
+        argnums = (0, 1, 2, 3) if kb is not None else (0, 1, 2)
+
+        def loss(fn):
+            return lambda q, k, v, kb: jnp.sum(fn(q, k, v, kb).astype(jnp.float32) * ct)
+
+        grads = jax.grad(loss(lambda *a: self.pallas(*a, block_sizes=bs, **kw)), argnums)(
+            q, k, v, kb
+        )
+        ref = jax.grad(
+            loss(lambda *a: sigjax.sigmoid_attention(*a, implementation="xla", **kw)), argnums
+        )(up(q), up(k), up(v), kb)
+        for name, g, r in zip("qkvb"[: len(grads)], grads, ref, strict=True):
+            assert g.shape == r.shape
+            assert rel_err(g, r) < 2 * self.tol[dtype], (name, rel_err(g, r))
+
+    def test_padding_gets_exactly_zero_gradient(self):
+        case = (2, 37, 45, 2, 24, True, True, True, "float32", SMALL)
+        q, k, v, kb, ql, kl = make_inputs(case, seed=3)
+        ct = jnp.ones(q.shape, jnp.float32)  # Non-zero cotangent on padded rows too.
+        kw = dict(is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL)
+        dq, dk, dv, db = jax.grad(
+            lambda *a: jnp.sum(self.pallas(*a, **kw) * ct), (0, 1, 2, 3)
+        )(q, k, v, kb)
+        for bi in range(2):
+            assert np.all(np.asarray(dq[bi, int(ql[bi]):]) == 0)
+            assert np.all(np.asarray(dk[bi, int(kl[bi]):]) == 0)
+            assert np.all(np.asarray(dv[bi, int(kl[bi]):]) == 0)
+            assert np.all(np.asarray(db[bi, int(kl[bi]):]) == 0)
+            assert np.any(np.asarray(dq[bi, : int(ql[bi])]) != 0)
+
+    def test_zero_valid_keys_and_queries_give_zeros(self):
+        case = (2, 20, 30, 1, 16, False, False, False, "float32", SMALL)
+        q, k, v, _, _, _ = make_inputs(case)
+        ql, kl = jnp.array([20, 0], jnp.int32), jnp.array([0, 30], jnp.int32)
+        out, grads = jax.value_and_grad(
+            lambda q, k, v: jnp.sum(
+                self.pallas(q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL)
+            ),
+            (0, 1, 2),
+        )(q, k, v)
+        full = self.pallas(q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL)
+        assert np.all(np.asarray(full) == 0)
+        assert float(out) == 0.0
+        for g in grads:
+            assert np.all(np.isfinite(np.asarray(g))) and np.all(np.asarray(g) == 0)
+
+    def test_sigmoid_bias_float_and_array_with_gradient(self):
+        case = (2, 24, 40, 2, 16, False, True, False, "float32", SMALL)
+        q, k, v, _, ql, kl = make_inputs(case, seed=4)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+        for sb in (-2.5, jnp.array([-1.0, -3.0], jnp.float32)):
+            out = self.pallas(q, k, v, sigmoid_bias=sb, block_sizes=SMALL, **kw)
+            ref = sigjax.sigmoid_attention(q, k, v, sigmoid_bias=sb, implementation="xla", **kw)
+            assert rel_err(out, ref) < self.tol["float32"]
+        sb = jnp.array([-1.0, -3.0], jnp.float32)
+        g = jax.grad(lambda s: jnp.sum(self.pallas(q, k, v, sigmoid_bias=s, block_sizes=SMALL, **kw)))(sb)
+        r = jax.grad(
+            lambda s: jnp.sum(sigjax.sigmoid_attention(q, k, v, sigmoid_bias=s, implementation="xla", **kw))
+        )(sb)
+        assert rel_err(g, r) < 2 * self.tol["float32"]
+
+    def test_jit_and_vmap(self):
+        case = (2, 24, 24, 2, 16, True, True, False, "float32", SMALL)
+        q, k, v, _, ql, kl = make_inputs(case, seed=5)
+        qs, ks, vs = (jnp.stack([x, x[::-1]]) for x in (q, k, v))
+        qls, kls = jnp.stack([ql, ql[::-1]]), jnp.stack([kl, kl[::-1]])
+
+        def f(q, k, v, ql, kl):
+            return self.pallas(
+                q, k, v, is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl,
+                block_sizes=SMALL,
+            )
+
+        out = jax.jit(jax.vmap(f))(qs, ks, vs, qls, kls)
+        for i in range(2):
+            ref = sigjax.sigmoid_attention(
+                qs[i], ks[i], vs[i], is_causal=True, query_seq_lengths=qls[i],
+                key_value_seq_lengths=kls[i], implementation="xla",
+            )
+            assert rel_err(out[i], ref) < self.tol["float32"]
+
+
+class TestKernelsInterpret(KernelSuite):
+    interpret = True
+    tol = TOL
+
+
+@pytest.mark.gpu
+class TestKernelsCompiled(KernelSuite):
+    interpret = False
+    tol = COMPILED_TOL
+
+    def test_exact_sigmoid_switch(self):
+        case = (2, 300, 257, 2, 64, False, True, False, "float32", None)
+        q, k, v, _, ql, kl = make_inputs(case)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+        out = self.pallas(q, k, v, exact_sigmoid=True, **kw)
+        ref = sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)
+        assert rel_err(out, ref) < 1e-4
+
+    @pytest.mark.parametrize("t", [1000, 4096])
+    @pytest.mark.parametrize("h", [64, 128])
+    def test_long_bf16_default_blocks(self, t, h):
+        case = (2, t, t, 2, h, False, True, False, "bfloat16", None)
+        q, k, v, _, ql, kl = make_inputs(case, seed=6)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+        out = jax.jit(lambda *a: self.pallas(*a, **kw))(q, k, v)
+        ref = sigjax.sigmoid_attention(up(q), up(k), up(v), implementation="xla", **kw)
+        assert rel_err(out, ref) < self.tol["bfloat16"]
+        g = jax.jit(jax.grad(lambda q, k, v: jnp.sum(self.pallas(q, k, v, **kw).astype(jnp.float32)), (0, 1, 2)))(q, k, v)
+        r = jax.grad(
+            lambda q, k, v: jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)), (0, 1, 2)
+        )(up(q), up(k), up(v))
+        for a, b in zip(g, r, strict=True):
+            assert rel_err(a, b) < 2 * self.tol["bfloat16"]
