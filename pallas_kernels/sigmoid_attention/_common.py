@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 
@@ -24,12 +25,33 @@ def dot(a: jax.Array, b: jax.Array, *, trans_b: bool = False) -> jax.Array:
     return plgpu.dot(a, b, trans_b=trans_b, precision=precision)
 
 
-def run_loops(ranges, body, carry):
+def bias_spec(half_bias: jax.Array, n: int, block: int | None, axis_from_grid: bool):
+    """BlockSpec of the halved logit bias: [B, S] per key, or [B] one scalar per sequence.
+
+    The scalar form (no per-key bias) saves a vector load and a broadcast in every tile.
+    """
+    if half_bias.ndim == 1:
+        return pl.BlockSpec((1,), lambda i, bn: (bn // n,))
+    if axis_from_grid:
+        return pl.BlockSpec((None, block), lambda j, bn: (bn // n, j))
+    return pl.BlockSpec((None, half_bias.shape[1]), lambda i, bn: (bn // n, 0))
+
+
+def load_bias(bias_ref, start, size: int, per_key: bool):
+    """The halved bias for keys [start, start + size): a [size] vector, or the sequence's scalar."""
+    if not per_key:
+        return bias_ref[0]
+    return bias_ref[pl.ds(start, size)] if start is not None else bias_ref[...]
+
+
+def run_loops(ranges, body, carry, split: bool = True):
     """Runs `body(index, carry, masked)` over consecutive [lo, hi) ranges, each with its mask flag.
 
     Interior tiles (fully valid, fully below the causal diagonal) take the unmasked body; only
     boundary tiles pay for building and applying a mask.
     """
+    if not split:  # One masked loop over the whole span (a tuning option).
+        return lax.fori_loop(ranges[0][0], ranges[-1][1], lambda j, c: body(j, c, True), carry)
     for lo, hi, masked in ranges:
         carry = lax.fori_loop(lo, hi, lambda j, c, m=masked: body(j, c, m), carry)
     return carry

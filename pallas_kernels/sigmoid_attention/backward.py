@@ -18,8 +18,22 @@ from pallas_kernels.sigmoid_attention.block_sizes import BlockSizes
 
 
 def _dq_kernel(
-    q_ref, k_ref, v_ref, bias_ref, do_ref, q_len_ref, kv_len_ref, dq_ref, *,
-    scale: float, block_q: int, block_k: int, is_causal: bool, approx: bool,
+    q_ref,
+    k_ref,
+    v_ref,
+    bias_ref,
+    do_ref,
+    q_len_ref,
+    kv_len_ref,
+    dq_ref,
+    *,
+    scale: float,
+    block_q: int,
+    block_k: int,
+    is_causal: bool,
+    approx: bool,
+    per_key: bool,
+    split: bool,
 ):
     q_start = pl.program_id(0) * block_q
     q_len = q_len_ref[0]
@@ -39,9 +53,9 @@ def _dq_kernel(
         k_start = j * block_k
         k = k_ref[pl.ds(k_start, block_k), :]
         v = v_ref[pl.ds(k_start, block_k), :]
-        b = bias_ref[pl.ds(k_start, block_k)]
+        b = _common.load_bias(bias_ref, k_start, block_k, per_key)
         p = _common.sigmoid_from_half_logits(
-            _common.dot(q, k, trans_b=True) * (0.5 * scale) + b[None, :], approx
+            _common.dot(q, k, trans_b=True) * (0.5 * scale) + (b[None, :] if per_key else b), approx
         )
         dp = _common.dot(do, v, trans_b=True)
         ds = dp * p * (1.0 - p)
@@ -54,14 +68,29 @@ def _dq_kernel(
         return acc + _common.dot(ds.astype(k.dtype), k)
 
     acc = jnp.zeros((block_q, q.shape[-1]), jnp.float32)
-    acc = _common.run_loops(_common.split_ranges(0, 0, full_end, end), body, acc)
+    acc = _common.run_loops(_common.split_ranges(0, 0, full_end, end), body, acc, split)
     acc = jnp.where((q_idx < q_len)[:, None], acc * scale, 0.0)
     dq_ref[...] = acc.astype(dq_ref.dtype)
 
 
 def _dkv_kernel(
-    q_ref, k_ref, v_ref, bias_ref, do_ref, q_len_ref, kv_len_ref, dk_ref, dv_ref, *dbias_refs,
-    scale: float, block_q: int, block_k: int, is_causal: bool, approx: bool,
+    q_ref,
+    k_ref,
+    v_ref,
+    bias_ref,
+    do_ref,
+    q_len_ref,
+    kv_len_ref,
+    dk_ref,
+    dv_ref,
+    *dbias_refs,
+    scale: float,
+    block_q: int,
+    block_k: int,
+    is_causal: bool,
+    approx: bool,
+    per_key: bool,
+    split: bool,
 ):
     # Tiles are kept transposed, [block_k, block_q], so that dk and dv accumulate as [block_k, H].
     k_start = pl.program_id(0) * block_k
@@ -69,7 +98,7 @@ def _dkv_kernel(
     kv_len = kv_len_ref[0]
     k = k_ref[...]
     v = v_ref[...]
-    b = bias_ref[...]
+    b = _common.load_bias(bias_ref, None, block_k, per_key)
     k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
 
     # Query blocks that see any key of this block: all valid ones, or from the diagonal on.
@@ -85,7 +114,7 @@ def _dkv_kernel(
         q = q_ref[pl.ds(q_start, block_q), :]
         do = do_ref[pl.ds(q_start, block_q), :]
         p = _common.sigmoid_from_half_logits(
-            _common.dot(k, q, trans_b=True) * (0.5 * scale) + b[:, None], approx
+            _common.dot(k, q, trans_b=True) * (0.5 * scale) + (b[:, None] if per_key else b), approx
         )
         dp = _common.dot(v, do, trans_b=True)
         if masked:
@@ -105,7 +134,7 @@ def _dkv_kernel(
     zeros = jnp.zeros((block_k, h), jnp.float32)
     dbias0 = jnp.zeros((block_k,), jnp.float32) if dbias_refs else None
     ranges = _common.split_ranges(lo, diag_end, full_end, end)
-    dk, dv, dbias = _common.run_loops(ranges, body, (zeros, zeros, dbias0))
+    dk, dv, dbias = _common.run_loops(ranges, body, (zeros, zeros, dbias0), split)
     dk_ref[...] = (dk * scale).astype(dk_ref.dtype)
     dv_ref[...] = dv.astype(dv_ref.dtype)
     if dbias_refs:
@@ -120,23 +149,47 @@ def _lens_specs(n: int):
 
 
 def backward_dq(
-    q, k, v, half_bias, do, q_lens, kv_lens, *,
-    scale: float, is_causal: bool, block_sizes: BlockSizes, approx_sigmoid: bool, interpret: bool,
+    q,
+    k,
+    v,
+    half_bias,
+    do,
+    q_lens,
+    kv_lens,
+    *,
+    scale: float,
+    is_causal: bool,
+    block_sizes: BlockSizes,
+    approx_sigmoid: bool,
+    interpret: bool,
 ) -> jax.Array:
     """dQ for block-aligned inputs (shapes as `forward`, do like q). Returns [B, T, N, H]."""
     b, t, n, h = q.shape
     s = k.shape[1]
     bq, bk = block_sizes.block_q_dq, block_sizes.block_k_dq
     kernel = functools.partial(
-        _dq_kernel, scale=scale, block_q=bq, block_k=bk, is_causal=is_causal, approx=approx_sigmoid
+        _dq_kernel,
+        scale=scale,
+        block_q=bq,
+        block_k=bk,
+        is_causal=is_causal,
+        approx=approx_sigmoid,
+        per_key=half_bias.ndim == 2,
+        split=block_sizes.split_loops,
     )
     q_spec = pl.BlockSpec((None, bq, None, h), lambda i, bn: (bn // n, i, bn % n, 0))
     kv_spec = pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0))
     return pl.pallas_call(
         kernel,
         grid=(t // bq, b * n),
-        in_specs=[q_spec, kv_spec, kv_spec, pl.BlockSpec((None, s), lambda i, bn: (bn // n, 0)),
-                  q_spec, *_lens_specs(n)],
+        in_specs=[
+            q_spec,
+            kv_spec,
+            kv_spec,
+            _common.bias_spec(half_bias, n, None, False),
+            q_spec,
+            *_lens_specs(n),
+        ],
         out_specs=q_spec,
         out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
         compiler_params=plgpu.CompilerParams(
@@ -148,8 +201,19 @@ def backward_dq(
 
 
 def backward_dkv(
-    q, k, v, half_bias, do, q_lens, kv_lens, *,
-    scale: float, is_causal: bool, block_sizes: BlockSizes, approx_sigmoid: bool, interpret: bool,
+    q,
+    k,
+    v,
+    half_bias,
+    do,
+    q_lens,
+    kv_lens,
+    *,
+    scale: float,
+    is_causal: bool,
+    block_sizes: BlockSizes,
+    approx_sigmoid: bool,
+    interpret: bool,
     with_dbias: bool,
 ):
     """dK, dV (and, if with_dbias, per-head bias column sums [B, N, S] float32)."""
@@ -157,7 +221,14 @@ def backward_dkv(
     s = k.shape[1]
     bq, bk = block_sizes.block_q_dkv, block_sizes.block_k_dkv
     kernel = functools.partial(
-        _dkv_kernel, scale=scale, block_q=bq, block_k=bk, is_causal=is_causal, approx=approx_sigmoid
+        _dkv_kernel,
+        scale=scale,
+        block_q=bq,
+        block_k=bk,
+        is_causal=is_causal,
+        approx=approx_sigmoid,
+        per_key=half_bias.ndim == 2,
+        split=block_sizes.split_loops,
     )
     q_spec = pl.BlockSpec((None, t, None, h), lambda j, bn: (bn // n, 0, bn % n, 0))
     kv_spec = pl.BlockSpec((None, bk, None, h), lambda j, bn: (bn // n, j, bn % n, 0))
@@ -169,8 +240,14 @@ def backward_dkv(
     outs = pl.pallas_call(
         kernel,
         grid=(s // bk, b * n),
-        in_specs=[q_spec, kv_spec, kv_spec, pl.BlockSpec((None, bk), lambda j, bn: (bn // n, j)),
-                  q_spec, *_lens_specs(n)],
+        in_specs=[
+            q_spec,
+            kv_spec,
+            kv_spec,
+            _common.bias_spec(half_bias, n, bk, True),
+            q_spec,
+            *_lens_specs(n),
+        ],
         out_specs=out_specs,
         out_shape=out_shape,
         compiler_params=plgpu.CompilerParams(

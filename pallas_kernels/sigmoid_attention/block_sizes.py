@@ -18,6 +18,8 @@ class BlockSizes:
       block_q_dq, block_k_dq: dQ kernel query/key tile.
       block_q_dkv, block_k_dkv: dK/dV kernel query/key tile.
       num_warps_bwd, num_stages_bwd: backward launches.
+      split_loops: run interior tiles in a loop without masking, boundary tiles in masked loops;
+        False runs one masked loop.
     """
 
     block_q: int = 128
@@ -30,12 +32,15 @@ class BlockSizes:
     block_k_dkv: int = 64
     num_warps_bwd: int = 4
     num_stages_bwd: int = 2
+    split_loops: bool = True
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name.startswith("block_") and (value < 16 or value & (value - 1)):
-                raise ValueError(f"BlockSizes.{field.name}: got {value}, expected a power of 2 >= 16")
+                raise ValueError(
+                    f"BlockSizes.{field.name}: got {value}, expected a power of 2 >= 16"
+                )
             if field.name.startswith("num_") and value < 1:
                 raise ValueError(f"BlockSizes.{field.name}: got {value}, expected >= 1")
 
@@ -57,8 +62,14 @@ _TABLE = {
     (64, "bfloat16"): BlockSizes(block_q=128, block_k=64, num_warps=4, num_stages=3),
     (128, "bfloat16"): BlockSizes(block_q=128, block_k=64, num_warps=8, num_stages=3),
     (256, "bfloat16"): BlockSizes(
-        block_q=64, block_k=32, num_warps=4, num_stages=2, block_q_dq=32, block_k_dq=32,
-        block_q_dkv=32, block_k_dkv=32,
+        block_q=64,
+        block_k=32,
+        num_warps=4,
+        num_stages=2,
+        block_q_dq=32,
+        block_k_dq=32,
+        block_q_dkv=32,
+        block_k_dkv=32,
     ),
 }
 
@@ -71,12 +82,26 @@ def default_block_sizes(head_dim: int, dtype_name: str) -> BlockSizes:
         # float32 tiles take twice the shared memory and run without tensor-core bf16 rates.
         if head_dim >= 256:
             return BlockSizes(
-                block_q=32, block_k=32, num_warps=4, num_stages=1, block_q_dq=32, block_k_dq=32,
-                block_q_dkv=32, block_k_dkv=32, num_stages_bwd=1,
+                block_q=32,
+                block_k=32,
+                num_warps=4,
+                num_stages=1,
+                block_q_dq=32,
+                block_k_dq=32,
+                block_q_dkv=32,
+                block_k_dkv=32,
+                num_stages_bwd=1,
             )
         return BlockSizes(
-            block_q=64, block_k=32, num_warps=4, num_stages=2, block_q_dq=32, block_k_dq=32,
-            block_q_dkv=32, block_k_dkv=32, num_stages_bwd=1,
+            block_q=64,
+            block_k=32,
+            num_warps=4,
+            num_stages=2,
+            block_q_dq=32,
+            block_k_dq=32,
+            block_q_dkv=32,
+            block_k_dkv=32,
+            num_stages_bwd=1,
         )
     key = (min(max(head_dim, 16), 256), dtype_name)
     return _TABLE.get(key, BlockSizes())

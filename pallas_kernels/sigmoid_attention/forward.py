@@ -16,11 +16,24 @@ from pallas_kernels.sigmoid_attention.block_sizes import BlockSizes
 
 
 def _forward_kernel(
-    q_ref, k_ref, v_ref, bias_ref, q_len_ref, kv_len_ref, o_ref, *,
-    half_scale: float, block_q: int, block_k: int, is_causal: bool, approx: bool,
+    q_ref,
+    k_ref,
+    v_ref,
+    bias_ref,
+    q_len_ref,
+    kv_len_ref,
+    o_ref,
+    *,
+    half_scale: float,
+    block_q: int,
+    block_k: int,
+    is_causal: bool,
+    approx: bool,
+    per_key: bool,
+    split: bool,
 ):
-    # q_ref: [block_q, H]; k_ref, v_ref: [S, H]; bias_ref: [S] float32, already halved
-    # (0.5 * (sigmoid_bias + key bias)); q_len_ref, kv_len_ref: [1]; o_ref: [block_q, H].
+    # q_ref: [block_q, H]; k_ref, v_ref: [S, H]; bias_ref: [S] (per_key) or [1] float32, already
+    # halved (0.5 * (sigmoid_bias + key bias)); q_len_ref, kv_len_ref: [1]; o_ref: [block_q, H].
     q_start = pl.program_id(0) * block_q
     q_len = q_len_ref[0]
     kv_len = kv_len_ref[0]
@@ -40,8 +53,8 @@ def _forward_kernel(
         k_start = j * block_k
         k = k_ref[pl.ds(k_start, block_k), :]
         v = v_ref[pl.ds(k_start, block_k), :]
-        b = bias_ref[pl.ds(k_start, block_k)]
-        s = _common.dot(q, k, trans_b=True) * half_scale + b[None, :]
+        b = _common.load_bias(bias_ref, k_start, block_k, per_key)
+        s = _common.dot(q, k, trans_b=True) * half_scale + (b[None, :] if per_key else b)
         p = _common.sigmoid_from_half_logits(s, approx)
         if masked:
             k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
@@ -53,7 +66,7 @@ def _forward_kernel(
 
     acc = jnp.zeros((block_q, q.shape[-1]), jnp.float32)
     ranges = _common.split_ranges(first_partial, first_partial, full_end, end)
-    acc = _common.run_loops(ranges, body, acc)
+    acc = _common.run_loops(ranges, body, acc, split)
     acc = jnp.where((q_idx < q_len)[:, None], acc, 0.0)
     o_ref[...] = acc.astype(o_ref.dtype)
 
@@ -77,7 +90,7 @@ def forward(
     Args:
       q: [B, T, N, H] with T a multiple of block_sizes.block_q and H a power of 2.
       k, v: [B, S, N, H] with S a multiple of block_sizes.block_k.
-      half_bias: [B, S] float32, 0.5 * (sigmoid_bias_b + key bias_bj).
+      half_bias: [B, S] float32, 0.5 * (sigmoid_bias_b + key bias_bj), or [B] without key bias.
       q_lens, kv_lens: [B] int32 valid lengths.
       scale: logit scale.
       is_causal: mask keys after the query.
@@ -92,8 +105,14 @@ def forward(
     s = k.shape[1]
     bq, bk = block_sizes.block_q, block_sizes.block_k
     kernel = functools.partial(
-        _forward_kernel, half_scale=0.5 * scale, block_q=bq, block_k=bk, is_causal=is_causal,
+        _forward_kernel,
+        half_scale=0.5 * scale,
+        block_q=bq,
+        block_k=bk,
+        is_causal=is_causal,
         approx=approx_sigmoid,
+        per_key=half_bias.ndim == 2,
+        split=block_sizes.split_loops,
     )
     return pl.pallas_call(
         kernel,
@@ -103,7 +122,7 @@ def forward(
             # Whole-sequence blocks take block index 0 along the sequence axis.
             pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0)),
             pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0)),
-            pl.BlockSpec((None, s), lambda i, bn: (bn // n, 0)),
+            _common.bias_spec(half_bias, n, None, axis_from_grid=False),
             pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
             pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
         ],

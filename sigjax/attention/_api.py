@@ -70,12 +70,20 @@ def _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_leng
             _fail("bias", type(bias).__name__, "an array")
         if bias.ndim == 2:
             if bias.shape != (b, s):
-                _fail("bias", f"shape {bias.shape}", f"[B, S] = ({b}, {s}) or broadcastable to [B, N, T, S]")
+                _fail(
+                    "bias",
+                    f"shape {bias.shape}",
+                    f"[B, S] = ({b}, {s}) or broadcastable to [B, N, T, S]",
+                )
         else:
             try:
                 jnp.broadcast_shapes(bias.shape, (b, n, t, s))
             except ValueError:
-                _fail("bias", f"shape {bias.shape}", f"[B, S] = ({b}, {s}) or broadcastable to {(b, n, t, s)}")
+                _fail(
+                    "bias",
+                    f"shape {bias.shape}",
+                    f"[B, S] = ({b}, {s}) or broadcastable to {(b, n, t, s)}",
+                )
     q_lens = _check_lengths("query_seq_lengths", query_seq_lengths, b, t, f"T={t}")
     kv_lens = _check_lengths("key_value_seq_lengths", key_value_seq_lengths, b, s, f"S={s}")
     return q_lens, kv_lens
@@ -89,7 +97,7 @@ def _resolve_scale(scale, head_dim: int) -> float:
     return float(scale)
 
 
-def default_sigmoid_bias(kv_lens: Int[Array, "B"]) -> Float[Array, "B"]:
+def default_sigmoid_bias(kv_lens: Int[Array, " B"]) -> Float[Array, " B"]:
     """The paper's bias, -log(number of valid keys); a sequence with no valid key gets 0."""
     return -jnp.log(jnp.maximum(kv_lens, 1).astype(jnp.float32))
 
@@ -116,15 +124,15 @@ def sigmoid_attention(
     bias: Float[Array, "B S"] | jax.Array | None = None,
     *,
     scale: float | None = None,
-    sigmoid_bias: float | Float[Array, "B"] | None = None,
+    sigmoid_bias: float | Float[Array, " B"] | None = None,
     is_causal: bool = False,
-    query_seq_lengths: Int[Array, "B"] | None = None,
-    key_value_seq_lengths: Int[Array, "B"] | None = None,
+    query_seq_lengths: Int[Array, " B"] | None = None,
+    key_value_seq_lengths: Int[Array, " B"] | None = None,
     implementation: Implementation = None,
     exact_sigmoid: bool = False,
     block_sizes=None,
 ) -> Float[Array, "B T N H"]:
-    """Sigmoid attention, out[b, i] = sum_j sigmoid(scale q_i.k_j + sigmoid_bias_b + bias[b, j]) v_j.
+    """Sigmoid attention: out[b, i] = sum_j sigmoid(scale q_i.k_j + sigmoid_bias_b + bias_bj) v_j.
 
     The sum runs over valid keys j < key_value_seq_lengths[b] (and j <= i when causal); rows of
     padded queries (i >= query_seq_lengths[b]) are 0 and padded positions get exactly zero gradient.
@@ -136,7 +144,7 @@ def sigmoid_attention(
       bias: optional additive logit bias, [B, S] (one value per key, every implementation) or, for
         implementation="xla" only, any shape broadcastable to [B, N, T, S].
       scale: logit scale; default 1/sqrt(H).
-      sigmoid_bias: None for the paper's -log(valid keys of sequence b), else a float or a [B] array.
+      sigmoid_bias: None for the paper's -log(valid keys of sequence b), else a float or [B].
       is_causal: mask keys after the query (key j <= query i).
       query_seq_lengths: [B] int, valid queries per sequence; default T.
       key_value_seq_lengths: [B] int, valid keys per sequence; default S.
@@ -145,7 +153,7 @@ def sigmoid_attention(
       exact_sigmoid: the Pallas kernel on GPU computes sigmoid with the fast tanh.approx
         instruction in float32 (about 2.5e-3 relative error in bf16 outputs); True uses exp and a
         division instead. Ignored by "xla", which is always exact.
-      block_sizes: optional `pallas_kernels.sigmoid_attention.BlockSizes` overriding the tuned table.
+      block_sizes: a `pallas_kernels.sigmoid_attention.BlockSizes` overriding the tuned table.
 
     Returns:
       [B, T, N, H] output in the query dtype.
@@ -154,7 +162,9 @@ def sigmoid_attention(
       ValueError: naming the argument, on wrong ranks, shapes, dtypes, head dims, lengths (when
         concrete) or implementation names.
     """
-    q_lens, kv_lens = _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_lengths)
+    q_lens, kv_lens = _check_inputs(
+        query, key, value, bias, query_seq_lengths, key_value_seq_lengths
+    )
     scale = _resolve_scale(scale, query.shape[-1])
     sb = _resolve_sigmoid_bias(sigmoid_bias, kv_lens, query.shape[0])
     if implementation is None:
@@ -165,7 +175,11 @@ def sigmoid_attention(
         )
     if implementation == "pallas":
         if bias is not None and bias.ndim != 2:
-            _fail("bias", f"shape {bias.shape}", "[B, S] for implementation='pallas' (use 'xla' for full biases)")
+            _fail(
+                "bias",
+                f"shape {bias.shape}",
+                "[B, S] for implementation='pallas' (use 'xla' for full biases)",
+            )
         from sigjax.attention import _pallas  # Keeps Pallas out of the import path of xla users.
 
         return _pallas.sigmoid_attention_pallas(
@@ -193,8 +207,8 @@ def softmax_attention(
     *,
     scale: float | None = None,
     is_causal: bool = False,
-    query_seq_lengths: Int[Array, "B"] | None = None,
-    key_value_seq_lengths: Int[Array, "B"] | None = None,
+    query_seq_lengths: Int[Array, " B"] | None = None,
+    key_value_seq_lengths: Int[Array, " B"] | None = None,
     implementation: Literal["cudnn", "xla"] | None = None,
 ) -> Float[Array, "B T N H"]:
     """Softmax attention with sigmoid_attention's signature and padding rules: the baseline.
@@ -213,12 +227,13 @@ def softmax_attention(
     Raises:
       ValueError: as `sigmoid_attention`.
     """
-    q_lens, kv_lens = _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_lengths)
+    q_lens, kv_lens = _check_inputs(
+        query, key, value, bias, query_seq_lengths, key_value_seq_lengths
+    )
     scale = _resolve_scale(scale, query.shape[-1])
     if implementation not in (None, "cudnn", "xla"):
         _fail("implementation", repr(implementation), "None, 'cudnn' or 'xla'")
-    b, t, n, _ = query.shape
-    s = key.shape[1]
+    t = query.shape[1]
     if implementation == "xla" or (implementation is None and not _default_backend_is_gpu()):
         return _reference.softmax_attention_xla(
             query, key, value, bias, q_lens, kv_lens, scale=scale, is_causal=is_causal

@@ -16,7 +16,6 @@ from jax.sharding import PartitionSpec as P
 
 from pallas_kernels import sigmoid_attention as kernels
 
-
 # None: interpret exactly when the default backend is not a GPU. Tests force it either way.
 _FORCE_INTERPRET: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
     "sigjax_pallas_interpret", default=None
@@ -25,7 +24,7 @@ _FORCE_INTERPRET: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def force_interpret(interpret: bool):
-    """Runs the Pallas kernels in (or out of) interpret mode inside the block, whatever the backend."""
+    """Runs the Pallas kernels in (or out of) interpret mode inside the block, on any backend."""
     token = _FORCE_INTERPRET.set(interpret)
     try:
         yield
@@ -45,8 +44,11 @@ class _Static:
 
 def _kernel_kwargs(st: _Static) -> dict:
     return dict(
-        scale=st.scale, is_causal=st.is_causal, block_sizes=st.block_sizes,
-        approx_sigmoid=st.approx_sigmoid, interpret=st.interpret,
+        scale=st.scale,
+        is_causal=st.is_causal,
+        block_sizes=st.block_sizes,
+        approx_sigmoid=st.approx_sigmoid,
+        interpret=st.interpret,
     )
 
 
@@ -86,9 +88,12 @@ def _fit_blocks(bs: kernels.BlockSizes, t: int, s: int) -> kernels.BlockSizes:
     tk = max(16, _next_power_of_2(s))
     return dataclasses.replace(
         bs,
-        block_q=min(bs.block_q, tq), block_q_dq=min(bs.block_q_dq, tq),
-        block_q_dkv=min(bs.block_q_dkv, tq), block_k=min(bs.block_k, tk),
-        block_k_dq=min(bs.block_k_dq, tk), block_k_dkv=min(bs.block_k_dkv, tk),
+        block_q=min(bs.block_q, tq),
+        block_q_dq=min(bs.block_q_dq, tq),
+        block_q_dkv=min(bs.block_q_dkv, tq),
+        block_k=min(bs.block_k, tk),
+        block_k_dq=min(bs.block_k_dq, tk),
+        block_k_dkv=min(bs.block_k_dkv, tk),
     )
 
 
@@ -100,8 +105,9 @@ def _pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
     return jnp.pad(x, widths)
 
 
-def _per_shard(q, k, v, half_bias, q_lens, kv_lens, *, scale, is_causal, block_sizes,
-               exact_sigmoid, with_dbias):
+def _per_shard(
+    q, k, v, half_bias, q_lens, kv_lens, *, scale, is_causal, block_sizes, exact_sigmoid, with_dbias
+):
     _, t, _, h = q.shape
     s = k.shape[1]
     h_pad = max(16, _next_power_of_2(h))  # Zero head-dim columns change no dot product.
@@ -114,14 +120,19 @@ def _per_shard(q, k, v, half_bias, q_lens, kv_lens, *, scale, is_causal, block_s
     t_pad = -(-t // block_sizes.q_multiple) * block_sizes.q_multiple
     s_pad = -(-s // block_sizes.k_multiple) * block_sizes.k_multiple
     st = _Static(
-        scale=scale, is_causal=is_causal, block_sizes=block_sizes,
-        approx_sigmoid=not exact_sigmoid and not interpret, interpret=interpret,
+        scale=scale,
+        is_causal=is_causal,
+        block_sizes=block_sizes,
+        approx_sigmoid=not exact_sigmoid and not interpret,
+        interpret=interpret,
         with_dbias=with_dbias,
     )
     q_p = _pad_axis(_pad_axis(q, 1, t_pad), 3, h_pad)
     k_p = _pad_axis(_pad_axis(k, 1, s_pad), 3, h_pad)
     v_p = _pad_axis(_pad_axis(v, 1, s_pad), 3, h_pad)
-    out = _attention(q_p, k_p, v_p, _pad_axis(half_bias, 1, s_pad), q_lens, kv_lens, st)
+    if half_bias.ndim == 2:
+        half_bias = _pad_axis(half_bias, 1, s_pad)
+    out = _attention(q_p, k_p, v_p, half_bias, q_lens, kv_lens, st)
     return out[:, :t, :, :h]
 
 
@@ -130,18 +141,36 @@ def _mesh_axes(spec, dim: int):
 
 
 def sigmoid_attention_pallas(
-    query, key, value, bias, sigmoid_bias, q_lens, kv_lens, *, scale, is_causal, exact_sigmoid,
-    block_sizes, bias_needs_grad,
+    query,
+    key,
+    value,
+    bias,
+    sigmoid_bias,
+    q_lens,
+    kv_lens,
+    *,
+    scale,
+    is_causal,
+    exact_sigmoid,
+    block_sizes,
+    bias_needs_grad,
 ):
     """Validated inputs in, kernel output out (see `sigjax.sigmoid_attention`)."""
-    half_bias = jnp.broadcast_to(0.5 * sigmoid_bias[:, None], (key.shape[0], key.shape[1]))
-    if bias is not None:
-        half_bias = half_bias + 0.5 * bias.astype(jnp.float32)
-    if not bias_needs_grad:
-        half_bias = jax.lax.stop_gradient(half_bias)
+    # Logits enter the kernels halved (sigmoid(x) = 0.5 + 0.5 tanh(x / 2)). Without a per-key
+    # bias and without a bias gradient, one scalar per sequence is enough: [B] instead of [B, S].
+    if bias is None and not bias_needs_grad:
+        half_bias = jax.lax.stop_gradient(0.5 * sigmoid_bias)
+    else:
+        half_bias = jnp.broadcast_to(0.5 * sigmoid_bias[:, None], (key.shape[0], key.shape[1]))
+        if bias is not None:
+            half_bias = half_bias + 0.5 * bias.astype(jnp.float32)
     fn = functools.partial(
-        _per_shard, scale=scale, is_causal=is_causal, block_sizes=block_sizes,
-        exact_sigmoid=exact_sigmoid, with_dbias=bias_needs_grad,
+        _per_shard,
+        scale=scale,
+        is_causal=is_causal,
+        block_sizes=block_sizes,
+        exact_sigmoid=exact_sigmoid,
+        with_dbias=bias_needs_grad,
     )
     sharding = getattr(jax.typeof(query), "sharding", None)
     mesh = getattr(sharding, "mesh", None)
@@ -160,7 +189,14 @@ def sigmoid_attention_pallas(
     return jax.shard_map(
         fn,
         mesh=mesh,
-        in_specs=(qkv_spec, qkv_spec, qkv_spec, P(batch_axes, None), P(batch_axes), P(batch_axes)),
+        in_specs=(
+            qkv_spec,
+            qkv_spec,
+            qkv_spec,
+            P(batch_axes, *([None] * (half_bias.ndim - 1))),
+            P(batch_axes),
+            P(batch_axes),
+        ),
         out_specs=qkv_spec,
         check_vma=False,
     )(query, key, value, half_bias, q_lens, kv_lens)

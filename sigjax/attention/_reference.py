@@ -9,8 +9,8 @@ from jaxtyping import Array, Float, Int
 
 
 def valid_mask(
-    q_lens: Int[Array, "B"],
-    kv_lens: Int[Array, "B"],
+    q_lens: Int[Array, " B"],
+    kv_lens: Int[Array, " B"],
     t: int,
     s: int,
     is_causal: bool,
@@ -18,7 +18,9 @@ def valid_mask(
     """Boolean [B, 1, T, S] mask of the (query, key) pairs that take part in attention."""
     q_idx = jnp.arange(t, dtype=jnp.int32)
     k_idx = jnp.arange(s, dtype=jnp.int32)
-    mask = (q_idx[None, :, None] < q_lens[:, None, None]) & (k_idx[None, None, :] < kv_lens[:, None, None])
+    mask = (q_idx[None, :, None] < q_lens[:, None, None]) & (
+        k_idx[None, None, :] < kv_lens[:, None, None]
+    )
     if is_causal:
         mask = mask & (k_idx[None, None, :] <= q_idx[None, :, None])
     return mask[:, None]
@@ -40,9 +42,9 @@ def sigmoid_attention_xla(
     key: Float[Array, "B S N H"],
     value: Float[Array, "B S N H"],
     bias: jax.Array | None,
-    sigmoid_bias: Float[Array, "B"],
-    q_lens: Int[Array, "B"],
-    kv_lens: Int[Array, "B"],
+    sigmoid_bias: Float[Array, " B"],
+    q_lens: Int[Array, " B"],
+    kv_lens: Int[Array, " B"],
     *,
     scale: float,
     is_causal: bool,
@@ -81,8 +83,8 @@ def softmax_attention_xla(
     key: Float[Array, "B S N H"],
     value: Float[Array, "B S N H"],
     bias: jax.Array | None,
-    q_lens: Int[Array, "B"],
-    kv_lens: Int[Array, "B"],
+    q_lens: Int[Array, " B"],
+    kv_lens: Int[Array, " B"],
     *,
     scale: float,
     is_causal: bool,

@@ -57,8 +57,16 @@ def test_xla_matches_float64_definition(kind, causal):
     ql, kl = np.array([19, 7, 0]), np.array([23, 0, 11])
     bias = np.random.default_rng(1).normal(size=(3, 23)).astype(np.float32)
     fn = sigjax.sigmoid_attention if kind == "sigmoid" else sigjax.softmax_attention
-    out = fn(q, k, v, jnp.asarray(bias), is_causal=causal, query_seq_lengths=jnp.asarray(ql),
-             key_value_seq_lengths=jnp.asarray(kl), implementation="xla")
+    out = fn(
+        q,
+        k,
+        v,
+        jnp.asarray(bias),
+        is_causal=causal,
+        query_seq_lengths=jnp.asarray(ql),
+        key_value_seq_lengths=jnp.asarray(kl),
+        implementation="xla",
+    )
     ref = numpy_attention(q, k, v, kind, ql, kl, causal, bias)
     np.testing.assert_allclose(np.asarray(out), ref, atol=2e-5, rtol=2e-5)
     assert np.all(np.asarray(out)[1, 7:] == 0) and np.all(np.asarray(out)[1] == 0)
@@ -69,11 +77,17 @@ def test_default_sigmoid_bias_is_minus_log_valid_keys():
     kl = jnp.array([23, 5, 1], jnp.int32)
     a = sigjax.sigmoid_attention(q, k, v, key_value_seq_lengths=kl, implementation="xla")
     b = sigjax.sigmoid_attention(
-        q, k, v, key_value_seq_lengths=kl, sigmoid_bias=-jnp.log(kl.astype(jnp.float32)),
+        q,
+        k,
+        v,
+        key_value_seq_lengths=kl,
+        sigmoid_bias=-jnp.log(kl.astype(jnp.float32)),
         implementation="xla",
     )
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    c = sigjax.sigmoid_attention(q, k, v, key_value_seq_lengths=kl, sigmoid_bias=0.0, implementation="xla")
+    c = sigjax.sigmoid_attention(
+        q, k, v, key_value_seq_lengths=kl, sigmoid_bias=0.0, implementation="xla"
+    )
     assert not np.allclose(np.asarray(a), np.asarray(c))
 
 
@@ -81,7 +95,9 @@ def test_full_bias_broadcast_in_xla():
     q, k, v = inputs(b=2, t=5, s=7)
     full = jnp.asarray(np.random.default_rng(3).normal(size=(2, 2, 5, 7)), jnp.float32)
     out = sigjax.sigmoid_attention(q, k, v, full, implementation="xla")
-    per_key = sigjax.sigmoid_attention(q, k, v, full[:, :1, :1, :].reshape(2, 7), implementation="xla")
+    per_key = sigjax.sigmoid_attention(
+        q, k, v, full[:, :1, :1, :].reshape(2, 7), implementation="xla"
+    )
     assert out.shape == q.shape and not np.allclose(np.asarray(out), np.asarray(per_key))
     with pytest.raises(ValueError, match="bias"):
         sigjax.sigmoid_attention(q, k, v, full, implementation="pallas")
@@ -105,8 +121,14 @@ def _bad(**over):
         (dict(value=jnp.zeros((2, 6, 2, 16))), "value: got shape"),
         (dict(key=jnp.zeros((2, 7, 2, 16), jnp.bfloat16)), "key/value: got dtypes"),
         (dict(query=jnp.zeros((2, 5, 2, 16), jnp.int32)), "query: got dtype int32"),
-        (dict(query=jnp.zeros((2, 5, 2, 8)), key=jnp.zeros((2, 7, 2, 8)), value=jnp.zeros((2, 7, 2, 8))),
-         "head dim 8"),
+        (
+            dict(
+                query=jnp.zeros((2, 5, 2, 8)),
+                key=jnp.zeros((2, 7, 2, 8)),
+                value=jnp.zeros((2, 7, 2, 8)),
+            ),
+            "head dim 8",
+        ),
         (dict(query_seq_lengths=jnp.array([5, 6])), r"query_seq_lengths: got values in \[5, 6\]"),
         (dict(key_value_seq_lengths=jnp.array([-1, 3])), "key_value_seq_lengths: got values"),
         (dict(key_value_seq_lengths=jnp.array([3])), "key_value_seq_lengths: got shape"),
@@ -129,7 +151,9 @@ def test_bad_sigmoid_bias_shape():
 
 def test_lengths_checked_only_when_concrete_under_jit():
     q, k, v = inputs(b=2, t=5, s=7)
-    f = jax.jit(lambda kl: sigjax.sigmoid_attention(q, k, v, key_value_seq_lengths=kl, implementation="xla"))
+    f = jax.jit(
+        lambda kl: sigjax.sigmoid_attention(q, k, v, key_value_seq_lengths=kl, implementation="xla")
+    )
     assert f(jnp.array([7, 2])).shape == q.shape
 
 
@@ -137,25 +161,34 @@ def test_lengths_checked_only_when_concrete_under_jit():
 def test_sharded_over_8_devices_matches_unsharded(implementation):
     devices = jax.devices("cpu")
     assert len(devices) >= 8, "tests/conftest.py sets 8 host devices"
-    mesh = jax.make_mesh((4, 2), ("data", "model"), axis_types=(AxisType.Explicit,) * 2,
-                         devices=devices[:8])
+    mesh = jax.make_mesh(
+        (4, 2), ("data", "model"), axis_types=(AxisType.Explicit,) * 2, devices=devices[:8]
+    )
     q, k, v = inputs(b=8, t=20, s=20, n=4, h=16, seed=7)
     ql = jnp.asarray(np.random.default_rng(8).integers(0, 21, size=8), jnp.int32)
     kl = jnp.asarray(np.random.default_rng(9).integers(0, 21, size=8), jnp.int32)
     kw = dict(is_causal=True, implementation=implementation)
-    bs = BlockSizes(block_q=16, block_k=16, block_q_dq=16, block_k_dq=16, block_q_dkv=16, block_k_dkv=16)
+    bs = BlockSizes(
+        block_q=16, block_k=16, block_q_dq=16, block_k_dq=16, block_q_dkv=16, block_k_dkv=16
+    )
     if implementation == "pallas":
         kw["block_sizes"] = bs
 
     def loss(q, k, v, ql, kl):
-        out = sigjax.sigmoid_attention(q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, **kw)
+        out = sigjax.sigmoid_attention(
+            q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, **kw
+        )
         return jnp.sum(out**2), out
 
     with _pallas.force_interpret(True):
-        (_, expected), g_expected = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(q, k, v, ql, kl)
+        (_, expected), g_expected = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(
+            q, k, v, ql, kl
+        )
         qkv = NamedSharding(mesh, P("data", None, "model", None))
         lens = NamedSharding(mesh, P("data"))
-        args = [jax.device_put(x, qkv) for x in (q, k, v)] + [jax.device_put(x, lens) for x in (ql, kl)]
+        args = [jax.device_put(x, qkv) for x in (q, k, v)] + [
+            jax.device_put(x, lens) for x in (ql, kl)
+        ]
         with jax.set_mesh(mesh):
             (_, out), grads = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))(*args)
     assert out.sharding.spec == P("data", None, "model", None)
@@ -165,7 +198,9 @@ def test_sharded_over_8_devices_matches_unsharded(implementation):
 
 
 def test_pallas_refuses_sequence_sharding():
-    mesh = jax.make_mesh((8,), ("seq",), axis_types=(AxisType.Explicit,), devices=jax.devices("cpu")[:8])
+    mesh = jax.make_mesh(
+        (8,), ("seq",), axis_types=(AxisType.Explicit,), devices=jax.devices("cpu")[:8]
+    )
     q, k, v = inputs(b=1, t=32, s=32, n=1, h=16)
     spec = NamedSharding(mesh, P(None, "seq", None, None))
     args = [jax.device_put(x, spec) for x in (q, k, v)]

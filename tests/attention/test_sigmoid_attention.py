@@ -15,12 +15,28 @@ from pallas_kernels.sigmoid_attention import BlockSizes
 from sigjax.attention import _pallas
 
 SMALL = BlockSizes(
-    block_q=16, block_k=16, num_warps=4, num_stages=1, block_q_dq=16, block_k_dq=16,
-    block_q_dkv=16, block_k_dkv=16, num_warps_bwd=4, num_stages_bwd=1,
+    block_q=16,
+    block_k=16,
+    num_warps=4,
+    num_stages=1,
+    block_q_dq=16,
+    block_k_dq=16,
+    block_q_dkv=16,
+    block_k_dkv=16,
+    num_warps_bwd=4,
+    num_stages_bwd=1,
 )
 MIXED = BlockSizes(
-    block_q=32, block_k=16, num_warps=4, num_stages=2, block_q_dq=16, block_k_dq=32,
-    block_q_dkv=32, block_k_dkv=16, num_warps_bwd=4, num_stages_bwd=1,
+    block_q=32,
+    block_k=16,
+    num_warps=4,
+    num_stages=2,
+    block_q_dq=16,
+    block_k_dq=32,
+    block_q_dkv=32,
+    block_k_dkv=16,
+    num_warps_bwd=4,
+    num_stages_bwd=1,
 )
 
 # (B, T, S, N, H, causal, padded, key bias, dtype, block sizes); odd T and S on purpose.
@@ -41,8 +57,10 @@ COMPILED_TOL = {"float32": 5e-3, "bfloat16": 3e-2, "float16": 1e-2}  # tanh.appr
 
 def case_id(case):
     b, t, s, n, h, causal, padded, bias, dtype, bs = case
-    return f"B{b}T{t}S{s}N{n}H{h}-{'causal' if causal else 'full'}-{'pad' if padded else 'dense'}" \
+    return (
+        f"B{b}T{t}S{s}N{n}H{h}-{'causal' if causal else 'full'}-{'pad' if padded else 'dense'}"
         f"-{'bias' if bias else 'nobias'}-{dtype}-{'default' if bs is None else bs.block_q}"
+    )
 
 
 def make_inputs(case, seed=0):
@@ -122,14 +140,14 @@ class KernelSuite:
         q, k, v, kb, ql, kl = make_inputs(case, seed=3)
         ct = jnp.ones(q.shape, jnp.float32)  # Non-zero cotangent on padded rows too.
         kw = dict(is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL)
-        dq, dk, dv, db = jax.grad(
-            lambda *a: jnp.sum(self.pallas(*a, **kw) * ct), (0, 1, 2, 3)
-        )(q, k, v, kb)
+        dq, dk, dv, db = jax.grad(lambda *a: jnp.sum(self.pallas(*a, **kw) * ct), (0, 1, 2, 3))(
+            q, k, v, kb
+        )
         for bi in range(2):
-            assert np.all(np.asarray(dq[bi, int(ql[bi]):]) == 0)
-            assert np.all(np.asarray(dk[bi, int(kl[bi]):]) == 0)
-            assert np.all(np.asarray(dv[bi, int(kl[bi]):]) == 0)
-            assert np.all(np.asarray(db[bi, int(kl[bi]):]) == 0)
+            assert np.all(np.asarray(dq[bi, int(ql[bi]) :]) == 0)
+            assert np.all(np.asarray(dk[bi, int(kl[bi]) :]) == 0)
+            assert np.all(np.asarray(dv[bi, int(kl[bi]) :]) == 0)
+            assert np.all(np.asarray(db[bi, int(kl[bi]) :]) == 0)
             assert np.any(np.asarray(dq[bi, : int(ql[bi])]) != 0)
 
     def test_zero_valid_keys_and_queries_give_zeros(self):
@@ -138,11 +156,15 @@ class KernelSuite:
         ql, kl = jnp.array([20, 0], jnp.int32), jnp.array([0, 30], jnp.int32)
         out, grads = jax.value_and_grad(
             lambda q, k, v: jnp.sum(
-                self.pallas(q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL)
+                self.pallas(
+                    q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL
+                )
             ),
             (0, 1, 2),
         )(q, k, v)
-        full = self.pallas(q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL)
+        full = self.pallas(
+            q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL
+        )
         assert np.all(np.asarray(full) == 0)
         assert float(out) == 0.0
         for g in grads:
@@ -157,9 +179,13 @@ class KernelSuite:
             ref = sigjax.sigmoid_attention(q, k, v, sigmoid_bias=sb, implementation="xla", **kw)
             assert rel_err(out, ref) < self.tol["float32"]
         sb = jnp.array([-1.0, -3.0], jnp.float32)
-        g = jax.grad(lambda s: jnp.sum(self.pallas(q, k, v, sigmoid_bias=s, block_sizes=SMALL, **kw)))(sb)
+        g = jax.grad(
+            lambda s: jnp.sum(self.pallas(q, k, v, sigmoid_bias=s, block_sizes=SMALL, **kw))
+        )(sb)
         r = jax.grad(
-            lambda s: jnp.sum(sigjax.sigmoid_attention(q, k, v, sigmoid_bias=s, implementation="xla", **kw))
+            lambda s: jnp.sum(
+                sigjax.sigmoid_attention(q, k, v, sigmoid_bias=s, implementation="xla", **kw)
+            )
         )(sb)
         assert rel_err(g, r) < 2 * self.tol["float32"]
 
@@ -171,15 +197,25 @@ class KernelSuite:
 
         def f(q, k, v, ql, kl):
             return self.pallas(
-                q, k, v, is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl,
+                q,
+                k,
+                v,
+                is_causal=True,
+                query_seq_lengths=ql,
+                key_value_seq_lengths=kl,
                 block_sizes=SMALL,
             )
 
         out = jax.jit(jax.vmap(f))(qs, ks, vs, qls, kls)
         for i in range(2):
             ref = sigjax.sigmoid_attention(
-                qs[i], ks[i], vs[i], is_causal=True, query_seq_lengths=qls[i],
-                key_value_seq_lengths=kls[i], implementation="xla",
+                qs[i],
+                ks[i],
+                vs[i],
+                is_causal=True,
+                query_seq_lengths=qls[i],
+                key_value_seq_lengths=kls[i],
+                implementation="xla",
             )
             assert rel_err(out[i], ref) < self.tol["float32"]
 
@@ -211,9 +247,14 @@ class TestKernelsCompiled(KernelSuite):
         out = jax.jit(lambda *a: self.pallas(*a, **kw))(q, k, v)
         ref = sigjax.sigmoid_attention(up(q), up(k), up(v), implementation="xla", **kw)
         assert rel_err(out, ref) < self.tol["bfloat16"]
-        g = jax.jit(jax.grad(lambda q, k, v: jnp.sum(self.pallas(q, k, v, **kw).astype(jnp.float32)), (0, 1, 2)))(q, k, v)
+        g = jax.jit(
+            jax.grad(
+                lambda q, k, v: jnp.sum(self.pallas(q, k, v, **kw).astype(jnp.float32)), (0, 1, 2)
+            )
+        )(q, k, v)
         r = jax.grad(
-            lambda q, k, v: jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)), (0, 1, 2)
+            lambda q, k, v: jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)),
+            (0, 1, 2),
         )(up(q), up(k), up(v))
         for a, b in zip(g, r, strict=True):
             assert rel_err(a, b) < 2 * self.tol["bfloat16"]
