@@ -1,0 +1,13 @@
+"""Single-cell data: AnnData reading, bundled data sets, synthetic cells, tokenisation, batching."""
+
+from sigjax.data._anndata import DATASETS, load_anndata, load_dataset
+from sigjax.data._config import default_data_config, load_adata, make_datasets, tokenize_with
+from sigjax.data._loader import CellLoader, bucket_length, pad_batch
+from sigjax.data._synthetic import synthetic_anndata
+from sigjax.data._tokenize import CLS_ID, MASK_ID, PAD_ID, TokenizedCells, Vocab, tokenize
+
+__all__ = [
+    "CLS_ID", "DATASETS", "MASK_ID", "PAD_ID", "CellLoader", "TokenizedCells", "Vocab",
+    "bucket_length", "default_data_config", "load_adata", "load_anndata", "load_dataset",
+    "make_datasets", "pad_batch", "synthetic_anndata", "tokenize", "tokenize_with",
+]
