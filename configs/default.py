@@ -1,0 +1,50 @@
+"""Base training config: every field, one comment each. Other configs import it and override.
+
+Run:
+  python -m train --config=configs/default.py --workdir=runs/default
+"""
+
+import ml_collections
+
+from sigjax.data import default_data_config
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+    del arg
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # Seed of parameters, masks and dropout.
+    c.distributed = False  # Call jax.distributed.initialize() (one process per host/GPU group).
+    c.data = default_data_config()
+
+    c.model = ml_collections.ConfigDict()
+    c.model.attention = "sigmoid"  # "sigmoid" or "softmax": the comparison switch.
+    c.model.implementation = "auto"  # "auto" (Pallas on GPU / cuDNN for softmax), "pallas", "xla", "cudnn".
+    c.model.num_layers = 4  # Transformer blocks.
+    c.model.num_heads = 4  # Attention heads.
+    c.model.embed_dim = 128  # Model width E.
+    c.model.mlp_dim = 512  # MLP hidden width.
+    c.model.dropout = 0.0  # Dropout on block outputs.
+    c.model.pooling = "cls"  # Cell embedding: "cls" token or "mean" of gene tokens.
+    c.model.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
+    c.model.mask_prob = 0.15  # Fraction of gene values masked for the objective.
+    c.model.value_encoding = c.data.get_ref("value_encoding")  # Follows data.value_encoding.
+
+    c.train = ml_collections.ConfigDict()
+    c.train.num_steps = 1000  # Optimizer steps.
+    c.train.learning_rate = 1e-3  # Peak learning rate.
+    c.train.warmup_steps = 100  # Linear warmup steps.
+    c.train.final_lr_fraction = 0.1  # Cosine decay ends at this fraction of the peak.
+    c.train.b1 = 0.9  # Adam beta1.
+    c.train.b2 = 0.98  # Adam beta2.
+    c.train.weight_decay = 0.01  # AdamW weight decay.
+    c.train.grad_clip_norm = 1.0  # Clip by global norm; 0 turns clipping off (stress tests).
+    c.train.log_every = 10  # Steps between metrics.jsonl rows.
+    c.train.eval_every = 200  # Steps between validation losses (0 = only at the end... and never if 0).
+    c.train.checkpoint_every = 200  # Steps between checkpoints (and one at the end).
+    c.train.keep_checkpoints = 3  # Latest checkpoints kept.
+    c.train.progress_bar = True  # tqdm progress bar on stderr.
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1  # Data-parallel axis size (-1: all devices not used by fsdp).
+    c.mesh.fsdp = 1  # FSDP axis size (parameters and optimizer state sharded over it).
+    return c

@@ -1,0 +1,35 @@
+"""Trains a sigjax model.
+
+  python -m train --config=configs/X.py --workdir=DIR [--config.field=value ...]
+
+A rerun with the same workdir resumes from its latest checkpoint.
+"""
+
+import logging
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py).")
+flags.DEFINE_string("workdir", None, "Run directory: config, vocabulary, metrics, checkpoints.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    from sigjax.training import NonFiniteError, train_and_evaluate
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sigjax").setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every file it renames.
+    try:
+        result = train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+    except (ValueError, FileNotFoundError, NonFiniteError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(" ".join(f"{k}={v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    app.run(main)
