@@ -31,5 +31,14 @@ def main(argv):
     print(" ".join(f"{k}={v}" for k, v in result.items()))
 
 
+def parse_flags(argv):
+    """absl parsing, with bad overrides (unknown field, wrong type) as a one-line error."""
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+        print(f"error: bad flag: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,1 @@
+"""`python -m eval`: embed, score, compare, stability, kernels, demo."""
