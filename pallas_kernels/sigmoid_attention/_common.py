@@ -60,8 +60,13 @@ def run_loops(ranges, body, carry, split: bool = True):
 def split_ranges(lo, mask_lo_end, full_end, end):
     """[lo, mask_lo_end) masked, [mask_lo_end, full_end) unmasked, [full_end, end) masked.
 
+    mask_lo_end=None means there is no leading masked range (forward and dQ kernels).
+
     Bounds are clamped so that the three ranges are ordered and stay within [lo, end).
     """
+    if mask_lo_end is None:  # Statically no leading masked range.
+        full_end = jnp.clip(full_end, lo, end)
+        return ((lo, full_end, False), (full_end, end, True))
     mask_lo_end = jnp.clip(mask_lo_end, lo, end)
     full_end = jnp.clip(full_end, mask_lo_end, end)
     return ((lo, mask_lo_end, True), (mask_lo_end, full_end, False), (full_end, end, True))

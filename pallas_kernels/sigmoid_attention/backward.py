@@ -68,9 +68,9 @@ def _dq_kernel(
         return acc + _common.dot(ds.astype(k.dtype), k)
 
     acc = jnp.zeros((block_q, q.shape[-1]), jnp.float32)
-    acc = _common.run_loops(_common.split_ranges(0, 0, full_end, end), body, acc, split)
-    acc = jnp.where((q_idx < q_len)[:, None], acc * scale, 0.0)
-    dq_ref[...] = acc.astype(dq_ref.dtype)
+    acc = _common.run_loops(_common.split_ranges(0, None, full_end, end), body, acc, split)
+    # Rows of padded queries are zeroed by the caller (see forward.py).
+    dq_ref[...] = (acc * scale).astype(dq_ref.dtype)
 
 
 def _dkv_kernel(

@@ -12,6 +12,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from sigjax.attention import _reference
+from sigjax.attention._sharding import run_per_shard
 
 Implementation = Literal["pallas", "xla"] | None
 _FLOAT_DTYPES = (jnp.float32, jnp.bfloat16, jnp.float16)
@@ -219,7 +220,8 @@ def softmax_attention(
     Args:
       query, key, value, bias, scale, is_causal, query_seq_lengths, key_value_seq_lengths: as in
         `sigmoid_attention`.
-      implementation: None (cuDNN when available and supported, else XLA), "cudnn" or "xla".
+      implementation: None (on GPU: cuDNN where it supports the case, else XLA; elsewhere XLA),
+        "cudnn" or "xla".
 
     Returns:
       [B, T, N, H] output in the query dtype.
@@ -238,22 +240,41 @@ def softmax_attention(
         return _reference.softmax_attention_xla(
             query, key, value, bias, q_lens, kv_lens, scale=scale, is_causal=is_causal
         )
-    full_bias = None
-    if bias is not None:
-        full_bias = bias[:, None, None, :] if bias.ndim == 2 else bias
-        full_bias = full_bias.astype(query.dtype)
-    out = jax.nn.dot_product_attention(
-        query,
-        key,
-        value,
-        bias=full_bias,
-        scale=scale,
-        is_causal=is_causal,
-        query_seq_lengths=q_lens if query_seq_lengths is not None else None,
-        key_value_seq_lengths=kv_lens if key_value_seq_lengths is not None else None,
-        implementation=implementation,
-    )
-    if query_seq_lengths is None and key_value_seq_lengths is None:
+    lengths_given = query_seq_lengths is not None or key_value_seq_lengths is not None
+
+    def cudnn(q, k, v, bias_, q_lens_, kv_lens_):
+        full_bias = None
+        if bias is not None:
+            full_bias = (bias_[:, None, None, :] if bias_.ndim == 2 else bias_).astype(q.dtype)
+        kw = dict(
+            bias=full_bias,
+            scale=scale,
+            is_causal=is_causal,
+            query_seq_lengths=q_lens_ if lengths_given else None,
+            key_value_seq_lengths=kv_lens_ if lengths_given else None,
+        )
+        if implementation == "cudnn":
+            return jax.nn.dot_product_attention(q, k, v, implementation="cudnn", **kw)
+        # None: jax's own None means XLA (which stores T x S scores); prefer cuDNN's flash
+        # attention and fall back to XLA only for cases cuDNN refuses (checked at trace time).
+        try:
+            return jax.nn.dot_product_attention(q, k, v, implementation="cudnn", **kw)
+        except (ValueError, NotImplementedError, RuntimeError, TypeError):
+            return jax.nn.dot_product_attention(q, k, v, implementation="xla", **kw)
+
+    if bias is not None and bias.ndim != 2:  # A full bias is not split per shard here.
+        out = cudnn(query, key, value, bias, q_lens, kv_lens)
+    else:
+        # cuDNN calls run per shard, like the Pallas kernels; `None` stands in for no bias.
+        extra = (bias,) if bias is not None else ()
+        out = run_per_shard(
+            lambda q, k, v, *rest: cudnn(q, k, v, *(rest if bias is not None else (None, *rest))),
+            query,
+            (query, key, value),
+            (*extra, q_lens, kv_lens),
+            what="softmax_attention",
+        )
+    if not lengths_given:
         return out
     row_ok = (jnp.arange(t)[None, :] < q_lens[:, None]) & (kv_lens[:, None] > 0)
     return jnp.where(row_ok[:, :, None, None], out, 0).astype(query.dtype)

@@ -12,9 +12,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec as P
 
 from pallas_kernels import sigmoid_attention as kernels
+from sigjax.attention._sharding import run_per_shard
 
 # None: interpret exactly when the default backend is not a GPU. Tests force it either way.
 _FORCE_INTERPRET: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
@@ -54,7 +54,8 @@ def _kernel_kwargs(st: _Static) -> dict:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
 def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
-    return kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
+    out = kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
+    return _zero_padded_rows(out, q_lens)
 
 
 def _attention_fwd(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
@@ -62,10 +63,18 @@ def _attention_fwd(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
     return out, (q, k, v, half_bias, q_lens, kv_lens)
 
 
+def _zero_padded_rows(x, q_lens):
+    # The kernels leave rows of padded queries unspecified (cheaper than a select in the kernel).
+    rows = jnp.arange(x.shape[1], dtype=jnp.int32)[None, :] < q_lens[:, None]
+    return jnp.where(rows[:, :, None, None], x, jnp.zeros((), x.dtype))
+
+
 def _attention_bwd(st: _Static, residuals, d_out):
     q, k, v, half_bias, q_lens, kv_lens = residuals
-    args = (q, k, v, half_bias, d_out.astype(q.dtype), q_lens, kv_lens)
-    dq = kernels.backward_dq(*args, **_kernel_kwargs(st))
+    # Padded query rows of the output are constant 0, so their cotangent must not flow.
+    d_out = _zero_padded_rows(d_out.astype(q.dtype), q_lens)
+    args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
+    dq = _zero_padded_rows(kernels.backward_dq(*args, **_kernel_kwargs(st)), q_lens)
     dk, dv, dbias = kernels.backward_dkv(*args, **_kernel_kwargs(st), with_dbias=st.with_dbias)
     if dbias is None:
         d_half_bias = jnp.zeros_like(half_bias)
@@ -136,10 +145,6 @@ def _per_shard(
     return out[:, :t, :, :h]
 
 
-def _mesh_axes(spec, dim: int):
-    return spec[dim] if dim < len(spec) else None
-
-
 def sigmoid_attention_pallas(
     query,
     key,
@@ -172,31 +177,6 @@ def sigmoid_attention_pallas(
         exact_sigmoid=exact_sigmoid,
         with_dbias=bias_needs_grad,
     )
-    sharding = getattr(jax.typeof(query), "sharding", None)
-    mesh = getattr(sharding, "mesh", None)
-    spec = getattr(sharding, "spec", None)
-    if mesh is None or spec is None or mesh.empty or all(a is None for a in spec):
-        return fn(query, key, value, half_bias, q_lens, kv_lens)
-    for dim, name in ((1, "tokens (T)"), (3, "head dim (H)")):
-        if _mesh_axes(spec, dim) is not None:
-            raise ValueError(
-                f"query: sharded along {name} over mesh axes {spec[dim]!r}, expected sharding "
-                "along batch (B) and heads (N) only for implementation='pallas'"
-            )
-    batch_axes, head_axes = _mesh_axes(spec, 0), _mesh_axes(spec, 2)
-    qkv_spec = P(batch_axes, None, head_axes, None)
-    # Kernels are per-shard: each device runs them on its own (batch, head) slice.
-    return jax.shard_map(
-        fn,
-        mesh=mesh,
-        in_specs=(
-            qkv_spec,
-            qkv_spec,
-            qkv_spec,
-            P(batch_axes, *([None] * (half_bias.ndim - 1))),
-            P(batch_axes),
-            P(batch_axes),
-        ),
-        out_specs=qkv_spec,
-        check_vma=False,
-    )(query, key, value, half_bias, q_lens, kv_lens)
+    return run_per_shard(
+        fn, query, (query, key, value), (half_bias, q_lens, kv_lens), what="implementation='pallas'"
+    )

@@ -1,0 +1,40 @@
+"""Running per-shard attention code (Pallas kernels, cuDNN calls) on mesh-sharded inputs."""
+
+import jax
+from jax.sharding import PartitionSpec as P
+
+
+def _axis(spec, dim: int):
+    return spec[dim] if dim < len(spec) else None
+
+
+def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str):
+    """fn(*qkv, *per_batch) directly, or under `jax.shard_map` when `query` is sharded.
+
+    The query's explicit sharding decides: batch (B) and head (N) axes are split across devices,
+    each device runs `fn` on its slice. `qkv` are [B, *, N, H] arrays, `per_batch` arrays lead with
+    B. Sharding along tokens or head dim is refused.
+
+    Raises:
+      ValueError: query sharded along T or H.
+    """
+    sharding = getattr(jax.typeof(query), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    spec = getattr(sharding, "spec", None)
+    if mesh is None or spec is None or mesh.empty or all(a is None for a in spec):
+        return fn(*qkv, *per_batch)
+    for dim, name in ((1, "tokens (T)"), (3, "head dim (H)")):
+        if _axis(spec, dim) is not None:
+            raise ValueError(
+                f"query: sharded along {name} over mesh axes {spec[dim]!r}, expected sharding "
+                f"along batch (B) and heads (N) only for {what}"
+            )
+    batch_axes, head_axes = _axis(spec, 0), _axis(spec, 2)
+    qkv_spec = P(batch_axes, None, head_axes, None)
+    in_specs = (
+        *(qkv_spec for _ in qkv),
+        *(P(batch_axes, *([None] * (x.ndim - 1))) for x in per_batch),
+    )
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=qkv_spec, check_vma=False)(
+        *qkv, *per_batch
+    )
