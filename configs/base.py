@@ -2,9 +2,11 @@
 
 Run:
   python -m train --config=configs/base.py --workdir=runs/base_sigmoid
-  python -m train --config=configs/base.py --workdir=runs/base_softmax --config.model.attention=softmax
+  python -m train --config=configs/base.py --workdir=runs/base_softmax \
+    --config.model.attention=softmax
   8K tokens: --config.data.max_len=8192 --config.data.synthetic.min_genes=7000 \
-    --config.data.synthetic.max_genes=8191 --config.data.synthetic.n_genes=12000 --config.data.batch_size=8
+    --config.data.synthetic.max_genes=8191 --config.data.synthetic.n_genes=12000 \
+    --config.data.batch_size=8
 """
 
 from configs import default

@@ -18,7 +18,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     c.model.attention = "sigmoid"  # "sigmoid" or "softmax": the comparison switch.
-    c.model.implementation = "auto"  # "auto" (Pallas on GPU / cuDNN for softmax), "pallas", "xla", "cudnn".
+    c.model.implementation = (
+        "auto"  # "auto" (Pallas on GPU / cuDNN for softmax), "pallas", "xla", "cudnn".
+    )
     c.model.num_layers = 4  # Transformer blocks.
     c.model.num_heads = 4  # Attention heads.
     c.model.embed_dim = 128  # Model width E.
@@ -39,7 +41,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.train.weight_decay = 0.01  # AdamW weight decay.
     c.train.grad_clip_norm = 1.0  # Clip by global norm; 0 turns clipping off (stress tests).
     c.train.log_every = 10  # Steps between metrics.jsonl rows.
-    c.train.eval_every = 200  # Steps between validation losses (0 = only at the end... and never if 0).
+    c.train.eval_every = 200  # Steps between validation losses (and at the end); 0 = never.
     c.train.checkpoint_every = 200  # Steps between checkpoints (and one at the end).
     c.train.keep_checkpoints = 3  # Latest checkpoints kept.
     c.train.progress_bar = True  # tqdm progress bar on stderr.

@@ -2,7 +2,8 @@
 
 Run:
   python -m train --config=configs/small.py --workdir=runs/small_sigmoid
-  python -m train --config=configs/small.py --workdir=runs/small_softmax --config.model.attention=softmax
+  python -m train --config=configs/small.py --workdir=runs/small_softmax \
+    --config.model.attention=softmax
 """
 
 from configs import default

@@ -2,7 +2,8 @@
 
 Run:
   python -m train --config=configs/stress_tiny.py --workdir=runs/tiny_sigmoid
-  python -m train --config=configs/stress_tiny.py --workdir=runs/tiny_softmax --config.model.attention=softmax
+  python -m train --config=configs/stress_tiny.py --workdir=runs/tiny_softmax \
+    --config.model.attention=softmax
   python -m eval stability runs/tiny_sigmoid runs/tiny_softmax --out=runs/tiny_stability
 """
 

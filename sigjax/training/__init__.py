@@ -11,6 +11,13 @@ from sigjax.training._train import (
 )
 
 __all__ = [
-    "NonFiniteError", "evaluate_loss", "fsdp_spec", "group_norms", "load_model", "make_mesh",
-    "mask_values", "masked_loss", "train_and_evaluate",
+    "NonFiniteError",
+    "evaluate_loss",
+    "fsdp_spec",
+    "group_norms",
+    "load_model",
+    "make_mesh",
+    "mask_values",
+    "masked_loss",
+    "train_and_evaluate",
 ]

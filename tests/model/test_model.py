@@ -1,0 +1,238 @@
+"""CellEncoder and attention layers: shapes, padding invariance, the sigmoid/softmax switch,
+attention_fn inside nnx.MultiHeadAttention."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+import sigjax
+from sigjax.model import CellEncoder, SelfAttention, make_attention_fn
+
+N_BINS = 11
+VOCAB = 40
+
+
+def model_config(**overrides) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict(
+        dict(
+            attention="sigmoid",
+            implementation="xla",
+            num_layers=1,
+            num_heads=2,
+            embed_dim=32,
+            mlp_dim=64,
+            dropout=0.0,
+            pooling="cls",
+            dtype="float32",
+            mask_prob=0.15,
+            value_encoding="binned",
+        )
+    )
+    c.update(overrides)
+    return c
+
+
+@functools.partial(nnx.jit, static_argnames=("deterministic",))
+def forward(model, genes, values, lengths, value_mask=None, deterministic=True, dropout_key=None):
+    """The model under jit (eager op-by-op dispatch is much slower on CPU)."""
+    return model(
+        genes,
+        values,
+        lengths,
+        value_mask=value_mask,
+        deterministic=deterministic,
+        dropout_key=dropout_key,
+    )
+
+
+@nnx.jit
+def embed(model, genes, values, lengths):
+    return model.embed(genes, values, lengths)
+
+
+def make_batch(lengths, length, seed=0, binned=True):
+    """A batch in the data contract's format: CLS at 0, genes after, zeros in padding."""
+    rng = np.random.default_rng(seed)
+    b = len(lengths)
+    genes = np.zeros((b, length), np.int32)
+    values = np.zeros((b, length), np.float32)
+    for i, n in enumerate(lengths):
+        genes[i, 0] = 1
+        genes[i, 1:n] = rng.choice(np.arange(3, VOCAB), n - 1, replace=False)
+        values[i, 1:n] = rng.integers(1, N_BINS, n - 1) if binned else rng.gamma(2.0, 1.0, n - 1)
+    return genes, values, np.asarray(lengths, np.int32)
+
+
+@pytest.mark.parametrize("encoding,pooling", [("binned", "cls"), ("continuous", "mean")])
+def test_output_shapes_and_padding_invariance(encoding, pooling):
+    model = CellEncoder(
+        model_config(value_encoding=encoding, pooling=pooling), VOCAB, N_BINS, rngs=nnx.Rngs(0)
+    )
+    genes, values, lengths = make_batch([5, 9, 3], 16, binned=encoding == "binned")
+    out = forward(model, jnp.asarray(genes), jnp.asarray(values), jnp.asarray(lengths))
+    assert out["pred"].shape == (3, 16)
+    assert out["hidden"].shape == (3, 16, 32)
+    assert out["embedding"].shape == (3, 32)
+    if encoding == "binned":
+        assert out["logits"].shape == (3, 16, N_BINS)
+        assert float(out["pred"].min()) >= 0.0 and float(out["pred"].max()) <= N_BINS - 1
+    # Longer padding filled with junk must not change anything about the valid tokens.
+    g2 = np.pad(genes, ((0, 0), (0, 48)))
+    v2 = np.pad(values, ((0, 0), (0, 48)))
+    for i, n in enumerate(lengths):
+        g2[i, n:] = 7
+        v2[i, n:] = 3
+    out2 = forward(model, jnp.asarray(g2), jnp.asarray(v2), jnp.asarray(lengths))
+    np.testing.assert_allclose(out2["embedding"], out["embedding"], rtol=1e-5, atol=1e-5)
+    for i, n in enumerate(lengths):
+        np.testing.assert_allclose(out2["hidden"][i, :n], out["hidden"][i, :n], atol=1e-5)
+    np.testing.assert_allclose(
+        embed(model, jnp.asarray(g2), jnp.asarray(v2), jnp.asarray(lengths)),
+        out["embedding"],
+        atol=1e-5,
+    )
+
+
+def test_embedding_ignores_gene_order():
+    # Tokens carry no position: permuting a cell's genes permutes hidden states, same embedding.
+    model = CellEncoder(model_config(pooling="mean"), VOCAB, N_BINS, rngs=nnx.Rngs(1))
+    genes, values, lengths = make_batch([8], 8)
+    perm = np.concatenate([[0], 1 + np.random.default_rng(0).permutation(7)])
+    a = embed(model, jnp.asarray(genes), jnp.asarray(values), jnp.asarray(lengths))
+    b = embed(
+        model, jnp.asarray(genes[:, perm]), jnp.asarray(values[:, perm]), jnp.asarray(lengths)
+    )
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_value_mask_changes_the_prediction_input():
+    model = CellEncoder(model_config(), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+    genes, values, lengths = (jnp.asarray(x) for x in make_batch([6, 6], 8))
+    mask = jnp.zeros(genes.shape, bool).at[:, 2].set(True)
+    plain = forward(model, genes, values, lengths)["hidden"]
+    masked = forward(model, genes, values, lengths, value_mask=mask)["hidden"]
+    assert not np.allclose(plain[:, 2], masked[:, 2])
+    # Masking hides the value: any value at a masked position gives the same output.
+    other = values.at[:, 2].set(1.0)
+    np.testing.assert_allclose(
+        forward(model, genes, other, lengths, value_mask=mask)["hidden"], masked, atol=1e-6
+    )
+
+
+def test_sigmoid_softmax_switch_calls_the_right_op():
+    x = jax.random.normal(jax.random.key(0), (2, 8, 32))
+    lengths = jnp.array([8, 5], jnp.int32)
+    outs = {}
+    for attention in ("sigmoid", "softmax"):
+        layer = SelfAttention(32, 2, attention=attention, implementation="xla", rngs=nnx.Rngs(3))
+        outs[attention] = layer(x, lengths)
+        # The same projections, fed to the op directly.
+        qkv = layer.qkv(x).reshape(2, 8, 3, 2, 16)
+        op = sigjax.sigmoid_attention if attention == "sigmoid" else sigjax.softmax_attention
+        ref = op(
+            qkv[:, :, 0],
+            qkv[:, :, 1],
+            qkv[:, :, 2],
+            query_seq_lengths=lengths,
+            key_value_seq_lengths=lengths,
+            implementation="xla",
+        )
+        np.testing.assert_allclose(outs[attention], layer.out(ref.reshape(2, 8, 32)), atol=1e-5)
+    assert not np.allclose(outs["sigmoid"], outs["softmax"], atol=1e-3)
+    enc = {
+        a: CellEncoder(model_config(attention=a), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+        for a in ("sigmoid", "softmax")
+    }
+    genes, values, lens = (jnp.asarray(v) for v in make_batch([7, 4], 8))
+    e_sig, e_soft = (embed(enc[a], genes, values, lens) for a in ("sigmoid", "softmax"))
+    assert not np.allclose(e_sig, e_soft, atol=1e-4)
+
+
+def test_bf16_compute_keeps_float32_params():
+    model = CellEncoder(model_config(dtype="bfloat16"), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+    params = nnx.state(model, nnx.Param)
+    assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+    genes, values, lengths = (jnp.asarray(v) for v in make_batch([7, 4], 8))
+    out = forward(model, genes, values, lengths)
+    assert out["hidden"].dtype == jnp.bfloat16
+    assert out["embedding"].dtype == jnp.float32
+    ref = embed(
+        CellEncoder(model_config(), VOCAB, N_BINS, rngs=nnx.Rngs(0)), genes, values, lengths
+    )
+    np.testing.assert_allclose(out["embedding"], ref, atol=0.1)
+
+
+def test_dropout_needs_a_key_and_is_off_when_deterministic():
+    model = CellEncoder(model_config(dropout=0.5), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+    genes, values, lengths = (jnp.asarray(v) for v in make_batch([7, 4], 8))
+    with pytest.raises(ValueError, match="dropout_key"):
+        model(genes, values, lengths, deterministic=False)
+    a = forward(model, genes, values, lengths)["hidden"]
+    b = forward(model, genes, values, lengths, dropout_key=jax.random.key(0))["hidden"]
+    key = jax.random.key(0)
+    c = forward(model, genes, values, lengths, deterministic=False, dropout_key=key)["hidden"]
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("pooling", "max", "model.pooling"),
+        ("attention", "linear", "model.attention"),
+        ("dtype", "float16x", "model.dtype"),
+        ("embed_dim", 33, "model.embed_dim"),
+        ("implementation", "triton", "model.implementation"),
+    ],
+)
+def test_bad_config_is_a_value_error(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        CellEncoder(model_config(**{field: value}), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+
+
+def test_no_shared_submodules_in_tree_mode():
+    model = CellEncoder(model_config(), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+    graphdef, state = nnx.split(model)
+    leaves = jax.tree.leaves(state)
+    assert len({id(x) for x in leaves}) == len(leaves)
+    genes, values, lengths = (jnp.asarray(v) for v in make_batch([7, 4], 8))
+
+    @jax.jit
+    def embed_state(state):
+        return nnx.merge(graphdef, state).embed(genes, values, lengths)
+
+    np.testing.assert_allclose(embed_state(state), embed(model, genes, values, lengths), atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["sigmoid", "softmax"])
+def test_attention_fn_inside_nnx_multihead_attention(attention):
+    kw = dict(num_heads=2, in_features=32, qkv_features=32, decode=False, rngs=nnx.Rngs(0))
+    ours = nnx.MultiHeadAttention(
+        **kw, attention_fn=make_attention_fn(attention, implementation="xla")
+    )
+    x = jax.random.normal(jax.random.key(1), (3, 8, 32))
+    lengths = jnp.array([8, 5, 1], jnp.int32)
+    # A padding mask [B, 1, T, S] (keys beyond the length hidden) must equal the lengths path.
+    pad = jnp.arange(8)[None, :] < lengths[:, None]
+    out = ours(x, mask=pad[:, None, None, :])
+    q = ours.query(x)
+    k = ours.key(x)
+    v = ours.value(x)
+    op = sigjax.sigmoid_attention if attention == "sigmoid" else sigjax.softmax_attention
+    ref = op(q, k, v, key_value_seq_lengths=lengths, implementation="xla")
+    np.testing.assert_allclose(out, ours.out(ref), atol=1e-5)
+    # No mask: the plain op (bias -log(S) for sigmoid).
+    np.testing.assert_allclose(ours(x), ours.out(op(q, k, v, implementation="xla")), atol=1e-5)
+    if attention == "softmax":
+        ref_fn = nnx.MultiHeadAttention(**kw)  # Flax's own softmax attention, same params.
+        nnx.update(ref_fn, nnx.state(ours))
+        np.testing.assert_allclose(ours(x), ref_fn(x), atol=1e-5)
+    with pytest.raises(ValueError, match="dropout_rate"):
+        nnx.MultiHeadAttention(**kw, dropout_rate=0.1, attention_fn=make_attention_fn(attention))(
+            x, deterministic=False, rngs=nnx.Rngs(dropout=0)
+        )

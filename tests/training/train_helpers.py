@@ -1,0 +1,50 @@
+"""Helpers shared by the training tests: tiny configs on bundled PBMC or small synthetic data.
+
+A plain module (not a conftest) so the test modules can import it by a name unique in the suite.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # `configs` is a top-level package of the repo.
+
+
+def smoke_config(**overrides):
+    """configs/smoke.py with `section.field` overrides."""
+    from configs import smoke
+
+    config = smoke.get_config()
+    for key, value in overrides.items():
+        node = config
+        *path, last = key.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return config
+
+
+SYNTHETIC = {
+    "data.dataset": "synthetic",
+    "data.max_len": 64,
+    "data.val_fraction": 0.2,
+    "data.synthetic.n_cells": 80,
+    "data.synthetic.n_genes": 150,
+    "data.synthetic.min_genes": 20,
+    "data.synthetic.max_genes": 60,
+}
+
+
+def cli(args, *, env=None, timeout=300):
+    """Runs `python -m train ARGS` from the repo root."""
+    return subprocess.run(
+        [sys.executable, "-m", "train", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
