@@ -1,16 +1,13 @@
 """python -m eval embed|score|compare|stability|kernels|demo ... (see `python -m eval CMD -h`)."""
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 
 
-def main(argv):
-    if argv and argv[0] == "kernels":
-        from sigjax.evaluation import kernel_bench
-
-        return kernel_bench.main(argv[1:])
+def parse(argv):
     p = argparse.ArgumentParser(prog="python -m eval")
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("embed", help="embed every cell of an .h5ad with a trained run")
@@ -18,40 +15,60 @@ def main(argv):
     e.add_argument("--data", required=True)
     e.add_argument("--out", required=True)
     e.add_argument("--batch_size", type=int, default=None)
-    s = sub.add_parser("score", help="score an embedding against cell-type labels")
+    e.add_argument("--layer", default="", help="take values from this layer instead of X")
+    e.add_argument("--use_raw", action="store_true", help="take values and genes from .raw")
+    e.add_argument("--gene_column", default="", help="var column with the gene ids to match")
+    s = sub.add_parser("score", help="score an embedding against cell-type labels (+ PCA baseline)")
     s.add_argument("--data", required=True)
     s.add_argument("--labels", required=True)
     s.add_argument("--embedding", default="X_sigjax")
+    s.add_argument("--no_umap", action="store_true")
     c = sub.add_parser("compare", help="runs side by side: table and plots")
     c.add_argument("runs", nargs="+")
     c.add_argument("--out", required=True)
+    c.add_argument("--no_embed", action="store_true", help="do not embed runs without scores.json")
     st = sub.add_parser("stability", help="gradient norm and loss of runs, with a summary")
     st.add_argument("runs", nargs="+")
     st.add_argument("--out", default=".")
-    d = sub.add_parser("demo", help="sigmoid vs softmax `small` on bundled PBMC (CPU)")
+    d = sub.add_parser("demo", help="sigmoid vs softmax `configs/small.py` on bundled PBMC (CPU)")
     d.add_argument("--out", default="runs/demo")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    d.add_argument("--config", default="configs.small", help="config module (importable)")
+    return p.parse_args(argv)
+
+
+def main(argv):
+    if argv and argv[0] == "kernels":
+        from sigjax.evaluation import kernel_bench
+
+        return kernel_bench.main(argv[1:])
+    args = parse(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("sigjax").setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # Orbax warns about read-only restores.
     import sigjax.evaluation as ev
 
     if args.cmd == "embed":
-        import anndata as ad
-
-        from sigjax.data import load_anndata
-
-        adata = load_anndata(args.data)
-        out, _ = ev.embed_anndata(args.workdir, adata, args.batch_size)
-        ad.AnnData.write_h5ad(out, args.out)
-        print(f"wrote {args.out} with obsm['{ev.EMBEDDING_KEY}'] {out.obsm[ev.EMBEDDING_KEY].shape}")
+        ev.embed_file(
+            args.workdir,
+            args.data,
+            args.out,
+            batch_size=args.batch_size,
+            layer=args.layer,
+            use_raw=args.use_raw,
+            gene_column=args.gene_column,
+        )
     elif args.cmd == "score":
-        print(json.dumps(ev.score_file(args.data, args.labels, args.embedding), indent=2))
+        print(
+            json.dumps(
+                ev.score_file(args.data, args.labels, args.embedding, not args.no_umap), indent=2
+            )
+        )
     elif args.cmd == "compare":
-        ev.compare_runs(args.runs, args.out)
+        ev.compare_runs(args.runs, args.out, embed=not args.no_embed)
     elif args.cmd == "stability":
         ev.stability_report(args.runs, args.out)
     elif args.cmd == "demo":
-        ev.run_demo(args.out)
+        ev.run_demo(importlib.import_module(args.config).get_config(), args.out)
 
 
 if __name__ == "__main__":

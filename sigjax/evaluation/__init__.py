@@ -1,12 +1,57 @@
-"""Evaluation of cell embeddings, run comparisons, stability plots and kernel benchmarks."""
+"""Evaluation: cell-embedding scores, run comparison, stability report, the demo and the study.
 
-from sigjax.evaluation._demo import evaluate_run, run_demo
-from sigjax.evaluation._embed import EMBEDDING_KEY, as_counts, embed_anndata, embed_cells
-from sigjax.evaluation._runs import compare_runs, read_metrics, stability_report, stability_summary
-from sigjax.evaluation._score import pca_baseline, score_embedding, score_file, umap_png
+Score definitions are in `sigjax.evaluation._score` (module docstring); run evaluation in
+`evaluate_run`; stability numbers in `stability_summary`; study statistics in `summarize`.
+"""
+
+from sigjax.evaluation._demo import run_demo
+from sigjax.evaluation._embed import (
+    EMBEDDING_KEY,
+    as_counts,
+    embed_anndata,
+    embed_cells,
+    embed_file,
+)
+from sigjax.evaluation._evaluate import SCORES_FILE, evaluate_run
+from sigjax.evaluation._runs import (
+    compare_runs,
+    markdown_table,
+    read_metrics,
+    stability_report,
+    stability_summary,
+)
+from sigjax.evaluation._score import (
+    BASELINE_KEY,
+    SCORE_NAMES,
+    pca_baseline,
+    score_embedding,
+    score_file,
+    umap_png,
+)
+from sigjax.evaluation._study import results_markdown, run_study, study_config, summarize
 
 __all__ = [
-    "EMBEDDING_KEY", "as_counts", "compare_runs", "embed_anndata", "embed_cells", "evaluate_run",
-    "pca_baseline", "read_metrics", "run_demo", "score_embedding", "score_file",
-    "stability_report", "stability_summary", "umap_png",
+    "BASELINE_KEY",
+    "EMBEDDING_KEY",
+    "SCORES_FILE",
+    "SCORE_NAMES",
+    "as_counts",
+    "compare_runs",
+    "embed_anndata",
+    "embed_cells",
+    "embed_file",
+    "evaluate_run",
+    "markdown_table",
+    "pca_baseline",
+    "read_metrics",
+    "results_markdown",
+    "run_demo",
+    "run_study",
+    "score_embedding",
+    "score_file",
+    "stability_report",
+    "stability_summary",
+    "study_config",
+    "summarize",
+    "umap_png",
 ]

@@ -1,57 +1,76 @@
-"""The README demo: sigmoid vs softmax `small` models on bundled PBMC 68k, on CPU."""
+"""The README demo (`make demo`): sigmoid vs softmax `small` models on bundled PBMC 68k, on CPU."""
 
 import json
 import pathlib
 
-import numpy as np
+from sigjax.evaluation._evaluate import SCORES_FILE, evaluate_run
+from sigjax.evaluation._runs import compare_runs, markdown_table
+from sigjax.evaluation._score import SCORE_NAMES
 
 
-def evaluate_run(workdir, adata, labels: str = "cell_type") -> dict:
-    """Validation loss, and embedding scores of every cell of `adata`, written to DIR/scores.json."""
-    from sigjax.data import make_datasets
-    from sigjax.evaluation._embed import embed_anndata
-    from sigjax.evaluation._score import score_embedding
-    from sigjax.training import evaluate_loss, load_model
+def run_demo(base, out="runs/demo") -> str:
+    """Trains `base` with sigmoid and with softmax attention, evaluates both, prints a comparison.
 
-    model, config, vocab = load_model(workdir)
-    _, val_cells, _ = make_datasets(config.data, vocab=vocab)
-    scores = {"val_loss": evaluate_loss(model, val_cells, config)}
-    embedded, _ = embed_anndata(workdir, adata)
-    scores.update(score_embedding(embedded.obsm["X_sigjax"], embedded.obs[labels]))
-    (pathlib.Path(workdir) / "scores.json").write_text(json.dumps(scores, indent=2))
-    return scores
+    Both runs share the config, seeds and data order, so they differ only in the attention. Each
+    is evaluated with `evaluate_run(cells="all", baseline=True)`: validation loss on the held-out
+    cells, embedding scores on all (train + validation) cells against the PBMC `bulk_labels`, and
+    the PCA-of-HVG baseline on the same cells. A rerun skips finished runs (DIR/scores.json) and
+    resumes unfinished training from its checkpoints.
 
+    Args:
+      base: a training config (`configs/small.py` for `make demo`); its `model.attention` is set.
+      out: output directory: OUT/<attention> run directories, OUT/compare.md, OUT/compare.png,
+        OUT/demo.md (the table printed last).
 
-def run_demo(out="runs/demo", config_name: str = "small", overrides: dict | None = None) -> str:
-    """Trains sigmoid and softmax with identical budgets, seeds and data order, then compares."""
-    import importlib
+    Returns:
+      The final table (markdown): one row per attention plus the baseline, and the relative
+      difference sigmoid vs softmax.
 
-    from sigjax.data import load_dataset
-    from sigjax.evaluation._runs import compare_runs
-    from sigjax.evaluation._score import pca_baseline, score_embedding
+    Raises:
+      ValueError, NonFiniteError: from training.
+    """
+    from sigjax.evaluation._study import study_config
     from sigjax.training import train_and_evaluate
 
     out = pathlib.Path(out)
-    adata = load_dataset("pbmc68k_reduced")
-    dirs = []
+    dataset = base.data.dataset
+    scores = {}
     for attention in ("sigmoid", "softmax"):
-        config = importlib.import_module(f"configs.{config_name}").get_config()
-        config.model.attention = attention
-        config.train.progress_bar = True
-        for k, v in (overrides or {}).items():
-            section, field = k.split(".", 1)
-            config[section][field] = v
-        workdir = out / f"{config_name}_{attention}"
-        print(f"== training {attention} ({config_name}) in {workdir}")
+        workdir = out / attention
+        if (workdir / SCORES_FILE).exists():
+            print(f"== {attention}: already trained and scored in {workdir}")
+            scores[attention] = json.loads((workdir / SCORES_FILE).read_text())
+            continue
+        config = study_config(base, dataset, attention, int(base.seed))
+        config.data.seed = base.data.seed
+        print(f"== training {attention} on {dataset} in {workdir}", flush=True)
         train_and_evaluate(config, workdir)
-        evaluate_run(workdir, adata)
-        dirs.append(workdir)
-    pca_baseline(adata)
-    base = score_embedding(adata.obsm["X_pca_hvg"], adata.obs["cell_type"])
-    print("PCA of log-normalised HVGs (baseline):", json.dumps({k: round(v, 4) for k, v in base.items()}))
-    table = compare_runs(dirs, out)
-    sig, soft = (json.loads((d / "scores.json").read_text()) for d in dirs)
-    rel = {k: (sig[k] - soft[k]) / abs(soft[k]) for k in sig if abs(soft.get(k, 0.0)) > 1e-12}
-    print("relative difference sigmoid vs softmax:", json.dumps({k: f"{v:+.1%}" for k, v in rel.items()}))
-    np.seterr(all="ignore")
+        print(f"== embedding and scoring {attention}", flush=True)
+        scores[attention] = evaluate_run(workdir, cells="all", baseline=True)
+    compare_runs([out / a for a in scores], out, embed=False)
+    sig, soft = scores["sigmoid"], scores["softmax"]
+    rows = [
+        {"embedding": a, **{k: scores[a][k] for k in ("val_loss", *SCORE_NAMES)}} for a in scores
+    ]
+    rows.append(
+        {"embedding": "PCA of HVGs (baseline)", **{k: sig.get(f"pca_hvg/{k}") for k in SCORE_NAMES}}
+    )
+    rows.append(
+        {
+            "embedding": "rel. diff sigmoid vs softmax",
+            **{
+                k: f"{(sig[k] - soft[k]) / abs(soft[k]):+.1%}" if soft[k] else ""
+                for k in ("val_loss", *SCORE_NAMES)
+            },
+        }
+    )
+    table = markdown_table(rows, ["embedding", "val_loss", *SCORE_NAMES])
+    (out / "demo.md").write_text(
+        f"{dataset}: {sig['n_cells']} cells scored; val_loss lower is better, scores higher is "
+        f"better (definitions: sigjax/evaluation/_score.py)\n\n{table}\n"
+    )
+    print(
+        f"\n{dataset}, {sig['n_cells']} cells (val_loss: lower is better; scores: higher is better)"
+    )
+    print(table)
     return table

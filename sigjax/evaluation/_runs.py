@@ -8,21 +8,46 @@ import numpy as np
 
 
 def read_metrics(workdir) -> list[dict]:
-    """Rows of DIR/metrics.jsonl; a resumed run's repeated steps keep their last value."""
+    """The rows of DIR/metrics.jsonl, one per logged step, in step order.
+
+    A resumed run logs some steps twice; the later row wins (merged key by key). NaN and
+    Infinity (written by json for non-finite values) are read back as floats.
+
+    Args:
+      workdir: a training run directory.
+
+    Returns:
+      Rows (dicts with "step" and the logged metrics), sorted by step.
+
+    Raises:
+      FileNotFoundError: no metrics.jsonl in workdir.
+      ValueError: a line that is not a JSON object with a "step".
+    """
     path = pathlib.Path(workdir) / "metrics.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"run: no metrics.jsonl in {workdir}; expected a training run directory")
+        raise FileNotFoundError(
+            f"run: no metrics.jsonl in {workdir}; expected a training run directory"
+        )
     rows = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
             row = json.loads(line)
-            rows[row["step"]] = {**rows.get(row["step"], {}), **row}
+            step = int(row["step"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"run: {path} line {n} is not a metrics row ({e}); expected a JSON object with "
+                "'step'"
+            ) from e
+        rows[step] = {**rows.get(step, {}), **row, "step": step}
     return [rows[s] for s in sorted(rows)]
 
 
-def series(rows, key):
-    pts = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
-    return np.array([p[0] for p in pts]), np.array([p[1] for p in pts], dtype=np.float64)
+def series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one metric, over the rows that hold it (float64 values)."""
+    pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+    return np.array([p[0] for p in pts], np.int64), np.array([p[1] for p in pts], np.float64)
 
 
 def _plt():
@@ -35,32 +60,69 @@ def _plt():
 
 
 def run_name(workdir) -> str:
+    """A run's label in tables and plots: its directory name."""
     return pathlib.Path(workdir).name
 
 
+def _is_nonfinite(v) -> bool:
+    return isinstance(v, (int, float)) and not math.isfinite(v)
+
+
 def stability_summary(workdir) -> dict:
-    """Max/initial gradient-norm ratio, first non-finite step, final loss, mean step time."""
+    """The numbers of `python -m eval stability` for one run.
+
+    Definitions (over the logged rows of metrics.jsonl; steps are logged every `log_every`):
+    - grad_norm_initial: the first finite logged `train/grad_norm` (global L2 norm of the
+      gradient before clipping); grad_norm_max: the largest finite one; max_over_initial: their
+      ratio (a spike detector: a healthy run stays near or below 1 after warm-up).
+    - first_nonfinite_step: the first step with a NaN/inf in any `train/*`, `grad_norm/*` or
+      `val/*` value (None if there is none).
+    - final_loss: the last logged `train/loss`; final_val_loss: the last `val/loss`.
+    - mean_step_time_s: mean of `perf/step_time` (seconds per step, averaged over each logging
+      interval) leaving out the first interval, which includes compilation.
+
+    Args:
+      workdir: a training run directory.
+
+    Returns:
+      {"run", "steps", "grad_norm_initial", "grad_norm_max", "max_over_initial",
+      "first_nonfinite_step", "final_loss", "final_val_loss", "mean_step_time_s"}.
+
+    Raises:
+      FileNotFoundError: no metrics.jsonl.
+    """
     rows = read_metrics(workdir)
-    steps, g = series(rows, "train/grad_norm")
+    _, g = series(rows, "train/grad_norm")
     _, loss = series(rows, "train/loss")
-    bad = [r["step"] for r in rows if any(
-        isinstance(v, float) and not math.isfinite(v) for k, v in r.items() if k.startswith("train/"))]
-    finite = g[np.isfinite(g)]
+    _, val = series(rows, "val/loss")
     _, st = series(rows, "perf/step_time")
+    checked = ("train/", "grad_norm/", "val/")
+    bad = [
+        r["step"]
+        for r in rows
+        if any(k.startswith(checked) and _is_nonfinite(v) for k, v in r.items())
+    ]
+    finite = g[np.isfinite(g)]
+    nan = float("nan")
     return {
         "run": run_name(workdir),
-        "steps": int(steps[-1]) if len(steps) else 0,
-        "grad_norm_initial": float(finite[0]) if len(finite) else float("nan"),
-        "grad_norm_max": float(finite.max()) if len(finite) else float("nan"),
-        "max_over_initial": float(finite.max() / finite[0]) if len(finite) and finite[0] > 0 else float("nan"),
+        "steps": int(rows[-1]["step"]) if rows else 0,
+        "grad_norm_initial": float(finite[0]) if len(finite) else nan,
+        "grad_norm_max": float(finite.max()) if len(finite) else nan,
+        "max_over_initial": float(finite.max() / finite[0])
+        if len(finite) and finite[0] > 0
+        else nan,
         "first_nonfinite_step": bad[0] if bad else None,
-        "final_loss": float(loss[-1]) if len(loss) else float("nan"),
-        # The first logged interval includes compilation: leave it out of the mean.
-        "mean_step_time_s": float(np.mean(st[1:])) if len(st) > 1 else (float(st[0]) if len(st) else float("nan")),
+        "final_loss": float(loss[-1]) if len(loss) else nan,
+        "final_val_loss": float(val[-1]) if len(val) else nan,
+        "mean_step_time_s": float(np.mean(st[1:] if len(st) > 1 else st)) if len(st) else nan,
     }
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """A markdown table of `rows` (dicts) with the given columns; floats to 4 significant digits,
+    missing values empty."""
+
     def fmt(v):
         if isinstance(v, float):
             return f"{v:.4g}"
@@ -72,32 +134,63 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def stability_report(workdirs, out=None) -> list[dict]:
-    """`python -m eval stability`: one PNG (grad norm, log scale, and loss vs step per run, plus
-    per-block gradient norms), and the summary table printed and written as JSON/markdown."""
+    """`python -m eval stability`: plots and the `stability_summary` of each run.
+
+    Writes OUT/stability.png: global gradient norm (log scale), training loss, and (when the runs
+    logged them) the per-block gradient norms `grad_norm/block_{i}/{attention,mlp}` (log scale)
+    vs step, one line per run (and block); OUT/stability.md and OUT/stability.json with the
+    summaries, which are also printed.
+
+    Args:
+      workdirs: training run directories.
+      out: output directory (default the current one).
+
+    Returns:
+      The summaries, one per run.
+
+    Raises:
+      FileNotFoundError: a run without metrics.jsonl.
+    """
     plt = _plt()
     out = pathlib.Path(out or ".")
     out.mkdir(parents=True, exist_ok=True)
     summaries = [stability_summary(w) for w in workdirs]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
-    for w in workdirs:
-        rows = read_metrics(w)
-        s, g = series(rows, "train/grad_norm")
-        axes[0].plot(s, g, label=run_name(w))
-        s, lo = series(rows, "train/loss")
-        axes[1].plot(s, lo, label=run_name(w))
-        block_keys = sorted({k for r in rows for k in r if k.startswith("grad_norm/block_")})
-        for k in block_keys:
-            s, v = series(rows, k)
-            axes[2].plot(s, v, lw=0.8, alpha=0.7, label=f"{run_name(w)} {k[10:]}" if len(block_keys) <= 8 else None)
-    axes[0].set(yscale="log", xlabel="step", ylabel="global gradient norm (before clipping)")
+    runs = [(run_name(w), read_metrics(w)) for w in workdirs]
+    has_blocks = any(k.startswith("grad_norm/block_") for _, rows in runs for r in rows for k in r)
+    fig, axes = plt.subplots(1, 3 if has_blocks else 2, figsize=(17 if has_blocks else 12, 4.5))
+    for name, rows in runs:
+        axes[0].plot(*series(rows, "train/grad_norm"), label=name)
+        axes[1].plot(*series(rows, "train/loss"), label=name)
+        if has_blocks:
+            block_keys = sorted({k for r in rows for k in r if k.startswith("grad_norm/block_")})
+            for k in block_keys:
+                label = (
+                    f"{name} {k[len('grad_norm/') :]}"
+                    if len(block_keys) * len(runs) <= 12
+                    else None
+                )
+                axes[2].plot(*series(rows, k), lw=0.8, alpha=0.7, label=label)
+    axes[0].set(yscale="log", xlabel="step", ylabel="gradient norm (global, before clipping)")
     axes[1].set(xlabel="step", ylabel="training loss")
-    axes[2].set(yscale="log", xlabel="step", ylabel="per-block gradient norm")
-    for ax in axes[:2]:
-        ax.legend()
+    if has_blocks:
+        axes[2].set(yscale="log", xlabel="step", ylabel="per-block gradient norm")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "stability.png", dpi=120)
-    cols = ["run", "steps", "grad_norm_initial", "grad_norm_max", "max_over_initial",
-            "first_nonfinite_step", "final_loss", "mean_step_time_s"]
+    plt.close(fig)
+    cols = [
+        "run",
+        "steps",
+        "grad_norm_initial",
+        "grad_norm_max",
+        "max_over_initial",
+        "first_nonfinite_step",
+        "final_loss",
+        "final_val_loss",
+        "mean_step_time_s",
+    ]
     table = markdown_table(summaries, cols)
     (out / "stability.md").write_text(table + "\n")
     (out / "stability.json").write_text(json.dumps(summaries, indent=2))
@@ -105,9 +198,31 @@ def stability_report(workdirs, out=None) -> list[dict]:
     return summaries
 
 
-def compare_runs(workdirs, out) -> str:
-    """`python -m eval compare`: a markdown table of each run's scores (final/best val loss, and the
-    embedding scores in DIR/scores.json if present) and PNG plots of val loss and train grad norm."""
+def compare_runs(workdirs, out, *, embed: bool = True, cells: str = "val") -> str:
+    """`python -m eval compare`: the runs side by side, as a markdown table and plots.
+
+    Table columns: final and best `val/loss` and final `train/loss` from DIR/metrics.jsonl, then
+    every number in DIR/scores.json (`val_loss` and the embedding scores of `evaluate_run`). A run
+    without scores.json is evaluated first when `embed` is set (embedding scores on its validation
+    cells by default); a run that cannot be (no checkpoint, data without labels) is listed
+    without scores and the reason printed.
+    Writes OUT/compare.md and OUT/compare.png (validation loss and training gradient norm, log
+    scale, vs step; one line per run).
+
+    Args:
+      workdirs: training run directories.
+      out: output directory (created).
+      embed: evaluate runs that have no scores.json.
+      cells: cells to embed for those runs ("val" or "all", see `evaluate_run`).
+
+    Returns:
+      The markdown table.
+
+    Raises:
+      FileNotFoundError: a run without metrics.jsonl.
+    """
+    from sigjax.evaluation._evaluate import SCORES_FILE, evaluate_run
+
     plt = _plt()
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,17 +232,25 @@ def compare_runs(workdirs, out) -> str:
         rows = read_metrics(w)
         vs, vl = series(rows, "val/loss")
         gs, g = series(rows, "train/grad_norm")
+        _, tl = series(rows, "train/loss")
         axes[0].plot(vs, vl, marker="o", label=run_name(w))
         axes[1].plot(gs, g, label=run_name(w))
-        row = {"run": run_name(w), "final val/loss": float(vl[-1]) if len(vl) else None,
-               "best val/loss": float(vl.min()) if len(vl) else None,
-               "final train/loss": float(series(rows, "train/loss")[1][-1])}
-        scores_path = pathlib.Path(w) / "scores.json"
+        row = {
+            "run": run_name(w),
+            "final val/loss": float(vl[-1]) if len(vl) else None,
+            "best val/loss": float(vl.min()) if len(vl) else None,
+            "final train/loss": float(tl[-1]) if len(tl) else None,
+        }
+        scores_path = pathlib.Path(w) / SCORES_FILE
+        if not scores_path.exists() and embed:
+            try:
+                evaluate_run(w, cells=cells)
+            except (FileNotFoundError, ValueError) as e:  # no checkpoint, or no labels
+                print(f"{run_name(w)}: no embedding scores ({type(e).__name__}: {e})")
         if scores_path.exists():
-            scores = json.loads(scores_path.read_text())
-            for k, v in scores.items():
-                if isinstance(v, (int, float)):
-                    row[k] = float(v)
+            for k, v in json.loads(scores_path.read_text()).items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    row[k] = float(v) if isinstance(v, float) else v
                     if k not in score_keys:
                         score_keys.append(k)
         table_rows.append(row)
@@ -137,7 +260,9 @@ def compare_runs(workdirs, out) -> str:
         ax.legend()
     fig.tight_layout()
     fig.savefig(out / "compare.png", dpi=120)
-    table = markdown_table(table_rows, ["run", "final val/loss", "best val/loss", "final train/loss", *score_keys])
+    plt.close(fig)
+    cols = ["run", "final val/loss", "best val/loss", "final train/loss", *score_keys]
+    table = markdown_table(table_rows, cols)
     (out / "compare.md").write_text(table + "\n")
     print(table)
     return table

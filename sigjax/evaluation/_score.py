@@ -1,16 +1,27 @@
-"""Scores of a cell embedding against cell-type labels, and the PCA baseline.
+"""Scores of a cell embedding against cell-type labels, the PCA baseline, and the UMAP plot.
 
-Definitions (all on the embedding's Euclidean geometry):
-- `silhouette`: scib-metrics `silhouette_label(rescale=False)`, i.e. scikit-learn's mean silhouette
-  coefficient of the cell-type labels, in [-1, 1] (cell-type separation; higher is better).
-- `clisi`: scib-metrics `clisi_knn` on a 30-nearest-neighbour graph, scaled to [0, 1] (1: a cell's
-  neighbourhood holds only its own type; cohesion).
-- `isolated_labels`: scib-metrics `isolated_labels(rescale=False)` with one dummy batch: silhouette of
-  the labels present in the fewest cells against the rest.
-- `knn_purity`: fraction of each cell's 15 nearest neighbours (itself excluded) of its own type,
-  averaged over cells.
-- `nmi`, `ari`: scib-metrics `nmi_ari_cluster_labels_kmeans`: k-means with k = number of labels,
-  compared with the labels.
+Every score is computed on the embedding as given (no scaling), with Euclidean distances; higher
+is better for all of them. Exact definitions (scib-metrics 0.5.10, scikit-learn):
+
+- `silhouette`: `scib_metrics.silhouette_label(X, labels, rescale=False)`: the mean over cells of
+  the silhouette coefficient (b - a) / max(a, b), a = mean distance to cells of the same label,
+  b = the smallest mean distance to the cells of another label; equal to
+  `sklearn.metrics.silhouette_score`. Range [-1, 1].
+- `clisi`: `scib_metrics.clisi_knn(neighbours, labels)` with scale=True: the median over cells of
+  the local inverse Simpson index of the labels in a cell's 31 exact nearest neighbours (the cell
+  itself included; Gaussian kernel weights at perplexity 10), rescaled as (L - median) / (L - 1)
+  with L the number of labels. 1: every neighbourhood holds one label. Range [0, 1].
+- `isolated_labels`: `scib_metrics.isolated_labels(X, labels, batch, rescale=False)` with one
+  dummy batch for all cells. With a single batch every label counts as "isolated", so this is the
+  mean over labels of the mean silhouette coefficient (computed with all labels) of that label's
+  cells: a class-balanced silhouette, in which rare types weigh as much as common ones.
+  Range [-1, 1].
+- `knn_purity`: the fraction of a cell's 15 exact nearest neighbours (itself excluded) that share
+  its label, averaged over cells (scikit-learn `NearestNeighbors`). Range [0, 1].
+- `nmi`, `ari`: `scib_metrics.nmi_ari_cluster_labels_kmeans`: k-means (scib-metrics' JAX k-means,
+  k-means++ init, seed 0) with k = the number of labels, then scikit-learn's normalised mutual
+  information (arithmetic mean) and adjusted Rand index between clusters and labels. Ranges [0, 1]
+  and [-0.5, 1].
 """
 
 import json
@@ -18,11 +29,16 @@ import logging
 import pathlib
 
 import numpy as np
+from jaxtyping import Float
 
 log = logging.getLogger(__name__)
 
+SCORE_NAMES = ("silhouette", "clisi", "isolated_labels", "knn_purity", "nmi", "ari")
+BASELINE_KEY = "X_pca_hvg"
+
 
 def _neighbors(x: np.ndarray, k: int):
+    """Exact k nearest neighbours of every cell, the cell itself first (scib-metrics format)."""
     from scib_metrics.nearest_neighbors import NeighborsResults
     from sklearn.neighbors import NearestNeighbors
 
@@ -31,21 +47,41 @@ def _neighbors(x: np.ndarray, k: int):
     return NeighborsResults(indices=idx, distances=dist)
 
 
-def score_embedding(x: np.ndarray, labels) -> dict:
-    """The scores above for embedding `x` [C, E] and labels [C] (strings or ints).
+def score_embedding(x: Float[np.ndarray, "C E"], labels) -> dict[str, float]:
+    """The scores defined in this module's docstring, for one embedding.
+
+    Args:
+      x: the embedding, one row per cell.
+      labels: [C] cell-type labels (strings or ints); cells labelled -1, "-1", "nan" or "" are
+        left out (unknown type).
+
+    Returns:
+      {"silhouette", "clisi", "isolated_labels", "knn_purity", "nmi", "ari"} as floats.
 
     Raises:
-      ValueError: mismatched sizes or fewer than two labels.
+      ValueError: x is not 2-D or not finite, a label count that differs from the cell count, or
+        fewer than two labelled types or three labelled cells.
     """
     import scib_metrics
 
     x = np.asarray(x, np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"embedding: got shape {x.shape}, expected [cells, features]")
     labels = np.asarray(labels).astype(str)
     if len(x) != len(labels):
-        raise ValueError(f"labels: got {len(labels)} labels for {len(x)} cells; expected one per cell")
-    codes = np.unique(labels, return_inverse=True)[1]
-    if codes.max() < 1:
-        raise ValueError("labels: got a single label; expected at least two cell types")
+        raise ValueError(
+            f"labels: got {len(labels)} labels for {len(x)} cells; expected one per cell"
+        )
+    known = ~np.isin(labels, ["-1", "nan", ""])
+    x, labels = x[known], labels[known]
+    if not np.all(np.isfinite(x)):
+        raise ValueError("embedding: got non-finite values; expected a finite embedding")
+    codes = np.unique(labels, return_inverse=True)[1].astype(np.int32)
+    if len(x) < 3 or codes.max(initial=0) < 1:
+        raise ValueError(
+            f"labels: got {len(np.unique(labels))} label(s) on {len(x)} labelled cells; expected "
+            "at least two cell types and three cells"
+        )
     nn30 = _neighbors(x, 30)
     nn15 = _neighbors(x, 15)
     same = codes[nn15.indices[:, 1:]] == codes[:, None]
@@ -53,51 +89,97 @@ def score_embedding(x: np.ndarray, labels) -> dict:
         "silhouette": float(scib_metrics.silhouette_label(x, codes, rescale=False)),
         "clisi": float(scib_metrics.clisi_knn(nn30, codes)),
         "isolated_labels": float(
-            scib_metrics.isolated_labels(x, codes, np.zeros(len(x), int), rescale=False)
+            scib_metrics.isolated_labels(x, codes, np.zeros(len(x), np.int32), rescale=False)
         ),
         "knn_purity": float(same.mean()),
     }
-    scores.update({k: float(v) for k, v in scib_metrics.nmi_ari_cluster_labels_kmeans(x, codes).items()})
+    nmi_ari = scib_metrics.nmi_ari_cluster_labels_kmeans(x, codes)
+    scores.update({k: float(v) for k, v in nmi_ari.items()})
     return scores
 
 
-def pca_baseline(adata, n_top_genes: int = 2000, n_comps: int = 50, key: str = "X_pca_hvg"):
-    """The field's zero-shot baseline: PCA of log-normalised highly variable genes (scanpy)."""
+def pca_baseline(adata, n_top_genes: int = 2000, n_comps: int = 50, key: str = BASELINE_KEY):
+    """The usual zero-shot baseline: PCA of log-normalised highly variable genes (scanpy).
+
+    X is taken as counts, or as log-normalised values (see `as_counts`); then
+    `normalize_total(target_sum=1e4)`, `log1p`, `highly_variable_genes(flavor="seurat",
+    n_top_genes=min(2000, genes - 1))`, `pca(n_comps=min(50, cells - 1, HVGs - 1))` on the HVGs.
+
+    Args:
+      adata: AnnData with counts (or log-normalised values) in X; modified in place.
+      n_top_genes: highly variable genes kept.
+      n_comps: principal components.
+      key: `obsm` key written.
+
+    Returns:
+      adata, with `obsm[key]` [C, n_comps].
+
+    Raises:
+      ValueError: negative or non-finite values in X (e.g. scaled data).
+    """
     import scanpy as sc
 
     from sigjax.evaluation._embed import as_counts
 
-    work = as_counts(adata)
-    work = work.copy()
+    work = as_counts(adata).copy()
     sc.pp.normalize_total(work, target_sum=1e4)
     sc.pp.log1p(work)
-    sc.pp.highly_variable_genes(work, n_top_genes=min(n_top_genes, work.n_vars - 1), flavor="seurat")
+    sc.pp.highly_variable_genes(
+        work, n_top_genes=min(n_top_genes, work.n_vars - 1), flavor="seurat"
+    )
     n = min(n_comps, work.n_obs - 1, int(work.var["highly_variable"].sum()) - 1)
-    sc.pp.pca(work, n_comps=n, mask_var="highly_variable")
-    adata.obsm[key] = work.obsm["X_pca"]
+    sc.pp.pca(work, n_comps=n, mask_var="highly_variable", random_state=0)
+    adata.obsm[key] = np.asarray(work.obsm["X_pca"])
     return adata
 
 
 def umap_png(adata, embedding: str, labels: str, path) -> None:
-    """A UMAP of the embedding coloured by label, as PNG (scanpy)."""
+    """Writes a UMAP of `obsm[embedding]` coloured by `obs[labels]` as a PNG (scanpy, 15
+    neighbours, random_state 0).
+
+    Args:
+      adata: AnnData holding the embedding and labels.
+      embedding: `obsm` key.
+      labels: `obs` column.
+      path: the PNG file written.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import scanpy as sc
 
     work = adata.copy()
-    sc.pp.neighbors(work, use_rep=embedding, n_neighbors=15)
+    work.obs[labels] = work.obs[labels].astype(str).astype("category")
+    sc.pp.neighbors(work, use_rep=embedding, n_neighbors=15, random_state=0)
     sc.tl.umap(work, random_state=0)
-    fig = sc.pl.umap(work, color=labels, show=False, return_fig=True, title=f"{embedding} by {labels}")
+    fig = sc.pl.umap(
+        work, color=labels, show=False, return_fig=True, title=f"{embedding} by {labels}"
+    )
     fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 def score_file(data_path, labels: str, embedding: str = "X_sigjax", umap: bool = True) -> dict:
-    """`python -m eval score`: scores an embedding in an .h5ad (and the PCA baseline), writes
-    `<data>.scores.json` and `<data>.umap.png` beside it.
+    """`python -m eval score`: scores an embedding in an .h5ad and the PCA baseline of its X.
+
+    Writes `<data>.scores.json` ({embedding: scores, "X_pca_hvg": scores}) and, with `umap`,
+    `<data>.umap.png` beside the input. The baseline needs counts or log-normalised values in X;
+    when X holds something else (scaled data) its entry is {"error": reason} and the main scores
+    are still written.
+
+    Args:
+      data_path: an .h5ad file (e.g. written by `python -m eval embed`).
+      labels: the `obs` column with cell-type labels.
+      embedding: the `obsm` key to score.
+      umap: also write the UMAP PNG.
+
+    Returns:
+      The dict written to the JSON file.
 
     Raises:
-      ValueError: unknown label column or embedding key.
+      FileNotFoundError: no such file.
+      ValueError: unknown label column or embedding key, or bad labels (see `score_embedding`).
     """
     import anndata as ad
 
@@ -108,16 +190,21 @@ def score_file(data_path, labels: str, embedding: str = "X_sigjax", umap: bool =
     if labels not in adata.obs.columns:
         raise ValueError(f"--labels: got {labels!r}, expected one of {list(adata.obs.columns)}")
     if embedding not in adata.obsm:
-        raise ValueError(f"--embedding: got {embedding!r}, expected one of {list(adata.obsm.keys())}")
+        raise ValueError(
+            f"--embedding: got {embedding!r}, expected one of {list(adata.obsm.keys())}"
+        )
     result = {embedding: score_embedding(adata.obsm[embedding], adata.obs[labels])}
-    try:
-        pca_baseline(adata)
-        result["X_pca_hvg"] = score_embedding(adata.obsm["X_pca_hvg"], adata.obs[labels])
-    except ValueError as e:  # e.g. counts not available in X: report, keep the main scores.
-        log.warning("PCA baseline skipped: %s", e)
-        result["X_pca_hvg"] = {"error": str(e)}
+    if embedding != BASELINE_KEY:
+        try:
+            pca_baseline(adata)
+            result[BASELINE_KEY] = score_embedding(adata.obsm[BASELINE_KEY], adata.obs[labels])
+        except ValueError as e:  # X holds no counts (e.g. scaled): report it, keep the main scores.
+            log.warning("PCA baseline skipped: %s", e)
+            result[BASELINE_KEY] = {"error": str(e)}
     out = path.with_suffix(".scores.json")
     out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
     if umap:
         umap_png(adata, embedding, labels, path.with_suffix(".umap.png"))
+        print(f"wrote {path.with_suffix('.umap.png')}")
     return result

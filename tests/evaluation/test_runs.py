@@ -1,0 +1,152 @@
+"""Run reading, stability summaries, comparison tables and study summaries on fabricated runs."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sigjax.evaluation import (
+    compare_runs,
+    read_metrics,
+    results_markdown,
+    stability_report,
+    stability_summary,
+    study_config,
+    summarize,
+)
+
+
+def write_run(path, rows, scores=None):
+    path.mkdir(parents=True)
+    (path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    if scores is not None:
+        (path / "scores.json").write_text(json.dumps(scores))
+    return path
+
+
+def fake_rows(n=5, spike_at=None, nan_at=None, blocks=True):
+    rows = []
+    for i in range(1, n + 1):
+        step = 10 * i
+        g = 2.0 / i
+        if step == spike_at:
+            g = 8.0
+        row = {
+            "step": step,
+            "train/loss": 3.0 - 0.1 * i,
+            "train/grad_norm": g,
+            "perf/step_time": 5.0 if i == 1 else 0.1 * i,
+        }
+        if blocks:
+            row["grad_norm/block_0/attention"] = g / 2
+        if step == nan_at:
+            row["train/loss"] = float("nan")
+        if i % 2 == 0:
+            row["val/loss"] = 2.5 - 0.1 * i
+        rows.append(row)
+    return rows
+
+
+def test_read_metrics_merges_resumed_steps(tmp_path):
+    rows = fake_rows(3)
+    rows.append({"step": 20, "train/loss": 9.0})  # a resumed run re-logs step 20
+    write_run(tmp_path / "r", rows)
+    got = read_metrics(tmp_path / "r")
+    assert [r["step"] for r in got] == [10, 20, 30]
+    assert got[1]["train/loss"] == 9.0
+    assert got[1]["train/grad_norm"] == 1.0  # other keys of the first row survive
+
+
+def test_read_metrics_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no metrics.jsonl"):
+        read_metrics(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_metrics(tmp_path)
+
+
+def test_stability_summary(tmp_path):
+    run = write_run(tmp_path / "spiky", fake_rows(5, spike_at=30, nan_at=40))
+    s = stability_summary(run)
+    assert s["run"] == "spiky"
+    assert s["steps"] == 50
+    assert s["grad_norm_initial"] == 2.0
+    assert s["grad_norm_max"] == 8.0
+    assert s["max_over_initial"] == 4.0
+    assert s["first_nonfinite_step"] == 40
+    assert s["final_loss"] == pytest.approx(2.5)
+    assert s["final_val_loss"] == pytest.approx(2.1)
+    assert s["mean_step_time_s"] == pytest.approx(np.mean([0.2, 0.3, 0.4, 0.5]))  # first left out
+    calm = stability_summary(write_run(tmp_path / "calm", fake_rows(5)))
+    assert calm["first_nonfinite_step"] is None and calm["max_over_initial"] == 1.0
+
+
+def test_stability_report_and_compare_write_files(tmp_path):
+    a = write_run(
+        tmp_path / "a", fake_rows(5), scores={"val_loss": 1.5, "nmi": 0.4, "cells": "val"}
+    )
+    b = write_run(tmp_path / "b", fake_rows(5, nan_at=20, blocks=False))
+    summaries = stability_report([a, b], tmp_path / "out")
+    assert [s["first_nonfinite_step"] for s in summaries] == [None, 20]
+    assert (tmp_path / "out" / "stability.png").stat().st_size > 10_000
+    saved = json.loads((tmp_path / "out" / "stability.json").read_text())
+    assert saved[1]["run"] == "b"
+    table = compare_runs([a, b], tmp_path / "cmp", embed=False)
+    lines = table.splitlines()
+    assert lines[0].split("|")[1:-1] == [
+        " run ",
+        " final val/loss ",
+        " best val/loss ",
+        " final train/loss ",
+        " val_loss ",
+        " nmi ",
+    ]
+    assert lines[2] == "| a | 2.1 | 2.1 | 2.5 | 1.5 | 0.4 |"
+    assert lines[3] == "| b | 2.1 | 2.1 | 2.5 |  |  |"
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 10_000
+    assert (tmp_path / "cmp" / "compare.md").read_text().strip() == table
+
+
+def test_summarize_and_results_markdown():
+    rows = []
+    for seed, (sig, soft) in enumerate([(1.0, 2.0), (2.0, 2.0), (3.0, 2.0)]):
+        for attention, v in (("sigmoid", sig), ("softmax", soft)):
+            rows.append(
+                {
+                    "dataset": "d",
+                    "attention": attention,
+                    "seed": seed,
+                    "val_loss": v,
+                    "nmi": v / 10,
+                    "n_cells": 50,
+                    "pca_hvg/nmi": 0.5,
+                    "train_time_s": 3.0,
+                }
+            )
+    summary = {s["metric"]: s for s in summarize(rows)}
+    assert summary["val_loss"]["sigmoid_mean"] == 2.0
+    assert summary["val_loss"]["sigmoid_std"] == pytest.approx(1.0)  # ddof=1
+    assert summary["val_loss"]["softmax_std"] == 0.0
+    assert summary["val_loss"]["rel_diff"] == 0.0
+    assert summary["nmi"]["pca_hvg"] == 0.5 and summary["val_loss"]["pca_hvg"] is None
+    assert summary["val_loss"]["n_seeds"] == 3
+    assert math.isnan(summary["silhouette"]["sigmoid_mean"])  # not in the rows
+    text = results_markdown(summarize(rows), rows, command="python -m eval.study", config_text="x")
+    assert summary["val_loss"]["sigmoid_wins"] == 1 and summary["val_loss"]["n_pairs"] == 3
+    assert summary["nmi"]["sigmoid_wins"] == 1  # higher is better: only seed 2 (0.3 > 0.2)
+    assert "| val_loss | 2.0000 ± 1.0000 | 2.0000 ± 0.0000 | +0.0000 | +0.0% | 1/3 |  |" in text
+    assert "## d (50 cells scored, 3 seeds)" in text
+    assert "Commit:" in text and "`python -m eval.study`" in text
+
+
+def test_study_config_sets_only_seeds_data_and_attention():
+    from configs import smoke
+
+    base = smoke.get_config()
+    c = study_config(base, "zeisel", "softmax", 2)
+    assert (c.data.dataset, c.model.attention, c.seed, c.data.seed) == ("zeisel", "softmax", 2, 2)
+    assert base.model.attention == "sigmoid" and base.data.dataset == "pbmc68k_reduced"
+    c.model.attention = "sigmoid"
+    c.data.dataset, c.seed, c.data.seed = base.data.dataset, base.seed, base.data.seed
+    assert c.to_json() == base.to_json()

@@ -1,0 +1,111 @@
+"""Embedding scores on fabricated embeddings with known structure."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_samples, silhouette_score
+
+from sigjax.evaluation import SCORE_NAMES, as_counts, pca_baseline, score_embedding
+
+
+# Every embedding below is 60 cells x 6 features with 3 labels, so scib-metrics' jitted functions
+# compile once for the whole module.
+def clusters(n_per=20, n_types=3, dim=6, spread=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 5, size=(n_types, dim))
+    labels = np.repeat(np.arange(n_types), n_per)
+    x = centers[labels] + rng.normal(0, spread, size=(len(labels), dim))
+    return x.astype(np.float32), labels
+
+
+def test_separated_clusters_score_high_and_match_sklearn():
+    x, labels = clusters()
+    s = score_embedding(x, [f"type_{k}" for k in labels])
+    assert set(s) == set(SCORE_NAMES)
+    assert s["silhouette"] == pytest.approx(silhouette_score(x, labels), abs=1e-4)
+    assert s["silhouette"] > 0.7
+    assert s["knn_purity"] == 1.0
+    assert s["nmi"] > 0.99 and s["ari"] > 0.99
+    assert s["clisi"] > 0.99
+
+
+def test_shuffled_labels_score_low():
+    x, labels = clusters()
+    shuffled = np.random.default_rng(1).permutation(labels)
+    s = score_embedding(x, shuffled)
+    assert s["silhouette"] < 0.05
+    assert s["knn_purity"] < 0.55
+    assert s["nmi"] < 0.2 and s["ari"] < 0.2
+
+
+def test_isolated_labels_is_class_balanced_silhouette():
+    # Unequal class sizes, so the class-balanced mean differs from the plain silhouette.
+    rng = np.random.default_rng(2)
+    sizes = [37, 15, 8]
+    x = np.concatenate([rng.normal(m, 1, (n, 6)) for m, n in zip((0, 2, -2), sizes, strict=True)])
+    labels = np.repeat([0, 1, 2], sizes)
+    per_cell = silhouette_samples(x, labels)
+    expected = np.mean([per_cell[labels == k].mean() for k in range(3)])
+    s = score_embedding(x, labels)
+    assert s["isolated_labels"] == pytest.approx(expected, abs=1e-4)
+    assert abs(s["isolated_labels"] - s["silhouette"]) > 1e-3
+
+
+def test_knn_purity_against_brute_force():
+    x, labels = clusters(spread=4.0)  # overlapping clusters: purity strictly between 0 and 1
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nearest = np.argsort(d, axis=1)[:, :15]
+    expected = (labels[nearest] == labels[:, None]).mean()
+    s = score_embedding(x, labels)
+    assert 0.4 < expected < 0.95
+    assert s["knn_purity"] == pytest.approx(expected)
+
+
+def test_unknown_labels_are_left_out():
+    x, labels = clusters()
+    noise = np.random.default_rng(3).normal(0, 5, size=(10, x.shape[1])).astype(np.float32)
+    both = score_embedding(np.concatenate([x, noise]), np.concatenate([labels, np.full(10, -1)]))
+    assert both == pytest.approx(score_embedding(x, labels), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("x", "labels", "match"),
+    [
+        (np.zeros((5, 2)), np.zeros(5), "labels: got 1 label"),
+        (np.zeros((5, 2)), np.arange(4), "labels: got 4 labels for 5 cells"),
+        (np.zeros(5), np.arange(5), "embedding: got shape"),
+        (np.full((4, 2), np.nan), [0, 1, 0, 1], "non-finite"),
+    ],
+)
+def test_bad_inputs_raise(x, labels, match):
+    with pytest.raises(ValueError, match=match):
+        score_embedding(x, labels)
+
+
+def test_as_counts_and_pca_baseline():
+    import scanpy as sc
+
+    from sigjax.data import synthetic_anndata
+
+    adata = synthetic_anndata(n_cells=60, n_genes=300, n_types=3, min_genes=40, max_genes=120)
+    assert as_counts(adata) is adata  # integer counts: used as they are
+    lognorm = adata.copy()
+    sc.pp.normalize_total(lognorm, target_sum=1e4)
+    sc.pp.log1p(lognorm)
+    back = as_counts(lognorm).X.toarray()
+    counts = adata.X.toarray()
+    # expm1 gives the counts up to a per-cell scale (exactly what the tokeniser normalises away).
+    np.testing.assert_allclose(
+        back / back.sum(1, keepdims=True),
+        counts / counts.sum(1, keepdims=True),
+        rtol=1e-4,
+        atol=1e-7,
+    )
+    scaled = lognorm.copy()
+    sc.pp.scale(scaled)
+    with pytest.raises(ValueError, match="negative"):
+        as_counts(scaled)
+    pca_baseline(adata, n_comps=6)
+    assert adata.obsm["X_pca_hvg"].shape == (60, 6)
+    # Synthetic types have their own marker genes: the baseline must separate them.
+    assert score_embedding(adata.obsm["X_pca_hvg"], adata.obs["cell_type"])["nmi"] > 0.8
