@@ -390,10 +390,24 @@ class _Logger:
 
 
 def _maybe_initialize_distributed(config) -> None:
-    """jax.distributed.initialize() when asked by config or by the launcher's environment."""
-    env = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES")
-    if config.get("distributed", False) or any(os.environ.get(k) for k in env):
-        jax.distributed.initialize()
+    """jax.distributed.initialize() when asked by config or by the launcher's environment.
+
+    JAX reads JAX_COORDINATOR_ADDRESS itself and detects SLURM/MPI/Kubernetes launches; for a
+    plain launch, JAX_NUM_PROCESSES and JAX_PROCESS_ID give the process count and this process.
+    """
+    env = os.environ
+    if not (
+        config.get("distributed", False)
+        or env.get("JAX_COORDINATOR_ADDRESS")
+        or env.get("JAX_NUM_PROCESSES")
+    ):
+        return
+    kwargs = {}
+    if env.get("JAX_NUM_PROCESSES"):
+        kwargs["num_processes"] = int(env["JAX_NUM_PROCESSES"])
+    if env.get("JAX_PROCESS_ID"):
+        kwargs["process_id"] = int(env["JAX_PROCESS_ID"])
+    jax.distributed.initialize(**kwargs)
 
 
 # --------------------------------------------------------------------------- the loop
