@@ -70,3 +70,28 @@ def split_ranges(lo, mask_lo_end, full_end, end):
     mask_lo_end = jnp.clip(mask_lo_end, lo, end)
     full_end = jnp.clip(full_end, mask_lo_end, end)
     return ((lo, mask_lo_end, True), (mask_lo_end, full_end, False), (full_end, end, True))
+
+
+def key_block_ranges(q_start, q_len, kv_len, *, block_q: int, block_k: int, is_causal: bool):
+    """Key-block loop ranges for one query block (forward and dQ kernels).
+
+    Blocks holding any valid key (and, when causal, any key j <= the block's last valid query);
+    blocks [0, full_end) need no mask (every key valid and, when causal, at or before the block's
+    first query); a query block that is all padding gets no work at all.
+    """
+    end = pl.cdiv(kv_len, block_k)
+    full_end = kv_len // block_k
+    if is_causal:
+        end = jnp.minimum(end, pl.cdiv(jnp.minimum(q_start + block_q, q_len), block_k))
+        full_end = jnp.minimum(full_end, (q_start + 1) // block_k)
+    end = jnp.where(q_start < q_len, end, 0)
+    return split_ranges(0, None, full_end, end)
+
+
+def key_mask(q_idx, k_start, kv_len, *, block_k: int, is_causal: bool):
+    """[block_q, block_k] boolean: key valid (and, when causal, at or before the query)."""
+    k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
+    keep = k_idx[None, :] < kv_len
+    if is_causal:
+        keep = keep & (k_idx[None, :] <= q_idx[:, None])
+    return keep

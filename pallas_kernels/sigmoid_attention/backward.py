@@ -42,13 +42,6 @@ def _dq_kernel(
     do = do_ref[...]
     q_idx = q_start + jnp.arange(block_q, dtype=jnp.int32)
 
-    end = pl.cdiv(kv_len, block_k)
-    full_end = kv_len // block_k
-    if is_causal:
-        end = jnp.minimum(end, pl.cdiv(jnp.minimum(q_start + block_q, q_len), block_k))
-        full_end = jnp.minimum(full_end, (q_start + 1) // block_k)
-    end = jnp.where(q_start < q_len, end, 0)
-
     def body(j, acc, masked):
         k_start = j * block_k
         k = k_ref[pl.ds(k_start, block_k), :]
@@ -60,15 +53,15 @@ def _dq_kernel(
         dp = _common.dot(do, v, trans_b=True)
         ds = dp * p * (1.0 - p)
         if masked:
-            k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
-            keep = k_idx[None, :] < kv_len
-            if is_causal:
-                keep = keep & (k_idx[None, :] <= q_idx[:, None])
+            keep = _common.key_mask(q_idx, k_start, kv_len, block_k=block_k, is_causal=is_causal)
             ds = jnp.where(keep, ds, 0.0)
         return acc + _common.dot(ds.astype(k.dtype), k)
 
     acc = jnp.zeros((block_q, q.shape[-1]), jnp.float32)
-    acc = _common.run_loops(_common.split_ranges(0, None, full_end, end), body, acc, split)
+    ranges = _common.key_block_ranges(
+        q_start, q_len, kv_len, block_q=block_q, block_k=block_k, is_causal=is_causal
+    )
+    acc = _common.run_loops(ranges, body, acc, split)
     # Rows of padded queries are zeroed by the caller (see forward.py).
     dq_ref[...] = (acc * scale).astype(dq_ref.dtype)
 

@@ -40,15 +40,6 @@ def _forward_kernel(
     q = q_ref[...]
     q_idx = q_start + jnp.arange(block_q, dtype=jnp.int32)
 
-    # Key blocks that hold any valid key (and, when causal, any key j <= the block's last query).
-    end = pl.cdiv(kv_len, block_k)
-    full_end = kv_len // block_k
-    first_partial = 0
-    if is_causal:
-        end = jnp.minimum(end, pl.cdiv(jnp.minimum(q_start + block_q, q_len), block_k))
-        full_end = jnp.minimum(full_end, (q_start + 1) // block_k)
-    end = jnp.where(q_start < q_len, end, 0)  # Query block entirely padding: skip all work.
-
     def body(j, acc, masked):
         k_start = j * block_k
         k = k_ref[pl.ds(k_start, block_k), :]
@@ -57,10 +48,7 @@ def _forward_kernel(
         s = _common.dot(q, k, trans_b=True) * half_scale + (b[None, :] if per_key else b)
         p = _common.sigmoid_from_half_logits(s, approx)
         if masked:
-            k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
-            keep = k_idx[None, :] < kv_len
-            if is_causal:
-                keep = keep & (k_idx[None, :] <= q_idx[:, None])
+            keep = _common.key_mask(q_idx, k_start, kv_len, block_k=block_k, is_causal=is_causal)
             p = jnp.where(keep, p, 0.0)
         return acc + _common.dot(p.astype(v.dtype), v)
 
@@ -68,7 +56,9 @@ def _forward_kernel(
     # No leading masked range here: passing None drops that loop from the code entirely (an
     # empty loop still cost ~8% on an H200). Rows of padded queries are zeroed by the caller in
     # XLA: a row select on the accumulator here cost ~15% of forward throughput.
-    ranges = _common.split_ranges(first_partial, None, full_end, end)
+    ranges = _common.key_block_ranges(
+        q_start, q_len, kv_len, block_q=block_q, block_k=block_k, is_causal=is_causal
+    )
     acc = _common.run_loops(ranges, body, acc, split)
     o_ref[...] = acc.astype(o_ref.dtype)
 
