@@ -19,10 +19,10 @@ def sigmoid_from_half_logits(x_half: jax.Array, approx: bool) -> jax.Array:
     return 1.0 / (1.0 + jnp.exp(-2.0 * x_half))
 
 
-def dot(a: jax.Array, b: jax.Array, *, trans_b: bool = False) -> jax.Array:
+def dot(a: jax.Array, b: jax.Array, *, trans_a: bool = False, trans_b: bool = False) -> jax.Array:
     """Tile product with float32 accumulation; float32 tiles use full IEEE precision."""
     precision = lax.Precision.HIGHEST if a.dtype == jnp.float32 else None
-    return plgpu.dot(a, b, trans_b=trans_b, precision=precision)
+    return plgpu.dot(a, b, trans_a=trans_a, trans_b=trans_b, precision=precision)
 
 
 def bias_spec(half_bias: jax.Array, n: int, block: int | None, axis_from_grid: bool):

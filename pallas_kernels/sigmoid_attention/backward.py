@@ -74,9 +74,7 @@ def _dkv_kernel(
     do_ref,
     q_len_ref,
     kv_len_ref,
-    dk_ref,
-    dv_ref,
-    *dbias_refs,
+    *refs,
     scale: float,
     block_q: int,
     block_k: int,
@@ -84,7 +82,17 @@ def _dkv_kernel(
     approx: bool,
     per_key: bool,
     split: bool,
+    with_dbias: bool,
+    fused_dq: bool,
 ):
+    # refs: [dq_in (aliased to dq_out)], dk, dv, [dbias], [dq_out]. With fused_dq each query
+    # tile's dq contribution, ds k, is added atomically into a float32 dq: no separate dQ kernel
+    # recomputing the scores (5 tile products per tile pair instead of 4 + 3).
+    if fused_dq:
+        refs = refs[1:]
+    dk_ref, dv_ref = refs[:2]
+    dbias_ref = refs[2] if with_dbias else None
+    dq_ref = refs[-1] if fused_dq else None
     # Tiles are kept transposed, [block_k, block_q], so that dk and dv accumulate as [block_k, H].
     k_start = pl.program_id(0) * block_k
     q_len = q_len_ref[0]
@@ -119,19 +127,22 @@ def _dkv_kernel(
         ds = dp * p * (1.0 - p)
         dv = dv + _common.dot(p.astype(do.dtype), do)
         dk = dk + _common.dot(ds.astype(q.dtype), q)
+        if dq_ref is not None:
+            dq = _common.dot(ds.astype(k.dtype), k, trans_a=True) * scale
+            plgpu.atomic_add(dq_ref, (pl.ds(q_start, block_q), slice(None)), dq)
         if dbias is not None:
             dbias = dbias + jnp.sum(ds, axis=1)
         return dk, dv, dbias
 
     h = k.shape[-1]
     zeros = jnp.zeros((block_k, h), jnp.float32)
-    dbias0 = jnp.zeros((block_k,), jnp.float32) if dbias_refs else None
+    dbias0 = jnp.zeros((block_k,), jnp.float32) if with_dbias else None
     ranges = _common.split_ranges(lo, diag_end, full_end, end)
     dk, dv, dbias = _common.run_loops(ranges, body, (zeros, zeros, dbias0), split)
     dk_ref[...] = (dk * scale).astype(dk_ref.dtype)
     dv_ref[...] = dv.astype(dv_ref.dtype)
-    if dbias_refs:
-        dbias_refs[0][...] = dbias
+    if with_dbias:
+        dbias_ref[...] = dbias
 
 
 def _lens_specs(n: int):
@@ -208,8 +219,13 @@ def backward_dkv(
     approx_sigmoid: bool,
     interpret: bool,
     with_dbias: bool,
+    fused_dq: bool = False,
 ):
-    """dK, dV (and, if with_dbias, per-head bias column sums [B, N, S] float32)."""
+    """dK, dV, per-head bias column sums [B, N, S] float32 (None unless with_dbias), and dQ.
+
+    dQ is None unless fused_dq: then this kernel also adds every tile's dQ share atomically into
+    a float32 [B, T, N, H] buffer (returned in q's dtype) and `backward_dq` is not needed.
+    """
     b, t, n, h = q.shape
     s = k.shape[1]
     bq, bk = block_sizes.block_q_dkv, block_sizes.block_k_dkv
@@ -222,31 +238,46 @@ def backward_dkv(
         approx=approx_sigmoid,
         per_key=half_bias.ndim == 2,
         split=block_sizes.split_loops,
+        with_dbias=with_dbias,
+        fused_dq=fused_dq,
     )
     q_spec = pl.BlockSpec((None, t, None, h), lambda j, bn: (bn // n, 0, bn % n, 0))
     kv_spec = pl.BlockSpec((None, bk, None, h), lambda j, bn: (bn // n, j, bn % n, 0))
+    in_specs = [
+        q_spec,
+        kv_spec,
+        kv_spec,
+        _common.bias_spec(half_bias, n, bk, True),
+        q_spec,
+        *_lens_specs(n),
+    ]
+    args = [q, k, v, half_bias, do, q_lens, kv_lens]
     out_specs = [kv_spec, kv_spec]
     out_shape = [jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)]
     if with_dbias:
         out_specs.append(pl.BlockSpec((None, None, bk), lambda j, bn: (bn // n, bn % n, j)))
         out_shape.append(jax.ShapeDtypeStruct((b, n, s), jnp.float32))
+    aliases = {}
+    if fused_dq:
+        in_specs.append(q_spec)
+        args.append(jnp.zeros(q.shape, jnp.float32))
+        out_specs.append(q_spec)
+        out_shape.append(jax.ShapeDtypeStruct(q.shape, jnp.float32))
+        aliases = {len(args) - 1: len(out_shape) - 1}
     outs = pl.pallas_call(
         kernel,
         grid=(s // bk, b * n),
-        in_specs=[
-            q_spec,
-            kv_spec,
-            kv_spec,
-            _common.bias_spec(half_bias, n, bk, True),
-            q_spec,
-            *_lens_specs(n),
-        ],
+        in_specs=in_specs,
         out_specs=out_specs,
         out_shape=out_shape,
+        input_output_aliases=aliases,
         compiler_params=plgpu.CompilerParams(
             num_warps=block_sizes.num_warps_bwd, num_stages=block_sizes.num_stages_bwd
         ),
         interpret=interpret,
-        name="sigmoid_attention_bwd_dkv",
-    )(q, k, v, half_bias, do, q_lens, kv_lens)
-    return tuple(outs) if with_dbias else (outs[0], outs[1], None)
+        name="sigmoid_attention_bwd_dkv_dq" if fused_dq else "sigmoid_attention_bwd_dkv",
+    )(*args)
+    dk, dv = outs[0], outs[1]
+    dbias = outs[2] if with_dbias else None
+    dq = outs[-1].astype(q.dtype) if fused_dq else None
+    return dk, dv, dbias, dq

@@ -20,6 +20,8 @@ class BlockSizes:
       num_warps_bwd, num_stages_bwd: backward launches.
       split_loops: run interior tiles in a loop without masking, boundary tiles in masked loops;
         False runs one masked loop.
+      fused_bwd: one backward kernel over key blocks that also adds dQ atomically into a float32
+        buffer (5 tile products per tile pair), instead of a dK/dV kernel plus a dQ kernel (7).
     """
 
     block_q: int = 128
@@ -33,6 +35,7 @@ class BlockSizes:
     num_warps_bwd: int = 4
     num_stages_bwd: int = 2
     split_loops: bool = True
+    fused_bwd: bool = False
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

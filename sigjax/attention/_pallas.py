@@ -74,8 +74,13 @@ def _attention_bwd(st: _Static, residuals, d_out):
     # Padded query rows of the output are constant 0, so their cotangent must not flow.
     d_out = _zero_padded_rows(d_out.astype(q.dtype), q_lens)
     args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
-    dq = _zero_padded_rows(kernels.backward_dq(*args, **_kernel_kwargs(st)), q_lens)
-    dk, dv, dbias = kernels.backward_dkv(*args, **_kernel_kwargs(st), with_dbias=st.with_dbias)
+    fused = st.block_sizes.fused_bwd
+    dk, dv, dbias, dq = kernels.backward_dkv(
+        *args, **_kernel_kwargs(st), with_dbias=st.with_dbias, fused_dq=fused
+    )
+    if not fused:
+        dq = kernels.backward_dq(*args, **_kernel_kwargs(st))
+    dq = _zero_padded_rows(dq, q_lens)
     if dbias is None:
         d_half_bias = jnp.zeros_like(half_bias)
     else:

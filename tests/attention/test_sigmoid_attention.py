@@ -4,6 +4,8 @@
 (`TestKernelsCompiled`, marked `gpu`).
 """
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -38,6 +40,8 @@ MIXED = BlockSizes(
     num_warps_bwd=4,
     num_stages_bwd=1,
 )
+# One backward kernel adding dQ atomically (tile shapes differ between dQ and dK/dV on purpose).
+FUSED = dataclasses.replace(MIXED, fused_bwd=True)
 
 # (B, T, S, N, H, causal, padded, key bias, dtype, block sizes); odd T and S on purpose.
 CASES = [
@@ -49,8 +53,10 @@ CASES = [
     (2, 33, 33, 2, 64, True, True, False, "bfloat16", SMALL),
     (1, 48, 40, 1, 128, False, True, True, "float16", None),
     (1, 40, 24, 2, 80, False, True, False, "float32", SMALL),
+    (2, 37, 45, 2, 24, True, True, True, "float32", FUSED),
+    (3, 20, 70, 2, 16, False, True, False, "bfloat16", FUSED),
 ]
-GRAD_CASES = [c for i, c in enumerate(CASES) if i in (0, 1, 3, 4, 6)]
+GRAD_CASES = [c for i, c in enumerate(CASES) if i in (0, 1, 3, 4, 6, 8, 9)]
 TOL = {"float32": 2e-5, "bfloat16": 2e-2, "float16": 4e-3}
 COMPILED_TOL = {"float32": 5e-3, "bfloat16": 3e-2, "float16": 1e-2}  # tanh.approx sigmoid.
 
@@ -60,6 +66,7 @@ def case_id(case):
     return (
         f"B{b}T{t}S{s}N{n}H{h}-{'causal' if causal else 'full'}-{'pad' if padded else 'dense'}"
         f"-{'bias' if bias else 'nobias'}-{dtype}-{'default' if bs is None else bs.block_q}"
+        f"{'-fused' if bs is not None and bs.fused_bwd else ''}"
     )
 
 
@@ -135,11 +142,12 @@ class KernelSuite:
             assert g.shape == r.shape
             assert rel_err(g, r) < 2 * self.tol[dtype], (name, rel_err(g, r))
 
-    def test_padding_gets_exactly_zero_gradient(self):
-        case = (2, 37, 45, 2, 24, True, True, True, "float32", SMALL)
+    @pytest.mark.parametrize("bs", [SMALL, FUSED], ids=["split_bwd", "fused_bwd"])
+    def test_padding_gets_exactly_zero_gradient(self, bs):
+        case = (2, 37, 45, 2, 24, True, True, True, "float32", bs)
         q, k, v, kb, ql, kl = make_inputs(case, seed=3)
         ct = jnp.ones(q.shape, jnp.float32)  # Non-zero cotangent on padded rows too.
-        kw = dict(is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL)
+        kw = dict(is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=bs)
         dq, dk, dv, db = jax.grad(lambda *a: jnp.sum(self.pallas(*a, **kw) * ct), (0, 1, 2, 3))(
             q, k, v, kb
         )
