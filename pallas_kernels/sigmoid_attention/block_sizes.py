@@ -63,7 +63,9 @@ _TABLE = {
     (16, "bfloat16"): BlockSizes(block_q=128, block_k=64, num_warps=4),
     (32, "bfloat16"): BlockSizes(block_q=128, block_k=64, num_warps=4),
     (64, "bfloat16"): BlockSizes(block_q=128, block_k=64, num_warps=4, num_stages=3),
-    (128, "bfloat16"): BlockSizes(block_q=128, block_k=64, num_warps=8, num_stages=3),
+    # H=128 forward: 128x32 tiles, 4 warps, 4 stages gave 533 TFLOPS vs 445 for 128x64/8/3
+    # (H200, T=8192, docs/benchmarks.md run 5).
+    (128, "bfloat16"): BlockSizes(block_q=128, block_k=32, num_warps=4, num_stages=4),
     (256, "bfloat16"): BlockSizes(
         block_q=64,
         block_k=32,

@@ -1,6 +1,7 @@
 """Running per-shard attention code (Pallas kernels, cuDNN calls) on mesh-sharded inputs."""
 
 import jax
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 
@@ -35,6 +36,12 @@ def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str):
         *(qkv_spec for _ in qkv),
         *(P(batch_axes, *([None] * (x.ndim - 1))) for x in per_batch),
     )
+    # Arrays made without a sharding (default lengths, a broadcast bias) or sharded unlike the
+    # query are resharded to what each shard needs; a no-op for those already laid out so.
+    args = [
+        jax.reshard(x, NamedSharding(mesh, spec))
+        for x, spec in zip((*qkv, *per_batch), in_specs, strict=True)
+    ]
     return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=qkv_spec, check_vma=False)(
-        *qkv, *per_batch
+        *args
     )
