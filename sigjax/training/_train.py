@@ -97,16 +97,37 @@ def state_shardings(abstract_state, mesh):
     return shardings
 
 
+def process_rows(mesh, batch_size: int) -> np.ndarray:
+    """The rows of a global batch that this process's devices hold, in ascending order.
+
+    Read from the batch sharding rather than assumed to be the process index's contiguous block:
+    a mesh need not list its devices process by process.
+
+    Args:
+      mesh: the training mesh.
+      batch_size: rows of the global batch.
+
+    Returns:
+      int64 [rows of this process]; all of them in a single-process run.
+    """
+    sharding = NamedSharding(mesh, P(BATCH_AXES))
+    index = sharding.addressable_devices_indices_map((batch_size,))
+    rows = {i for (s,) in index.values() for i in range(*s.indices(batch_size))}
+    return np.array(sorted(rows), np.int64)
+
+
 def global_batch(batch: dict, mesh) -> dict:
     """Host numpy batch (the global batch, identical on every process) -> arrays sharded over
     (data, fsdp) on the batch axis. Each process contributes the rows of its devices."""
     sharding = NamedSharding(mesh, P(BATCH_AXES))
-    procs, pid = jax.process_count(), jax.process_index()
-    out = {}
-    for k, v in batch.items():
-        local = np.array_split(v, procs)[pid] if procs > 1 else v
-        out[k] = jax.make_array_from_process_local_data(sharding, local, v.shape)
-    return out
+    n = len(next(iter(batch.values())))
+    # make_array_from_process_local_data places the local rows, in order, on this process's
+    # slices of the global batch (sorted by position).
+    rows = process_rows(mesh, n) if jax.process_count() > 1 else slice(None)
+    return {
+        k: jax.make_array_from_process_local_data(sharding, v[rows], v.shape)
+        for k, v in batch.items()
+    }
 
 
 def _prefetch(loader, mesh, size: int = PREFETCH):
@@ -440,6 +461,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
         raise ValueError(
             f"data.batch_size: got {config.data.batch_size}, expected a multiple of the "
             f"{mesh.size} devices of the mesh"
+        )
+    if jax.process_count() > 1:
+        log.info(
+            "process %d of %d: %d devices, feeds rows %s of each global batch of %d",
+            jax.process_index(),
+            jax.process_count(),
+            jax.local_device_count(),
+            process_rows(mesh, config.data.batch_size).tolist(),
+            config.data.batch_size,
         )
     train_cells, val_cells, vocab = make_datasets(config.data)
     mngr = checkpoint_manager(workdir, tc)
