@@ -1,7 +1,7 @@
 """The learning-rate sweep of the stress test at a smaller size: where does each attention's
 stable region end?
 
-~20M parameters (6 pre-LN blocks of width 512, 8 heads of 64, MLP 2048), 2K-token synthetic cells,
+22.0M parameters (6 pre-LN blocks of width 512, 8 heads of 64, MLP 2048), 2K-token synthetic cells,
 no gradient clipping, no weight decay, 20 warmup steps: the stress settings of stress_160m.py at a
 size where one GPU runs all eight sweep points at once. Only learning_rate and model.attention
 change between runs.
