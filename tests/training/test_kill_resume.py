@@ -6,14 +6,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
-from train_helpers import REPO, SYNTHETIC, smoke_config
+from train_helpers import REPO, SYNTHETIC, smoke_command, smoke_config
 
 from sigjax.training import load_model, train_and_evaluate
 
@@ -53,14 +52,7 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path):
     )
 
     workdir = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "train",
-        "--config=configs/smoke.py",
-        f"--workdir={workdir}",
-        *(f"--config.{k}={v}" for k, v in OVERRIDES.items()),
-    ]
+    cmd = smoke_command(workdir, OVERRIDES)
     # Same device count as this session (conftest's 8 host devices) so the programs are the same;
     # a compilation cache makes the restarts cheap.
     env = {

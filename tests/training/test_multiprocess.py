@@ -8,14 +8,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
-from train_helpers import REPO, SYNTHETIC, smoke_config
+from train_helpers import REPO, SYNTHETIC, smoke_command, smoke_config
 
 from sigjax.training import load_model, train_and_evaluate
 
@@ -57,14 +56,7 @@ def _free_port() -> int:
 
 def _train_two_processes(workdir, logdir) -> list[str]:
     """`python -m train` as processes 0 and 1 of one run; returns their logs (stdout + stderr)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "train",
-        "--config=configs/smoke.py",
-        f"--workdir={workdir}",
-        *(f"--config.{k}={v}" for k, v in OVERRIDES.items()),
-    ]
+    cmd = smoke_command(workdir, OVERRIDES)
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",

@@ -38,6 +38,18 @@ SYNTHETIC = {
 }
 
 
+def smoke_command(workdir, overrides: dict) -> list[str]:
+    """`python -m train` on configs/smoke.py with `--config.K=V` overrides, as an argv list."""
+    return [
+        sys.executable,
+        "-m",
+        "train",
+        "--config=configs/smoke.py",
+        f"--workdir={workdir}",
+        *(f"--config.{k}={v}" for k, v in overrides.items()),
+    ]
+
+
 def cli(args, *, env=None, timeout=300):
     """Runs `python -m train ARGS` from the repo root."""
     return subprocess.run(
