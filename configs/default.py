@@ -26,6 +26,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.model.embed_dim = 128  # Model width E.
     c.model.mlp_dim = 512  # MLP hidden width.
     c.model.dropout = 0.0  # Dropout on block outputs.
+    c.model.attention_output_norm = False  # LayerNorm on the attention branch output (hybrid norm).
     c.model.pooling = "cls"  # Cell embedding: "cls" token or "mean" of gene tokens.
     c.model.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
     c.model.mask_prob = 0.15  # Fraction of gene values masked for the objective.

@@ -47,6 +47,8 @@ class ValueMlp(nnx.Module):
 class Block(nnx.Module):
     """Pre-LayerNorm block: x + attention(LN(x)), then x + MLP(LN(x)); dropout on both branches.
 
+    With `cfg.attention_output_norm`, the attention branch is x + LN'(attention(LN(x))).
+
     Args:
       cfg: `config.model`.
       dtype: compute dtype.
@@ -67,13 +69,23 @@ class Block(nnx.Module):
         self.mlp_norm = nnx.LayerNorm(e, dtype=dtype, rngs=rngs)
         self.mlp = Mlp(e, cfg.mlp_dim, dtype=dtype, rngs=rngs)
         self.dropout = float(cfg.dropout)
+        # Optional LayerNorm on the attention branch's output (a "hybrid" pre+post norm). Sigmoid
+        # weights are not normalised per query: trained models can sum tens of them to ~1 per
+        # query and head, and the attention branch then dominates the residual stream
+        # (docs/stability.md); this bounds the branch's scale.
+        self.attention_output_norm = (
+            nnx.LayerNorm(e, dtype=dtype, rngs=rngs) if cfg.get("attention_output_norm") else None
+        )
 
     def __call__(
         self, x: Float[Array, "B L E"], lengths: Int[Array, " B"], key: jax.Array | None = None
     ) -> Float[Array, "B L E"]:
         """One block; `key` None means no dropout."""
         keys = jax.random.split(key, 2) if key is not None else (None, None)
-        x = x + _dropout(self.attention(self.attention_norm(x), lengths), self.dropout, keys[0])
+        att = self.attention(self.attention_norm(x), lengths)
+        if self.attention_output_norm is not None:
+            att = self.attention_output_norm(att)
+        x = x + _dropout(att, self.dropout, keys[0])
         return x + _dropout(self.mlp(self.mlp_norm(x)), self.dropout, keys[1])
 
 

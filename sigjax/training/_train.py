@@ -335,6 +335,10 @@ def _config_json(config) -> dict:
     return json.loads(config.to_json_best_effort())
 
 
+# config.model fields added after the first release, with the value that keeps the old model.
+_MODEL_FIELDS_ADDED = {"attention_output_norm": False}
+
+
 def _prepare_workdir(config, workdir: pathlib.Path, vocab: Vocab, resuming: bool):
     """Saves config.json and vocab.json; on resume, refuses a different vocabulary or model
     before anything is written."""
@@ -348,7 +352,9 @@ def _prepare_workdir(config, workdir: pathlib.Path, vocab: Vocab, resuming: bool
             )
     if resuming and config_path.exists():
         saved = json.loads(config_path.read_text())
-        if saved.get("model") != _config_json(config)["model"]:
+        # Runs saved before a model field existed had that field's old behaviour (its default).
+        saved_model = {**_MODEL_FIELDS_ADDED, **saved.get("model", {})}
+        if saved_model != _config_json(config)["model"]:
             raise ValueError(
                 f"config.model: got {_config_json(config)['model']} but the checkpoint in "
                 f"{workdir} has {saved.get('model')}; expected the same model (or a new --workdir)"

@@ -236,3 +236,21 @@ def test_attention_fn_inside_nnx_multihead_attention(attention):
         nnx.MultiHeadAttention(**kw, dropout_rate=0.1, attention_fn=make_attention_fn(attention))(
             x, deterministic=False, rngs=nnx.Rngs(dropout=0)
         )
+
+
+def test_attention_output_norm_bounds_the_attention_branch():
+    # Scale the attention's output projection up 1000x: the block's update x_out - x (attention
+    # branch + MLP branch) grows with it, unless the attention branch is LayerNorm-ed.
+    lengths = jnp.array([12, 7], jnp.int32)
+    x = jax.random.normal(jax.random.key(0), (2, 12, 32))
+    rms = {}
+    for use_norm in (False, True):
+        model = CellEncoder(
+            model_config(attention_output_norm=use_norm), VOCAB, N_BINS, rngs=nnx.Rngs(0)
+        )
+        block = model.blocks[0]
+        assert (block.attention_output_norm is not None) == use_norm
+        block.attention.out.kernel[...] = block.attention.out.kernel[...] * 1000.0
+        update = np.asarray(block(x, lengths) - x)
+        rms[use_norm] = float(np.sqrt(np.mean(update**2)))
+    assert rms[True] < 5.0 < 100.0 < rms[False], rms

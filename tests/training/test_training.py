@@ -134,6 +134,20 @@ def test_vocabulary_mismatch_on_resume_is_refused_and_keeps_the_run(smoke_run, t
         train_and_evaluate(changed, other)
 
 
+def test_run_saved_before_a_model_field_existed_still_resumes(smoke_run, tmp_path):
+    config, workdir, _ = smoke_run
+    old = tmp_path / "old"
+    shutil.copytree(workdir, old)
+    saved = json.loads((old / "config.json").read_text())
+    del saved["model"]["attention_output_norm"]  # As written before the field was added.
+    (old / "config.json").write_text(json.dumps(saved))
+    train_and_evaluate(config, old)  # Resumes at its last step: the default keeps the old model.
+    with pytest.raises(ValueError, match="config.model"):
+        train_and_evaluate(
+            smoke_config(**{"mesh.data": 1, "model.attention_output_norm": True}), old
+        )
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = smoke_config(
         **SYNTHETIC,
