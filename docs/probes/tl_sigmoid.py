@@ -20,6 +20,15 @@ def _tanh_exact(x):
 
 
 @triton.jit
+def _weights(q, k_ptrs, half_scale, hb, APPROX: tl.constexpr):
+    """sigmoid(q k^T scale + bias) of one tile, from the halved logits."""
+    s = tl.dot(q, tl.trans(tl.load(k_ptrs))) * half_scale + hb
+    if APPROX:
+        return 0.5 * _tanh_approx(s) + 0.5
+    return 0.5 * _tanh_exact(s) + 0.5
+
+
+@triton.jit
 def sigmoid_fwd_kernel(
     q_ptr,
     k_ptr,
@@ -66,22 +75,12 @@ def sigmoid_fwd_kernel(
     k_ptrs = k_ptr + kbase + offs_n[:, None] * row_stride + offs_h[None, :]
     v_ptrs = v_ptr + kbase + offs_n[:, None] * row_stride + offs_h[None, :]
     for j in tl.range(0, full_end, num_stages=STAGES, warp_specialize=WS):
-        k = tl.load(k_ptrs + j * BLOCK_N * row_stride)
         v = tl.load(v_ptrs + j * BLOCK_N * row_stride)
-        s = tl.dot(q, tl.trans(k)) * half_scale + hb
-        if APPROX:
-            p = 0.5 * _tanh_approx(s) + 0.5
-        else:
-            p = 0.5 * _tanh_exact(s) + 0.5
+        p = _weights(q, k_ptrs + j * BLOCK_N * row_stride, half_scale, hb, APPROX)
         acc = tl.dot(p.to(v.dtype), v, acc)
     for j in range(full_end, end):
-        k = tl.load(k_ptrs + j * BLOCK_N * row_stride)
         v = tl.load(v_ptrs + j * BLOCK_N * row_stride)
-        s = tl.dot(q, tl.trans(k)) * half_scale + hb
-        if APPROX:
-            p = 0.5 * _tanh_approx(s) + 0.5
-        else:
-            p = 0.5 * _tanh_exact(s) + 0.5
+        p = _weights(q, k_ptrs + j * BLOCK_N * row_stride, half_scale, hb, APPROX)
         k_idx = j * BLOCK_N + offs_n
         keep = k_idx[None, :] < kv_len
         if CAUSAL:
