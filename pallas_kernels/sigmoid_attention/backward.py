@@ -152,6 +152,34 @@ def _lens_specs(n: int):
     ]
 
 
+def _bind(kernel, block_q, block_k, half_bias, block_sizes, scale, is_causal, approx, **extra):
+    """The kernel with its static arguments, shared by both backward kernels."""
+    return functools.partial(
+        kernel,
+        scale=scale,
+        block_q=block_q,
+        block_k=block_k,
+        is_causal=is_causal,
+        approx=approx,
+        per_key=half_bias.ndim == 2,
+        split=block_sizes.split_loops,
+        **extra,
+    )
+
+
+def _launch(kernel, block_sizes: BlockSizes, interpret: bool, name: str, **call_kwargs):
+    """pallas_call with the backward launch parameters."""
+    return pl.pallas_call(
+        kernel,
+        compiler_params=plgpu.CompilerParams(
+            num_warps=block_sizes.num_warps_bwd, num_stages=block_sizes.num_stages_bwd
+        ),
+        interpret=interpret,
+        name=name,
+        **call_kwargs,
+    )
+
+
 def backward_dq(
     q,
     k,
@@ -171,20 +199,14 @@ def backward_dq(
     b, t, n, h = q.shape
     s = k.shape[1]
     bq, bk = block_sizes.block_q_dq, block_sizes.block_k_dq
-    kernel = functools.partial(
-        _dq_kernel,
-        scale=scale,
-        block_q=bq,
-        block_k=bk,
-        is_causal=is_causal,
-        approx=approx_sigmoid,
-        per_key=half_bias.ndim == 2,
-        split=block_sizes.split_loops,
-    )
+    kernel = _bind(_dq_kernel, bq, bk, half_bias, block_sizes, scale, is_causal, approx_sigmoid)
     q_spec = pl.BlockSpec((None, bq, None, h), lambda i, bn: (bn // n, i, bn % n, 0))
     kv_spec = pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0))
-    return pl.pallas_call(
+    return _launch(
         kernel,
+        block_sizes,
+        interpret,
+        "sigmoid_attention_bwd_dq",
         grid=(t // bq, b * n),
         in_specs=[
             q_spec,
@@ -196,11 +218,6 @@ def backward_dq(
         ],
         out_specs=q_spec,
         out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
-        compiler_params=plgpu.CompilerParams(
-            num_warps=block_sizes.num_warps_bwd, num_stages=block_sizes.num_stages_bwd
-        ),
-        interpret=interpret,
-        name="sigmoid_attention_bwd_dq",
     )(q, k, v, half_bias, do, q_lens, kv_lens)
 
 
@@ -229,15 +246,15 @@ def backward_dkv(
     b, t, n, h = q.shape
     s = k.shape[1]
     bq, bk = block_sizes.block_q_dkv, block_sizes.block_k_dkv
-    kernel = functools.partial(
+    kernel = _bind(
         _dkv_kernel,
-        scale=scale,
-        block_q=bq,
-        block_k=bk,
-        is_causal=is_causal,
-        approx=approx_sigmoid,
-        per_key=half_bias.ndim == 2,
-        split=block_sizes.split_loops,
+        bq,
+        bk,
+        half_bias,
+        block_sizes,
+        scale,
+        is_causal,
+        approx_sigmoid,
         with_dbias=with_dbias,
         fused_dq=fused_dq,
     )
@@ -264,18 +281,16 @@ def backward_dkv(
         out_specs.append(q_spec)
         out_shape.append(jax.ShapeDtypeStruct(q.shape, jnp.float32))
         aliases = {len(args) - 1: len(out_shape) - 1}
-    outs = pl.pallas_call(
+    outs = _launch(
         kernel,
+        block_sizes,
+        interpret,
+        "sigmoid_attention_bwd_dkv_dq" if fused_dq else "sigmoid_attention_bwd_dkv",
         grid=(s // bk, b * n),
         in_specs=in_specs,
         out_specs=out_specs,
         out_shape=out_shape,
         input_output_aliases=aliases,
-        compiler_params=plgpu.CompilerParams(
-            num_warps=block_sizes.num_warps_bwd, num_stages=block_sizes.num_stages_bwd
-        ),
-        interpret=interpret,
-        name="sigmoid_attention_bwd_dkv_dq" if fused_dq else "sigmoid_attention_bwd_dkv",
     )(*args)
     dk, dv = outs[0], outs[1]
     dbias = outs[2] if with_dbias else None

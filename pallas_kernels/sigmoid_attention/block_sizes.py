@@ -85,19 +85,7 @@ def default_block_sizes(head_dim: int, dtype_name: str) -> BlockSizes:
         dtype_name = "bfloat16"
     if dtype_name == "float32":
         # float32 tiles take twice the shared memory and run without tensor-core bf16 rates.
-        if head_dim >= 256:
-            return BlockSizes(
-                block_q=32,
-                block_k=32,
-                num_warps=4,
-                num_stages=1,
-                block_q_dq=32,
-                block_k_dq=32,
-                block_q_dkv=32,
-                block_k_dkv=32,
-                num_stages_bwd=1,
-            )
-        return BlockSizes(
+        f32 = BlockSizes(
             block_q=64,
             block_k=32,
             num_warps=4,
@@ -108,5 +96,6 @@ def default_block_sizes(head_dim: int, dtype_name: str) -> BlockSizes:
             block_k_dkv=32,
             num_stages_bwd=1,
         )
+        return dataclasses.replace(f32, block_q=32, num_stages=1) if head_dim >= 256 else f32
     key = (min(max(head_dim, 16), 256), dtype_name)
     return _TABLE.get(key, BlockSizes())

@@ -97,6 +97,7 @@ def state_shardings(abstract_state, mesh):
     return shardings
 
 
+@functools.cache  # Asked once per batch; constant for a (mesh, batch size).
 def process_rows(mesh, batch_size: int) -> np.ndarray:
     """The rows of a global batch that this process's devices hold, in ascending order.
 
@@ -113,7 +114,9 @@ def process_rows(mesh, batch_size: int) -> np.ndarray:
     sharding = NamedSharding(mesh, P(BATCH_AXES))
     index = sharding.addressable_devices_indices_map((batch_size,))
     rows = {i for (s,) in index.values() for i in range(*s.indices(batch_size))}
-    return np.array(sorted(rows), np.int64)
+    out = np.array(sorted(rows), np.int64)
+    out.setflags(write=False)  # Shared by every call.
+    return out
 
 
 def global_batch(batch: dict, mesh) -> dict:
