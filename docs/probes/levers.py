@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tl_sigmoid beside it
 import sigjax
-from pallas_kernels.sigmoid_attention import BlockSizes, default_block_sizes, forward
+from pallas_kernels.sigmoid_attention import KernelConfig, default_config, forward
 from sigjax.evaluation.kernel_bench import time_callable
 
 OUT = os.environ.get("OUT", "/tmp")
@@ -94,7 +94,7 @@ def fwdbwd(attn):
 def sig(bs=None, bias=False):
     def attn(q, k, v):
         b = jnp.zeros((q.shape[0], k.shape[1]), jnp.float32) if bias else None
-        return sigjax.sigmoid_attention(q, k, v, b, implementation="pallas", block_sizes=bs)
+        return sigjax.sigmoid_attention(q, k, v, b, implementation="pallas", kernel_config=bs)
 
     return attn
 
@@ -160,7 +160,7 @@ def bnth_fwd(bs):
             lens,
             scale=1 / math.sqrt(H),
             is_causal=False,
-            block_sizes=bs,
+            config=bs,
             approx_sigmoid=True,
             interpret=False,
         )
@@ -184,7 +184,7 @@ for H, T in [(128, 8192), (64, 8192), (128, 4096), (64, 4096)]:
         else None
     )
     chk = functools.partial(lambda o, r: rel(o, r), r=ref) if ref is not None else None
-    d = default_block_sizes(H, "bfloat16")
+    d = default_config(H, "bfloat16")
     # Forward.
     run("cudnn", H, T, "fwd", cudnn, (q, k, v))
     run("pallas_default", H, T, "fwd", sig(), (q, k, v), chk)
@@ -226,7 +226,7 @@ for H, T in [(128, 8192), (64, 8192), (128, 4096), (64, 4096)]:
             (128, 32, 4, 4),
             (256, 64, 8, 2),
         ]:
-            bs = BlockSizes(block_q=cfg[0], block_k=cfg[1], num_warps=cfg[2], num_stages=cfg[3])
+            bs = KernelConfig(block_q=cfg[0], block_k=cfg[1], num_warps=cfg[2], num_stages=cfg[3])
             run("pallas_tile", H, T, "fwd", sig(bs), (q, k, v), cfg=cfg)
             run("pallas_tile_bnth", H, T, "fwd", bnth_fwd(bs), (qt, kt, vt), cfg=cfg)
     # Forward + backward.
@@ -244,7 +244,7 @@ for H, T in [(128, 8192), (64, 8192), (128, 4096), (64, 4096)]:
         ("split", 128, 64, 8, 2),
     ]
     for kind, bq, bk, w, st in bwd_cfgs if T == 8192 else bwd_cfgs[:3]:
-        bs = BlockSizes(
+        bs = KernelConfig(
             block_q=d.block_q,
             block_k=d.block_k,
             num_warps=d.num_warps,

@@ -31,7 +31,7 @@ def bias_spec(half_bias: jax.Array, n: int, block: int | None, axis_from_grid: b
     The scalar form (no per-key bias) saves a vector load and a broadcast in every tile.
     """
     if half_bias.ndim == 1:
-        return pl.BlockSpec((1,), lambda i, bn: (bn // n,))
+        return lengths_spec(n)
     if axis_from_grid:
         return pl.BlockSpec((None, block), lambda j, bn: (bn // n, j))
     return pl.BlockSpec((None, half_bias.shape[1]), lambda i, bn: (bn // n, 0))
@@ -44,14 +44,12 @@ def load_bias(bias_ref, start, size: int, per_key: bool):
     return bias_ref[pl.ds(start, size)] if start is not None else bias_ref[...]
 
 
-def run_loops(ranges, body, carry, split: bool = True):
+def run_loops(ranges, body, carry):
     """Runs `body(index, carry, masked)` over consecutive [lo, hi) ranges, each with its mask flag.
 
     Interior tiles (fully valid, fully below the causal diagonal) take the unmasked body; only
     boundary tiles pay for building and applying a mask.
     """
-    if not split:  # One masked loop over the whole span (a tuning option).
-        return lax.fori_loop(ranges[0][0], ranges[-1][1], lambda j, c: body(j, c, True), carry)
     for lo, hi, masked in ranges:
         carry = lax.fori_loop(lo, hi, lambda j, c, m=masked: body(j, c, m), carry)
     return carry
@@ -88,10 +86,32 @@ def key_block_ranges(q_start, q_len, kv_len, *, block_q: int, block_k: int, is_c
     return split_ranges(0, None, full_end, end)
 
 
-def key_mask(q_idx, k_start, kv_len, *, block_k: int, is_causal: bool):
-    """[block_q, block_k] boolean: key valid (and, when causal, at or before the query)."""
-    k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
-    keep = k_idx[None, :] < kv_len
+def key_mask(q_idx, k_idx, kv_len, *, is_causal: bool, q_len=None):
+    """Boolean tile: key valid, (when causal) at or before the query, (given q_len) query valid.
+
+    q_idx and k_idx are broadcastable index vectors, [block_q, 1] and [1, block_k] for a
+    [block_q, block_k] tile (forward, dQ) or [1, block_q] and [block_k, 1] for the transposed
+    tiles of the dK/dV kernel.
+    """
+    keep = k_idx < kv_len
+    if q_len is not None:
+        keep = keep & (q_idx < q_len)
     if is_causal:
-        keep = keep & (k_idx[None, :] <= q_idx[:, None])
+        keep = keep & (k_idx <= q_idx)
     return keep
+
+
+def lengths_spec(n: int):
+    """BlockSpec of a [B] length (or scalar-bias) vector read by program (block, b * N + head)."""
+    return pl.BlockSpec((1,), lambda i, bn: (bn // n,))
+
+
+def tokens_spec(n: int, h: int, block: int | None, length: int | None = None):
+    """BlockSpec of a [B, L, N, H] array for program (block, b * N + head).
+
+    block: one tile of `block` tokens per grid index; None: the whole sequence (`length`
+    tokens, block index 0 along the sequence axis).
+    """
+    if block is None:
+        return pl.BlockSpec((None, length, None, h), lambda i, bn: (bn // n, 0, bn % n, 0))
+    return pl.BlockSpec((None, block, None, h), lambda i, bn: (bn // n, i, bn % n, 0))

@@ -2,8 +2,10 @@
 
 With p = sigmoid(s) and out = p v:  dv = p^T do,  dp = do v^T,  ds = dp * p * (1 - p),
 dq = scale ds k,  dk = scale ds^T q,  and d(bias_j) = sum_i ds_ij.
-Two kernels avoid atomics: dQ loops over key blocks per query block, dK/dV over query blocks per
-key block.
+By default two kernels, neither with atomics: dQ loops over key blocks per query block, dK/dV over
+query blocks per key block, each recomputing the scores. With `KernelConfig.fused_bwd` the dK/dV
+kernel also adds each tile's dQ share into a float32 buffer with atomic adds, and the dQ kernel
+is not run.
 """
 
 import functools
@@ -14,7 +16,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from pallas_kernels.sigmoid_attention import _common
-from pallas_kernels.sigmoid_attention.block_sizes import BlockSizes
+from pallas_kernels.sigmoid_attention.config import KernelConfig
 
 
 def _dq_kernel(
@@ -33,14 +35,13 @@ def _dq_kernel(
     is_causal: bool,
     approx: bool,
     per_key: bool,
-    split: bool,
 ):
     q_start = pl.program_id(0) * block_q
     q_len = q_len_ref[0]
     kv_len = kv_len_ref[0]
     q = q_ref[...]
     do = do_ref[...]
-    q_idx = q_start + jnp.arange(block_q, dtype=jnp.int32)
+    q_idx = (q_start + jnp.arange(block_q, dtype=jnp.int32))[:, None]
 
     def body(j, acc, masked):
         k_start = j * block_k
@@ -53,7 +54,8 @@ def _dq_kernel(
         dp = _common.dot(do, v, trans_b=True)
         ds = dp * p * (1.0 - p)
         if masked:
-            keep = _common.key_mask(q_idx, k_start, kv_len, block_k=block_k, is_causal=is_causal)
+            k_idx = (k_start + jnp.arange(block_k, dtype=jnp.int32))[None, :]
+            keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal)
             ds = jnp.where(keep, ds, 0.0)
         return acc + _common.dot(ds.astype(k.dtype), k)
 
@@ -61,7 +63,7 @@ def _dq_kernel(
     ranges = _common.key_block_ranges(
         q_start, q_len, kv_len, block_q=block_q, block_k=block_k, is_causal=is_causal
     )
-    acc = _common.run_loops(ranges, body, acc, split)
+    acc = _common.run_loops(ranges, body, acc)
     # Rows of padded queries are zeroed by the caller (see forward.py).
     dq_ref[...] = (acc * scale).astype(dq_ref.dtype)
 
@@ -81,18 +83,17 @@ def _dkv_kernel(
     is_causal: bool,
     approx: bool,
     per_key: bool,
-    split: bool,
     with_dbias: bool,
-    fused_dq: bool,
+    fused_bwd: bool,
 ):
-    # refs: [dq_in (aliased to dq_out)], dk, dv, [dbias], [dq_out]. With fused_dq each query
+    # refs: [dq_in (aliased to dq_out)], dk, dv, [dbias], [dq_out]. With fused_bwd each query
     # tile's dq contribution, ds k, is added atomically into a float32 dq: no separate dQ kernel
     # recomputing the scores (5 tile products per tile pair instead of 4 + 3).
-    if fused_dq:
+    if fused_bwd:
         refs = refs[1:]
     dk_ref, dv_ref = refs[:2]
     dbias_ref = refs[2] if with_dbias else None
-    dq_ref = refs[-1] if fused_dq else None
+    dq_ref = refs[-1] if fused_bwd else None
     # Tiles are kept transposed, [block_k, block_q], so that dk and dv accumulate as [block_k, H].
     k_start = pl.program_id(0) * block_k
     q_len = q_len_ref[0]
@@ -100,7 +101,7 @@ def _dkv_kernel(
     k = k_ref[...]
     v = v_ref[...]
     b = _common.load_bias(bias_ref, None, block_k, per_key)
-    k_idx = k_start + jnp.arange(block_k, dtype=jnp.int32)
+    k_idx = (k_start + jnp.arange(block_k, dtype=jnp.int32))[:, None]
 
     # Query blocks that see any key of this block: all valid ones, or from the diagonal on.
     lo = (k_start // block_q) if is_causal else 0
@@ -119,10 +120,8 @@ def _dkv_kernel(
         )
         dp = _common.dot(v, do, trans_b=True)
         if masked:
-            q_idx = q_start + jnp.arange(block_q, dtype=jnp.int32)
-            keep = (q_idx[None, :] < q_len) & (k_idx[:, None] < kv_len)
-            if is_causal:
-                keep = keep & (k_idx[:, None] <= q_idx[None, :])
+            q_idx = (q_start + jnp.arange(block_q, dtype=jnp.int32))[None, :]
+            keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal, q_len=q_len)
             p = jnp.where(keep, p, 0.0)
         ds = dp * p * (1.0 - p)
         dv = dv + _common.dot(p.astype(do.dtype), do)
@@ -138,21 +137,14 @@ def _dkv_kernel(
     zeros = jnp.zeros((block_k, h), jnp.float32)
     dbias0 = jnp.zeros((block_k,), jnp.float32) if with_dbias else None
     ranges = _common.split_ranges(lo, diag_end, full_end, end)
-    dk, dv, dbias = _common.run_loops(ranges, body, (zeros, zeros, dbias0), split)
+    dk, dv, dbias = _common.run_loops(ranges, body, (zeros, zeros, dbias0))
     dk_ref[...] = (dk * scale).astype(dk_ref.dtype)
     dv_ref[...] = dv.astype(dv_ref.dtype)
     if with_dbias:
         dbias_ref[...] = dbias
 
 
-def _lens_specs(n: int):
-    return [
-        pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
-        pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
-    ]
-
-
-def _bind(kernel, block_q, block_k, half_bias, block_sizes, scale, is_causal, approx, **extra):
+def _bind(kernel, block_q, block_k, half_bias, scale, is_causal, approx, **extra):
     """The kernel with its static arguments, shared by both backward kernels."""
     return functools.partial(
         kernel,
@@ -162,17 +154,16 @@ def _bind(kernel, block_q, block_k, half_bias, block_sizes, scale, is_causal, ap
         is_causal=is_causal,
         approx=approx,
         per_key=half_bias.ndim == 2,
-        split=block_sizes.split_loops,
         **extra,
     )
 
 
-def _launch(kernel, block_sizes: BlockSizes, interpret: bool, name: str, **call_kwargs):
+def _launch(kernel, config: KernelConfig, interpret: bool, name: str, **call_kwargs):
     """pallas_call with the backward launch parameters."""
     return pl.pallas_call(
         kernel,
         compiler_params=plgpu.CompilerParams(
-            num_warps=block_sizes.num_warps_bwd, num_stages=block_sizes.num_stages_bwd
+            num_warps=config.num_warps_bwd, num_stages=config.num_stages_bwd
         ),
         interpret=interpret,
         name=name,
@@ -191,20 +182,20 @@ def backward_dq(
     *,
     scale: float,
     is_causal: bool,
-    block_sizes: BlockSizes,
+    config: KernelConfig,
     approx_sigmoid: bool,
     interpret: bool,
 ) -> jax.Array:
     """dQ for block-aligned inputs (shapes as `forward`, do like q). Returns [B, T, N, H]."""
     b, t, n, h = q.shape
     s = k.shape[1]
-    bq, bk = block_sizes.block_q_dq, block_sizes.block_k_dq
-    kernel = _bind(_dq_kernel, bq, bk, half_bias, block_sizes, scale, is_causal, approx_sigmoid)
-    q_spec = pl.BlockSpec((None, bq, None, h), lambda i, bn: (bn // n, i, bn % n, 0))
-    kv_spec = pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0))
+    bq, bk = config.block_q_dq, config.block_k_dq
+    kernel = _bind(_dq_kernel, bq, bk, half_bias, scale, is_causal, approx_sigmoid)
+    q_spec = _common.tokens_spec(n, h, bq)
+    kv_spec = _common.tokens_spec(n, h, None, s)
     return _launch(
         kernel,
-        block_sizes,
+        config,
         interpret,
         "sigmoid_attention_bwd_dq",
         grid=(t // bq, b * n),
@@ -214,7 +205,8 @@ def backward_dq(
             kv_spec,
             _common.bias_spec(half_bias, n, None, False),
             q_spec,
-            *_lens_specs(n),
+            _common.lengths_spec(n),
+            _common.lengths_spec(n),
         ],
         out_specs=q_spec,
         out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
@@ -232,41 +224,42 @@ def backward_dkv(
     *,
     scale: float,
     is_causal: bool,
-    block_sizes: BlockSizes,
+    config: KernelConfig,
     approx_sigmoid: bool,
     interpret: bool,
     with_dbias: bool,
-    fused_dq: bool = False,
 ):
     """dK, dV, per-head bias column sums [B, N, S] float32 (None unless with_dbias), and dQ.
 
-    dQ is None unless fused_dq: then this kernel also adds every tile's dQ share atomically into
-    a float32 [B, T, N, H] buffer (returned in q's dtype) and `backward_dq` is not needed.
+    dQ is None unless config.fused_bwd: then this kernel also adds every tile's dQ share
+    atomically into a float32 [B, T, N, H] buffer (returned in q's dtype) and `backward_dq` is
+    not needed.
     """
     b, t, n, h = q.shape
     s = k.shape[1]
-    bq, bk = block_sizes.block_q_dkv, block_sizes.block_k_dkv
+    bq, bk = config.block_q_dkv, config.block_k_dkv
+    fused = config.fused_bwd
     kernel = _bind(
         _dkv_kernel,
         bq,
         bk,
         half_bias,
-        block_sizes,
         scale,
         is_causal,
         approx_sigmoid,
         with_dbias=with_dbias,
-        fused_dq=fused_dq,
+        fused_bwd=fused,
     )
-    q_spec = pl.BlockSpec((None, t, None, h), lambda j, bn: (bn // n, 0, bn % n, 0))
-    kv_spec = pl.BlockSpec((None, bk, None, h), lambda j, bn: (bn // n, j, bn % n, 0))
+    q_spec = _common.tokens_spec(n, h, None, t)
+    kv_spec = _common.tokens_spec(n, h, bk)
     in_specs = [
         q_spec,
         kv_spec,
         kv_spec,
         _common.bias_spec(half_bias, n, bk, True),
         q_spec,
-        *_lens_specs(n),
+        _common.lengths_spec(n),
+        _common.lengths_spec(n),
     ]
     args = [q, k, v, half_bias, do, q_lens, kv_lens]
     out_specs = [kv_spec, kv_spec]
@@ -275,7 +268,7 @@ def backward_dkv(
         out_specs.append(pl.BlockSpec((None, None, bk), lambda j, bn: (bn // n, bn % n, j)))
         out_shape.append(jax.ShapeDtypeStruct((b, n, s), jnp.float32))
     aliases = {}
-    if fused_dq:
+    if fused:
         in_specs.append(q_spec)
         args.append(jnp.zeros(q.shape, jnp.float32))
         out_specs.append(q_spec)
@@ -283,9 +276,9 @@ def backward_dkv(
         aliases = {len(args) - 1: len(out_shape) - 1}
     outs = _launch(
         kernel,
-        block_sizes,
+        config,
         interpret,
-        "sigmoid_attention_bwd_dkv_dq" if fused_dq else "sigmoid_attention_bwd_dkv",
+        "sigmoid_attention_bwd_dkv_dq" if fused else "sigmoid_attention_bwd_dkv",
         grid=(s // bk, b * n),
         in_specs=in_specs,
         out_specs=out_specs,
@@ -294,5 +287,5 @@ def backward_dkv(
     )(*args)
     dk, dv = outs[0], outs[1]
     dbias = outs[2] if with_dbias else None
-    dq = outs[-1].astype(q.dtype) if fused_dq else None
+    dq = outs[-1].astype(q.dtype) if fused else None
     return dk, dv, dbias, dq

@@ -12,7 +12,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from pallas_kernels.sigmoid_attention import _common
-from pallas_kernels.sigmoid_attention.block_sizes import BlockSizes
+from pallas_kernels.sigmoid_attention.config import KernelConfig
 
 
 def _forward_kernel(
@@ -30,7 +30,6 @@ def _forward_kernel(
     is_causal: bool,
     approx: bool,
     per_key: bool,
-    split: bool,
 ):
     # q_ref: [block_q, H]; k_ref, v_ref: [S, H]; bias_ref: [S] (per_key) or [1] float32, already
     # halved (0.5 * (sigmoid_bias + key bias)); q_len_ref, kv_len_ref: [1]; o_ref: [block_q, H].
@@ -38,7 +37,7 @@ def _forward_kernel(
     q_len = q_len_ref[0]
     kv_len = kv_len_ref[0]
     q = q_ref[...]
-    q_idx = q_start + jnp.arange(block_q, dtype=jnp.int32)
+    q_idx = (q_start + jnp.arange(block_q, dtype=jnp.int32))[:, None]
 
     def body(j, acc, masked):
         k_start = j * block_k
@@ -48,7 +47,8 @@ def _forward_kernel(
         s = _common.dot(q, k, trans_b=True) * half_scale + (b[None, :] if per_key else b)
         p = _common.sigmoid_from_half_logits(s, approx)
         if masked:
-            keep = _common.key_mask(q_idx, k_start, kv_len, block_k=block_k, is_causal=is_causal)
+            k_idx = (k_start + jnp.arange(block_k, dtype=jnp.int32))[None, :]
+            keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal)
             p = jnp.where(keep, p, 0.0)
         return acc + _common.dot(p.astype(v.dtype), v)
 
@@ -59,7 +59,7 @@ def _forward_kernel(
     ranges = _common.key_block_ranges(
         q_start, q_len, kv_len, block_q=block_q, block_k=block_k, is_causal=is_causal
     )
-    acc = _common.run_loops(ranges, body, acc, split)
+    acc = _common.run_loops(ranges, body, acc)
     o_ref[...] = acc.astype(o_ref.dtype)
 
 
@@ -73,20 +73,20 @@ def forward(
     *,
     scale: float,
     is_causal: bool,
-    block_sizes: BlockSizes,
+    config: KernelConfig,
     approx_sigmoid: bool,
     interpret: bool,
 ) -> jax.Array:
     """Sigmoid attention forward on block-aligned inputs.
 
     Args:
-      q: [B, T, N, H] with T a multiple of block_sizes.block_q and H a power of 2.
-      k, v: [B, S, N, H] with S a multiple of block_sizes.block_k.
+      q: [B, T, N, H] with T a multiple of config.block_q and H a power of 2.
+      k, v: [B, S, N, H] with S a multiple of config.block_k.
       half_bias: [B, S] float32, 0.5 * (sigmoid_bias_b + key bias_bj), or [B] without key bias.
       q_lens, kv_lens: [B] int32 valid lengths.
       scale: logit scale.
       is_causal: mask keys after the query.
-      block_sizes: tiles and launch parameters.
+      config: tiles and launch parameters.
       approx_sigmoid: use tanh.approx (GPU only).
       interpret: run in Pallas interpret mode.
 
@@ -96,7 +96,7 @@ def forward(
     """
     b, t, n, h = q.shape
     s = k.shape[1]
-    bq, bk = block_sizes.block_q, block_sizes.block_k
+    bq, bk = config.block_q, config.block_k
     kernel = functools.partial(
         _forward_kernel,
         half_scale=0.5 * scale,
@@ -105,24 +105,24 @@ def forward(
         is_causal=is_causal,
         approx=approx_sigmoid,
         per_key=half_bias.ndim == 2,
-        split=block_sizes.split_loops,
     )
+    q_spec = _common.tokens_spec(n, h, bq)
+    kv_spec = _common.tokens_spec(n, h, None, s)
     return pl.pallas_call(
         kernel,
         grid=(t // bq, b * n),
         in_specs=[
-            pl.BlockSpec((None, bq, None, h), lambda i, bn: (bn // n, i, bn % n, 0)),
-            # Whole-sequence blocks take block index 0 along the sequence axis.
-            pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0)),
-            pl.BlockSpec((None, s, None, h), lambda i, bn: (bn // n, 0, bn % n, 0)),
+            q_spec,
+            kv_spec,
+            kv_spec,
             _common.bias_spec(half_bias, n, None, axis_from_grid=False),
-            pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
-            pl.BlockSpec((1,), lambda i, bn: (bn // n,)),
+            _common.lengths_spec(n),
+            _common.lengths_spec(n),
         ],
-        out_specs=pl.BlockSpec((None, bq, None, h), lambda i, bn: (bn // n, i, bn % n, 0)),
+        out_specs=q_spec,
         out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
         compiler_params=plgpu.CompilerParams(
-            num_warps=block_sizes.num_warps, num_stages=block_sizes.num_stages
+            num_warps=config.num_warps, num_stages=config.num_stages
         ),
         interpret=interpret,
         name="sigmoid_attention_fwd",

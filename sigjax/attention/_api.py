@@ -15,12 +15,34 @@ from sigjax.attention import _reference
 from sigjax.attention._sharding import run_per_shard
 
 Implementation = Literal["pallas", "xla"] | None
+SoftmaxImplementation = Literal["cudnn", "xla"] | None
+# One spelling per choice; None is the automatic choice.
+SIGMOID_IMPLEMENTATIONS = (None, "pallas", "xla")
+SOFTMAX_IMPLEMENTATIONS = (None, "cudnn", "xla")
 _FLOAT_DTYPES = (jnp.float32, jnp.bfloat16, jnp.float16)
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 256
 
 
 def _fail(argument: str, got, expected: str):
     raise ValueError(f"{argument}: got {got}, expected {expected}")
+
+
+def check_implementation(implementation, choices: tuple, op: str) -> None:
+    """Raises unless `implementation` is one of `choices` (None meaning automatic).
+
+    Args:
+      implementation: the requested implementation.
+      choices: the accepted values, e.g. `SIGMOID_IMPLEMENTATIONS`.
+      op: the op's name, for the message.
+
+    Raises:
+      ValueError: naming the argument, the value and the accepted ones.
+    """
+    if implementation in choices and (implementation is None or isinstance(implementation, str)):
+        return
+    names = ", ".join(repr(c) for c in choices if c is not None)
+    hint = " (write None for the automatic choice)" if implementation in ("auto", "") else ""
+    _fail("implementation", repr(implementation), f"None (automatic), {names} for {op}{hint}")
 
 
 def _is_concrete(x) -> bool:
@@ -47,7 +69,9 @@ def _check_lengths(name: str, lengths, batch: int, limit: int, limit_name: str) 
                 f"values in [{values.min()}, {values.max()}]",
                 f"lengths in [0, {limit}] ({limit_name})",
             )
-    return lengths.astype(jnp.int32)
+    # Traced lengths cannot be checked: they are clamped to [0, limit], so every implementation
+    # sees the same valid lengths (and the default sigmoid bias counts the clamped keys).
+    return jnp.clip(lengths.astype(jnp.int32), 0, limit)
 
 
 def _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_lengths):
@@ -131,7 +155,7 @@ def sigmoid_attention(
     key_value_seq_lengths: Int[Array, " B"] | None = None,
     implementation: Implementation = None,
     exact_sigmoid: bool = False,
-    block_sizes=None,
+    kernel_config=None,
 ) -> Float[Array, "B T N H"]:
     """Sigmoid attention: out[b, i] = sum_j sigmoid(scale q_i.k_j + sigmoid_bias_b + bias_bj) v_j.
 
@@ -147,22 +171,28 @@ def sigmoid_attention(
       scale: logit scale; default 1/sqrt(H).
       sigmoid_bias: None for the paper's -log(valid keys of sequence b), else a float or [B].
       is_causal: mask keys after the query (key j <= query i).
-      query_seq_lengths: [B] int, valid queries per sequence; default T.
-      key_value_seq_lengths: [B] int, valid keys per sequence; default S.
-      implementation: None (Pallas kernel on GPU, xla elsewhere), "pallas" (the kernel; interpret
-        mode off GPU) or "xla" (the reference).
+      query_seq_lengths: [B] int, valid queries per sequence; default T. Concrete values must lie
+        in [0, T]; traced values (under jax.jit) are clamped to [0, T].
+      key_value_seq_lengths: [B] int, valid keys per sequence; default S. Concrete values must lie
+        in [0, S]; traced values are clamped to [0, S].
+      implementation: None (automatic: the Pallas kernel on GPU, "xla" elsewhere), "pallas" (the
+        kernel; interpret mode off GPU) or "xla" (the reference). Other values raise.
       exact_sigmoid: the Pallas kernel on GPU computes sigmoid with the fast tanh.approx
         instruction in float32 (about 2.5e-3 relative error in bf16 outputs); True uses exp and a
         division instead. Ignored by "xla", which is always exact.
-      block_sizes: a `pallas_kernels.sigmoid_attention.BlockSizes` overriding the tuned table.
+      kernel_config: a `pallas_kernels.sigmoid_attention.KernelConfig` overriding the tuned
+        table (tiles, warps, stages, fused backward); Pallas only.
 
     Returns:
       [B, T, N, H] output in the query dtype.
 
     Raises:
       ValueError: naming the argument, on wrong ranks, shapes, dtypes, head dims, lengths (when
-        concrete) or implementation names.
+        concrete), implementation names, or a kernel_config with implementation "xla".
     """
+    check_implementation(implementation, SIGMOID_IMPLEMENTATIONS, "sigmoid_attention")
+    if kernel_config is not None and implementation == "xla":
+        _fail("kernel_config", kernel_config, "None with implementation='xla' (Pallas only)")
     q_lens, kv_lens = _check_inputs(
         query, key, value, bias, query_seq_lengths, key_value_seq_lengths
     )
@@ -194,10 +224,10 @@ def sigmoid_attention(
             scale=scale,
             is_causal=is_causal,
             exact_sigmoid=exact_sigmoid,
-            block_sizes=block_sizes,
+            kernel_config=kernel_config,
             bias_needs_grad=bias is not None or sigmoid_bias is not None,
         )
-    _fail("implementation", repr(implementation), "None, 'pallas' or 'xla'")
+    raise AssertionError(implementation)  # Unreachable: checked above.
 
 
 def softmax_attention(
@@ -210,7 +240,7 @@ def softmax_attention(
     is_causal: bool = False,
     query_seq_lengths: Int[Array, " B"] | None = None,
     key_value_seq_lengths: Int[Array, " B"] | None = None,
-    implementation: Literal["cudnn", "xla"] | None = None,
+    implementation: SoftmaxImplementation = None,
 ) -> Float[Array, "B T N H"]:
     """Softmax attention with sigmoid_attention's signature and padding rules: the baseline.
 
@@ -220,8 +250,9 @@ def softmax_attention(
     Args:
       query, key, value, bias, scale, is_causal, query_seq_lengths, key_value_seq_lengths: as in
         `sigmoid_attention`.
-      implementation: None (on GPU: cuDNN where it supports the case, else XLA; elsewhere XLA),
-        "cudnn" or "xla".
+      implementation: None (automatic: on GPU cuDNN where it supports the case, else XLA;
+        elsewhere XLA), "cudnn" (raises where cuDNN refuses the case) or "xla". Other values
+        raise.
 
     Returns:
       [B, T, N, H] output in the query dtype.
@@ -229,12 +260,11 @@ def softmax_attention(
     Raises:
       ValueError: as `sigmoid_attention`.
     """
+    check_implementation(implementation, SOFTMAX_IMPLEMENTATIONS, "softmax_attention")
     q_lens, kv_lens = _check_inputs(
         query, key, value, bias, query_seq_lengths, key_value_seq_lengths
     )
     scale = _resolve_scale(scale, query.shape[-1])
-    if implementation not in (None, "cudnn", "xla"):
-        _fail("implementation", repr(implementation), "None, 'cudnn' or 'xla'")
     t = query.shape[1]
     if implementation == "xla" or (implementation is None and not _default_backend_is_gpu()):
         return _reference.softmax_attention_xla(

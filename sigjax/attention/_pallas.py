@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from pallas_kernels import sigmoid_attention as kernels
+from pallas_kernels.sigmoid_attention.config import next_power_of_2
 from sigjax.attention._sharding import run_per_shard
 
 # None: interpret exactly when the default backend is not a GPU. Tests force it either way.
@@ -36,7 +37,7 @@ def force_interpret(interpret: bool):
 class _Static:
     scale: float
     is_causal: bool
-    block_sizes: kernels.BlockSizes
+    config: kernels.KernelConfig
     approx_sigmoid: bool
     interpret: bool
     with_dbias: bool
@@ -46,7 +47,7 @@ def _kernel_kwargs(st: _Static) -> dict:
     return dict(
         scale=st.scale,
         is_causal=st.is_causal,
-        block_sizes=st.block_sizes,
+        config=st.config,
         approx_sigmoid=st.approx_sigmoid,
         interpret=st.interpret,
     )
@@ -74,11 +75,8 @@ def _attention_bwd(st: _Static, residuals, d_out):
     # Padded query rows of the output are constant 0, so their cotangent must not flow.
     d_out = _zero_padded_rows(d_out.astype(q.dtype), q_lens)
     args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
-    fused = st.block_sizes.fused_bwd
-    dk, dv, dbias, dq = kernels.backward_dkv(
-        *args, **_kernel_kwargs(st), with_dbias=st.with_dbias, fused_dq=fused
-    )
-    if not fused:
+    dk, dv, dbias, dq = kernels.backward_dkv(*args, **_kernel_kwargs(st), with_dbias=st.with_dbias)
+    if not st.config.fused_bwd:
         dq = kernels.backward_dq(*args, **_kernel_kwargs(st))
     dq = _zero_padded_rows(dq, q_lens)
     if dbias is None:
@@ -92,14 +90,10 @@ def _attention_bwd(st: _Static, residuals, d_out):
 _attention.defvjp(_attention_fwd, _attention_bwd)
 
 
-def _next_power_of_2(x: int) -> int:
-    return 1 << max(0, (x - 1).bit_length())
-
-
-def _fit_blocks(bs: kernels.BlockSizes, t: int, s: int) -> kernels.BlockSizes:
+def _fit_blocks(bs: kernels.KernelConfig, t: int, s: int) -> kernels.KernelConfig:
     """Shrinks tiles that are longer than a short sequence, so it is not padded to a full block."""
-    tq = max(16, _next_power_of_2(t))
-    tk = max(16, _next_power_of_2(s))
+    tq = max(16, next_power_of_2(t))
+    tk = max(16, next_power_of_2(s))
     return dataclasses.replace(
         bs,
         block_q=min(bs.block_q, tq),
@@ -120,23 +114,25 @@ def _pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
 
 
 def _per_shard(
-    q, k, v, half_bias, q_lens, kv_lens, *, scale, is_causal, block_sizes, exact_sigmoid, with_dbias
+    q, k, v, half_bias, q_lens, kv_lens, *, scale, is_causal, config, exact_sigmoid, with_dbias
 ):
     _, t, _, h = q.shape
     s = k.shape[1]
-    h_pad = max(16, _next_power_of_2(h))  # Zero head-dim columns change no dot product.
+    h_pad = max(16, next_power_of_2(h))  # Zero head-dim columns change no dot product.
     interpret = _FORCE_INTERPRET.get()
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
-    if block_sizes is None:
-        block_sizes = kernels.default_block_sizes(h_pad, jnp.dtype(q.dtype).name)
-    block_sizes = _fit_blocks(block_sizes, t, s)
-    t_pad = -(-t // block_sizes.q_multiple) * block_sizes.q_multiple
-    s_pad = -(-s // block_sizes.k_multiple) * block_sizes.k_multiple
+    if config is None:
+        # Interpret mode runs on any device: the tables of a GPU kind do not apply.
+        device_kind = None if interpret else jax.devices()[0].device_kind
+        config = kernels.default_config(h_pad, jnp.dtype(q.dtype).name, max(t, s), device_kind)
+    config = _fit_blocks(config, t, s)
+    t_pad = -(-t // config.q_multiple) * config.q_multiple
+    s_pad = -(-s // config.k_multiple) * config.k_multiple
     st = _Static(
         scale=scale,
         is_causal=is_causal,
-        block_sizes=block_sizes,
+        config=config,
         approx_sigmoid=not exact_sigmoid and not interpret,
         interpret=interpret,
         with_dbias=with_dbias,
@@ -162,7 +158,7 @@ def sigmoid_attention_pallas(
     scale,
     is_causal,
     exact_sigmoid,
-    block_sizes,
+    kernel_config,
     bias_needs_grad,
 ):
     """Validated inputs in, kernel output out (see `sigjax.sigmoid_attention`)."""
@@ -178,7 +174,7 @@ def sigmoid_attention_pallas(
         _per_shard,
         scale=scale,
         is_causal=is_causal,
-        block_sizes=block_sizes,
+        config=kernel_config,
         exact_sigmoid=exact_sigmoid,
         with_dbias=bias_needs_grad,
     )

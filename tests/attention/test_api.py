@@ -12,7 +12,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import sigjax
-from pallas_kernels.sigmoid_attention import BlockSizes
+from pallas_kernels.sigmoid_attention import KernelConfig
 from sigjax.attention import _pallas
 
 
@@ -149,12 +149,61 @@ def test_bad_sigmoid_bias_shape():
         sigjax.sigmoid_attention(**_bad(sigmoid_bias=jnp.zeros((3,))))
 
 
-def test_lengths_checked_only_when_concrete_under_jit():
-    q, k, v = inputs(b=2, t=5, s=7)
-    f = jax.jit(
-        lambda kl: sigjax.sigmoid_attention(q, k, v, key_value_seq_lengths=kl, implementation="xla")
-    )
-    assert f(jnp.array([7, 2])).shape == q.shape
+@pytest.mark.parametrize(
+    "fn, implementation, match",
+    [
+        (sigjax.sigmoid_attention, "auto", "implementation: got 'auto'.*write None"),
+        (sigjax.sigmoid_attention, "", "implementation: got ''.*write None"),
+        (sigjax.sigmoid_attention, "cudnn", "implementation: got 'cudnn'.*sigmoid_attention"),
+        (sigjax.softmax_attention, "auto", "implementation: got 'auto'.*write None"),
+        (sigjax.softmax_attention, "pallas", "implementation: got 'pallas'.*softmax_attention"),
+    ],
+)
+def test_implementation_has_one_spelling_per_choice(fn, implementation, match):
+    # No synonyms for the automatic choice, and no silent swap to another implementation.
+    with pytest.raises(ValueError, match=match):
+        fn(**_bad(implementation=implementation))
+
+
+def test_kernel_config_with_xla_is_refused():
+    with pytest.raises(ValueError, match="kernel_config: got"):
+        sigjax.sigmoid_attention(**_bad(implementation="xla", kernel_config=KernelConfig()))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_traced_out_of_range_lengths_are_clamped_in_every_implementation(causal):
+    # Issue 13, defect 4: under jit, lengths cannot be checked; both paths clamp them to [0, S]
+    # (queries to [0, T]) and so agree with each other and with the clamped concrete call.
+    q, k, v = inputs(b=2, t=6, s=8, h=16)
+    kl = jnp.array([20, 8])
+
+    def run(impl, ql, kl):
+        with _pallas.force_interpret(True):
+            return sigjax.sigmoid_attention(
+                q,
+                k,
+                v,
+                is_causal=causal,
+                query_seq_lengths=ql,
+                key_value_seq_lengths=kl,
+                implementation=impl,
+            )
+
+    def both(ql, kl, want_ql, want_kl):
+        xla = jax.jit(lambda ql, kl: run("xla", ql, kl))(ql, kl)
+        pallas = jax.jit(lambda ql, kl: run("pallas", ql, kl))(ql, kl)
+        want = run("xla", want_ql, want_kl)
+        np.testing.assert_allclose(np.asarray(pallas), np.asarray(want), atol=2e-5, rtol=2e-5)
+        np.testing.assert_allclose(np.asarray(xla), np.asarray(want), atol=1e-6)
+        return xla
+
+    both(None, kl, None, jnp.array([8, 8]))
+    both(None, jnp.array([-5, 3]), None, jnp.array([0, 3]))
+    out = both(jnp.array([-3, 9]), jnp.array([5, 20]), jnp.array([0, 6]), jnp.array([5, 8]))
+    assert np.all(np.asarray(out)[0] == 0)  # A negative query length means no valid query.
+    # Concrete out-of-range values keep their error.
+    with pytest.raises(ValueError, match=r"key_value_seq_lengths: got values in \[8, 20\]"):
+        run("xla", None, kl)
 
 
 @pytest.mark.parametrize("implementation", ["xla", "pallas"])
@@ -168,11 +217,11 @@ def test_sharded_over_8_devices_matches_unsharded(implementation):
     ql = jnp.asarray(np.random.default_rng(8).integers(0, 21, size=8), jnp.int32)
     kl = jnp.asarray(np.random.default_rng(9).integers(0, 21, size=8), jnp.int32)
     kw = dict(is_causal=True, implementation=implementation)
-    bs = BlockSizes(
+    bs = KernelConfig(
         block_q=16, block_k=16, block_q_dq=16, block_k_dq=16, block_q_dkv=16, block_k_dkv=16
     )
     if implementation == "pallas":
-        kw["block_sizes"] = bs
+        kw["kernel_config"] = bs
 
     def loss(q, k, v, ql, kl):
         out = sigjax.sigmoid_attention(
@@ -208,7 +257,7 @@ def test_sharded_inputs_without_lengths_or_bias_sharding(implementation):
     bias = jnp.asarray(np.random.default_rng(4).normal(size=(8, 20)), jnp.float32)
     kw = dict(implementation=implementation)
     if implementation == "pallas":
-        kw["block_sizes"] = BlockSizes(
+        kw["kernel_config"] = KernelConfig(
             block_q=16, block_k=16, block_q_dq=16, block_k_dq=16, block_q_dkv=16, block_k_dkv=16
         )
     with _pallas.force_interpret(True):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import sigjax
-from pallas_kernels.sigmoid_attention import BlockSizes
+from pallas_kernels.sigmoid_attention import KernelConfig
 from sigjax.attention import _pallas
 
-SMALL = BlockSizes(
+SMALL = KernelConfig(
     block_q=16,
     block_k=16,
     num_warps=4,
@@ -28,7 +28,7 @@ SMALL = BlockSizes(
     num_warps_bwd=4,
     num_stages_bwd=1,
 )
-MIXED = BlockSizes(
+MIXED = KernelConfig(
     block_q=32,
     block_k=16,
     num_warps=4,
@@ -103,10 +103,10 @@ class KernelSuite:
     interpret: bool
     tol: dict
 
-    def pallas(self, *args, block_sizes=None, **kwargs):
+    def pallas(self, *args, kernel_config=None, **kwargs):
         with _pallas.force_interpret(self.interpret):
             return sigjax.sigmoid_attention(
-                *args, implementation="pallas", block_sizes=block_sizes, **kwargs
+                *args, implementation="pallas", kernel_config=kernel_config, **kwargs
             )
 
     @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -114,7 +114,7 @@ class KernelSuite:
         q, k, v, kb, ql, kl = make_inputs(case)
         causal, dtype, bs = case[5], case[8], case[9]
         kw = dict(is_causal=causal, query_seq_lengths=ql, key_value_seq_lengths=kl)
-        out = self.pallas(q, k, v, kb, block_sizes=bs, **kw)
+        out = self.pallas(q, k, v, kb, kernel_config=bs, **kw)
         ref = sigjax.sigmoid_attention(up(q), up(k), up(v), kb, implementation="xla", **kw)
         chex.assert_shape(out, q.shape)
         assert out.dtype == q.dtype
@@ -132,7 +132,7 @@ class KernelSuite:
         def loss(fn):
             return lambda q, k, v, kb: jnp.sum(fn(q, k, v, kb).astype(jnp.float32) * ct)
 
-        grads = jax.grad(loss(lambda *a: self.pallas(*a, block_sizes=bs, **kw)), argnums)(
+        grads = jax.grad(loss(lambda *a: self.pallas(*a, kernel_config=bs, **kw)), argnums)(
             q, k, v, kb
         )
         ref = jax.grad(
@@ -147,7 +147,7 @@ class KernelSuite:
         case = (2, 37, 45, 2, 24, True, True, True, "float32", bs)
         q, k, v, kb, ql, kl = make_inputs(case, seed=3)
         ct = jnp.ones(q.shape, jnp.float32)  # Non-zero cotangent on padded rows too.
-        kw = dict(is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=bs)
+        kw = dict(is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl, kernel_config=bs)
         dq, dk, dv, db = jax.grad(lambda *a: jnp.sum(self.pallas(*a, **kw) * ct), (0, 1, 2, 3))(
             q, k, v, kb
         )
@@ -165,13 +165,13 @@ class KernelSuite:
         out, grads = jax.value_and_grad(
             lambda q, k, v: jnp.sum(
                 self.pallas(
-                    q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL
+                    q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, kernel_config=SMALL
                 )
             ),
             (0, 1, 2),
         )(q, k, v)
         full = self.pallas(
-            q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, block_sizes=SMALL
+            q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, kernel_config=SMALL
         )
         assert np.all(np.asarray(full) == 0)
         assert float(out) == 0.0
@@ -183,12 +183,12 @@ class KernelSuite:
         q, k, v, _, ql, kl = make_inputs(case, seed=4)
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
         for sb in (-2.5, jnp.array([-1.0, -3.0], jnp.float32)):
-            out = self.pallas(q, k, v, sigmoid_bias=sb, block_sizes=SMALL, **kw)
+            out = self.pallas(q, k, v, sigmoid_bias=sb, kernel_config=SMALL, **kw)
             ref = sigjax.sigmoid_attention(q, k, v, sigmoid_bias=sb, implementation="xla", **kw)
             assert rel_err(out, ref) < self.tol["float32"]
         sb = jnp.array([-1.0, -3.0], jnp.float32)
         g = jax.grad(
-            lambda s: jnp.sum(self.pallas(q, k, v, sigmoid_bias=s, block_sizes=SMALL, **kw))
+            lambda s: jnp.sum(self.pallas(q, k, v, sigmoid_bias=s, kernel_config=SMALL, **kw))
         )(sb)
         r = jax.grad(
             lambda s: jnp.sum(
@@ -211,7 +211,7 @@ class KernelSuite:
                 is_causal=True,
                 query_seq_lengths=ql,
                 key_value_seq_lengths=kl,
-                block_sizes=SMALL,
+                kernel_config=SMALL,
             )
 
         out = jax.jit(jax.vmap(f))(qs, ks, vs, qls, kls)
