@@ -38,7 +38,7 @@ def parse(argv):
 
 def main(argv):
     if argv and argv[0] == "kernels":
-        from sigjax.evaluation import kernel_bench
+        from eval.kernels import cli as kernel_bench
 
         return kernel_bench.main(argv[1:])
     args = parse(argv)

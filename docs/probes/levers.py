@@ -16,8 +16,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tl_sigmoid beside it
 import sigjax
+from eval.kernels.timing import time_callable
 from pallas_kernels.sigmoid_attention import KernelConfig, default_config, forward
-from sigjax.evaluation.kernel_bench import time_callable
 
 OUT = os.environ.get("OUT", "/tmp")
 BUDGET = float(os.environ.get("LEVERS_BUDGET", "300"))

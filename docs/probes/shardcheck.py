@@ -8,7 +8,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import sigjax
-from sigjax.evaluation.kernel_bench import time_callable
+from eval.kernels.timing import time_callable
 
 B, T, N, H = 8, 8192, 8, 64
 ks = jax.random.split(jax.random.key(0), 3)

@@ -25,7 +25,7 @@ _TABLE_VERSION = 1
 
 def next_power_of_2(x: int) -> int:
     """The smallest power of 2 >= x (1 for x <= 1): head-dim and length buckets."""
-    return 1 << max(0, (int(x) - 1).bit_length())
+    return 1 << max(0, int(x) - 1).bit_length()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +101,10 @@ def _check_entry(entry: dict, where: str) -> dict:
     unknown = set(entry["config"]) - {f.name for f in dataclasses.fields(KernelConfig)}
     if unknown:
         raise ValueError(f"{where}: config fields {sorted(unknown)} are not KernelConfig fields")
-    KernelConfig(**entry["config"])  # Validates the values.
+    try:
+        KernelConfig(**entry["config"])
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from e
     return entry
 
 

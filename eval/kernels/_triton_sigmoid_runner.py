@@ -1,8 +1,9 @@
-"""Times TritonSigmoid (PyPI `triton-sigmoid`: torch + triton) on kernel_bench's shapes.
+"""Times TritonSigmoid (PyPI `triton-sigmoid`: torch + triton) on the kernel benchmark's shapes.
 
-Run by `kernel_bench` as a subprocess with the same python (torch and JAX never share a process):
+Run by `eval.kernels.peers` as a subprocess with the same python (torch and JAX never share a
+process):
 
-  python sigjax/evaluation/_triton_sigmoid_runner.py JOB.json
+  python eval/kernels/_triton_sigmoid_runner.py JOB.json
 
 JOB.json: {"tasks": [{"id", "kind": "time"|"memory", "head_dim", "heads", "seq_len", "batch",
 "causal", "mode", "dtype", "lengths", ...}], "reps", "warmup", "tol", "min_sample_s", "deadline"}.
@@ -161,7 +162,7 @@ def main(job_path: str) -> None:
     """Runs every task of the job file, printing one JSON line per task (see module docstring).
 
     Args:
-      job_path: the job JSON written by kernel_bench.
+      job_path: the job JSON written by eval.kernels.peers.
     """
     with open(job_path) as f:
         job = json.load(f)

@@ -7,58 +7,58 @@ import numpy as np
 import pytest
 
 import sigjax
-from sigjax.evaluation import kernel_bench as kb
+from eval.kernels import cli, measure, report, specs
 
 
 @pytest.mark.parametrize(
     "batch,seq_len,padding", [(16, 1024, 0.25), (8, 2048, 0.5), (1, 16384, 0.25)]
 )
 def test_sequence_lengths_match_the_padding(batch, seq_len, padding):
-    lens = kb.sequence_lengths(batch, seq_len, padding, seed=3)
+    lens = specs.sequence_lengths(batch, seq_len, padding, seed=3)
     assert lens.dtype == np.int32 and lens.shape == (batch,)
     assert lens.min() >= 1 and lens.max() <= seq_len
     assert lens.sum() == round(batch * seq_len * (1 - padding))
     if batch > 1:
         assert len(set(lens.tolist())) > 1  # Drawn, not all equal.
-    np.testing.assert_array_equal(lens, kb.sequence_lengths(batch, seq_len, padding, seed=3))
-    np.testing.assert_array_equal(kb.sequence_lengths(4, 64, 0.0), [64] * 4)
+    np.testing.assert_array_equal(lens, specs.sequence_lengths(batch, seq_len, padding, seed=3))
+    np.testing.assert_array_equal(specs.sequence_lengths(4, 64, 0.0), [64] * 4)
 
 
 def test_sequence_lengths_reject_bad_padding():
     with pytest.raises(ValueError, match="padding: got 1.0"):
-        kb.sequence_lengths(4, 64, 1.0)
+        specs.sequence_lengths(4, 64, 1.0)
     with pytest.raises(ValueError, match="padding: got -0.1"):
-        kb.sequence_lengths(4, 64, -0.1)
+        specs.sequence_lengths(4, 64, -0.1)
 
 
 def test_flops_count_valid_tokens_only():
     # 4 N H sum len^2 = 4 * 2 * 4 * (9 + 25).
-    assert kb.attention_flops(2, 4, [3, 5], False, "fwd") == 1088
-    assert kb.attention_flops(2, 4, [3, 5], True, "fwd") == 544
-    assert kb.attention_flops(2, 4, [3, 5], True, "fwdbwd") == 544 * 3.5
+    assert specs.attention_flops(2, 4, [3, 5], False, "fwd") == 1088
+    assert specs.attention_flops(2, 4, [3, 5], True, "fwd") == 544
+    assert specs.attention_flops(2, 4, [3, 5], True, "fwdbwd") == 544 * 3.5
     with pytest.raises(ValueError, match="mode: got 'bwd'"):
-        kb.attention_flops(2, 4, [3], False, "bwd")
+        specs.attention_flops(2, 4, [3], False, "bwd")
 
 
 def test_benchmark_shapes_follow_tokens_and_hidden():
-    shapes = kb.benchmark_shapes([64, 128], [1024, 16384], [0.0, 0.5], [False], ["fwd"])
+    shapes = specs.benchmark_shapes([64, 128], [1024, 16384], [0.0, 0.5], [False], ["fwd"])
     assert len(shapes) == 8
     for s in shapes:
         assert s.heads * s.head_dim == 2048 and s.batch * s.seq_len == 16384
         assert s.padded == (s.padding > 0)
     with pytest.raises(ValueError, match="head_dims: got 96"):
-        kb.benchmark_shapes([96], [1024], [0.0], [False], ["fwd"])
+        specs.benchmark_shapes([96], [1024], [0.0], [False], ["fwd"])
 
 
 def test_parse_args_quick_and_tune():
-    args = kb.parse_args(["tune", "--quick", "--out", "x", "--causal", "both", "--seq_lens", "64"])
+    args = cli.parse_args(["tune", "--quick", "--out", "x", "--causal", "both", "--seq_lens", "64"])
     assert args.tune and args.quick and args.causal == [False, True]
     assert args.seq_lens == [64] and args.head_dims == [32] and args.hidden == 64
-    full = kb.parse_args(["--out", "x"])
+    full = cli.parse_args(["--out", "x"])
     assert not full.tune and full.head_dims == [64, 128] and full.tokens == 16384
     assert full.seq_lens == [1024, 2048, 4096, 8192, 16384]
     with pytest.raises(SystemExit):
-        kb.parse_args(["--out", "x", "--impls", "pallas,flash"])
+        cli.parse_args(["--out", "x", "--impls", "pallas,flash"])
 
 
 def _bad_backward_pallas(monkeypatch, fwd_factor=1.0, grad_factor=1.0):
@@ -66,7 +66,7 @@ def _bad_backward_pallas(monkeypatch, fwd_factor=1.0, grad_factor=1.0):
     original = sigjax.sigmoid_attention
 
     def fake(
-        q, k, v, bias=None, *, implementation=None, exact_sigmoid=False, block_sizes=None, **kw
+        q, k, v, bias=None, *, implementation=None, exact_sigmoid=False, kernel_config=None, **kw
     ):
         if implementation != "pallas":
             return original(q, k, v, bias, implementation=implementation, **kw)
@@ -83,16 +83,16 @@ def _bad_backward_pallas(monkeypatch, fwd_factor=1.0, grad_factor=1.0):
 )
 def test_check_fails_on_a_wrong_kernel(monkeypatch, mode, fwd_factor, grad_factor, bad):
     _bad_backward_pallas(monkeypatch, fwd_factor, grad_factor)
-    (shape,) = kb.benchmark_shapes([32], [32], [0.5], [True], [mode], tokens=64, hidden=64)
-    rec = kb.measure("pallas", shape, reps=2, warmup=1, tol=3e-2)
+    (shape,) = specs.benchmark_shapes([32], [32], [0.5], [True], [mode], tokens=64, hidden=64)
+    rec = measure.measure("pallas", shape, reps=2, warmup=1, tol=3e-2)
     assert rec["status"] == "wrong" and not rec["correct"]
     assert rec["max_rel_err"][bad] > 0.05
     if mode == "fwdbwd":
         assert rec["max_rel_err"]["out"] < 3e-2  # The forward is right; only gradients are not.
         assert set(rec["max_rel_err"]) == {"out", "dq", "dk", "dv"}
-    good = kb.measure("xla", shape, reps=2, warmup=1, tol=3e-2)
+    good = measure.measure("xla", shape, reps=2, warmup=1, tol=3e-2)
     assert good["status"] == "ok" and good["worst_rel_err"] < 3e-2
-    md = kb.markdown_report({}, [rec, good])
+    md = report.markdown_report({}, [rec, good])
     assert "WRONG" in md and "worst relative error" in md
 
 
@@ -101,7 +101,7 @@ def test_benchmark_run_writes_json_markdown_png(tmp_path):
     argv = ["--quick", "--out", str(out), "--seq_lens", "32", "--padding", "0,0.5",
             "--causal", "0", "--modes", "fwd", "--impls", "pallas,xla,cudnn,triton_sigmoid",
             "--memory_impls", "xla", "--memory_seq_lens", "16,32"]  # fmt: skip
-    kb.main(argv)
+    cli.main(argv)
     data = json.loads((out / "kernels.json").read_text())
     assert data["jax"] == jax.__version__ and data["device"] and data["date"]
     times = [r for r in data["results"] if r["kind"] == "time"]
@@ -111,7 +111,7 @@ def test_benchmark_run_writes_json_markdown_png(tmp_path):
         assert r["status"] == "ok", r
         assert r["worst_rel_err"] < 3e-2 and r["time_s"] > 0
         assert r["tflops"] == pytest.approx(r["flops"] / r["time_s"] / 1e12)
-        assert r["flops"] == kb.attention_flops(r["heads"], r["head_dim"], r["lengths"],
+        assert r["flops"] == specs.attention_flops(r["heads"], r["head_dim"], r["lengths"],
                                                 r["causal"], r["mode"])  # fmt: skip
         assert r["valid_tokens"] == sum(r["lengths"])
     padded = [r for r in jax_recs if r["padding"] == 0.5]
@@ -144,7 +144,7 @@ def test_markdown_ratio_columns():
     records = [rec("pallas", 0.0, False, 2.0), rec("cudnn", 0.0, False, 4.0),
                rec("pallas", 0.5, False, 1.0), rec("pallas", 0.0, True, 1.5),
                rec("triton_sigmoid", 0.0, False, 3.0)]  # fmt: skip
-    md = kb.markdown_report({"device": "test"}, records)
+    md = report.markdown_report({"device": "test"}, records)
     rows = {line.split("|")[4].strip() + line.split("|")[5].strip(): line.split("|")
             for line in md.splitlines() if line.startswith("| 64 ")}  # fmt: skip
     # Columns: H T B pad causal pallas xla? ... : find by header.
@@ -160,14 +160,14 @@ def test_markdown_ratio_columns():
 
 
 def test_budget_exhausted_skips_and_still_writes(tmp_path):
-    kb.main(["--quick", "--out", str(tmp_path), "--budget_s", "0", "--impls", "pallas,xla"])
+    cli.main(["--quick", "--out", str(tmp_path), "--budget_s", "0", "--impls", "pallas,xla"])
     data = json.loads((tmp_path / "kernels.json").read_text())
     assert data["results"] and all(r["status"] == "skipped" for r in data["results"])
     assert "time budget" in (tmp_path / "kernels.md").read_text()
 
 
 def test_tune_quick_picks_a_checked_candidate(tmp_path):
-    result = kb.main(["tune", "--quick", "--out", str(tmp_path), "--seq_lens", "32",
+    result = cli.main(["tune", "--quick", "--out", str(tmp_path), "--seq_lens", "32",
                       "--padding", "0", "--causal", "0", "--modes", "fwd"])  # fmt: skip
     saved = json.loads((tmp_path / "tune.json").read_text())
     assert saved["best"] == json.loads(json.dumps(result["best"]))
@@ -177,6 +177,11 @@ def test_tune_quick_picks_a_checked_candidate(tmp_path):
     ok = [r for r in cands if r["status"] == "ok"]
     assert all(r["worst_rel_err"] < 3e-2 for r in ok)
     assert best["tflops"] == max(r["tflops"] for r in ok)
-    (entry,) = saved["table"]
-    assert entry["entry"].startswith('(32, "bfloat16"): BlockSizes(')
-    assert entry["block_sizes"]["block_q"] == best["block_sizes"]["block_q"]
+    # The best configuration is merged into a JSON table (under OUT with --quick), keyed by
+    # (head dim, dtype, length bucket).
+    table = saved["table"]
+    assert table["path"] == str(tmp_path / "cpu.json")
+    (entry,) = json.loads((tmp_path / "cpu.json").read_text())["entries"]
+    assert (entry["head_dim"], entry["dtype"], entry["max_seq_len"]) == (32, "bfloat16", 32)
+    assert entry["config"]["block_q"] == best["config"]["block_q"]
+    assert entry == table["entries"][0]
