@@ -1,7 +1,9 @@
 """The kernel test suite: Pallas kernels against the XLA reference (values and gradients).
 
 `KernelSuite` runs in Pallas interpret mode on CPU (`TestKernelsInterpret`) and compiled on a GPU
-(`TestKernelsCompiled`, marked `gpu`).
+(`TestKernelsCompiled`, marked `gpu`). Besides the edge cases below (odd lengths, mixed tiles),
+each suite checks the benchmark's own argument specs (`eval.kernels.specs`): the `--quick` shapes
+in interpret mode, the sweep's shapes up to T=4096 compiled, with the benchmark's check.
 """
 
 import dataclasses
@@ -13,6 +15,8 @@ import numpy as np
 import pytest
 
 import sigjax
+from eval.kernels import measure as bench
+from eval.kernels import specs
 from pallas_kernels.sigmoid_attention import KernelConfig
 from sigjax.attention import _pallas
 
@@ -59,6 +63,21 @@ CASES = [
 GRAD_CASES = [c for i, c in enumerate(CASES) if i in (0, 1, 3, 4, 6, 8, 9)]
 TOL = {"float32": 2e-5, "bfloat16": 2e-2, "float16": 4e-3}
 COMPILED_TOL = {"float32": 5e-3, "bfloat16": 3e-2, "float16": 1e-2}  # tanh.approx sigmoid.
+
+
+# The benchmark's shapes: what `python -m eval kernels --quick` times, and the GPU sweep's shorter
+# lengths (plus T=1000, not a multiple of any tile) with padding, both masks and the backward.
+INTERPRET_SPECS = specs.arg_specs(specs.QUICK_SPECS)
+COMPILED_SPECS = specs.arg_specs(
+    specs.FULL_SPECS, seq_lens=(1000, 4096), paddings=(0.25,), modes=("fwdbwd",)
+)
+
+
+def spec_id(shape):
+    return (
+        f"H{shape.head_dim}T{shape.seq_len}B{shape.batch}-pad{shape.padding}"
+        f"-{'causal' if shape.causal else 'full'}-{shape.mode}-{shape.dtype}"
+    )
 
 
 def case_id(case):
@@ -108,6 +127,16 @@ class KernelSuite:
             return sigjax.sigmoid_attention(
                 *args, implementation="pallas", kernel_config=kernel_config, **kwargs
             )
+
+    def check_spec(self, shape):
+        """The benchmark's check of one of its shapes: output and q, k, v gradients vs float32."""
+        args = specs.make_inputs(shape)
+        with _pallas.force_interpret(self.interpret):
+            compiled, _, _ = bench.compile_program("pallas", shape, args)
+        rec = bench.check_outputs("pallas", shape, args, compiled(*args), tol=self.tol[shape.dtype])
+        assert rec["max_rel_err"]["out"] < self.tol[shape.dtype], rec["max_rel_err"]
+        for name in ("dq", "dk", "dv") if shape.mode == "fwdbwd" else ():
+            assert rec["max_rel_err"][name] < 2 * self.tol[shape.dtype], rec["max_rel_err"]
 
     @pytest.mark.parametrize("case", CASES, ids=case_id)
     def test_forward_matches_reference(self, case):
@@ -232,6 +261,10 @@ class TestKernelsInterpret(KernelSuite):
     interpret = True
     tol = TOL
 
+    @pytest.mark.parametrize("shape", INTERPRET_SPECS, ids=spec_id)
+    def test_benchmark_specs(self, shape):
+        self.check_spec(shape)
+
 
 @pytest.mark.gpu
 class TestKernelsCompiled(KernelSuite):
@@ -246,23 +279,6 @@ class TestKernelsCompiled(KernelSuite):
         ref = sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)
         assert rel_err(out, ref) < 1e-4
 
-    @pytest.mark.parametrize("t", [1000, 4096])
-    @pytest.mark.parametrize("h", [64, 128])
-    def test_long_bf16_default_blocks(self, t, h):
-        case = (2, t, t, 2, h, False, True, False, "bfloat16", None)
-        q, k, v, _, ql, kl = make_inputs(case, seed=6)
-        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
-        out = jax.jit(lambda *a: self.pallas(*a, **kw))(q, k, v)
-        ref = sigjax.sigmoid_attention(up(q), up(k), up(v), implementation="xla", **kw)
-        assert rel_err(out, ref) < self.tol["bfloat16"]
-        g = jax.jit(
-            jax.grad(
-                lambda q, k, v: jnp.sum(self.pallas(q, k, v, **kw).astype(jnp.float32)), (0, 1, 2)
-            )
-        )(q, k, v)
-        r = jax.grad(
-            lambda q, k, v: jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)),
-            (0, 1, 2),
-        )(up(q), up(k), up(v))
-        for a, b in zip(g, r, strict=True):
-            assert rel_err(a, b) < 2 * self.tol["bfloat16"]
+    @pytest.mark.parametrize("shape", COMPILED_SPECS, ids=spec_id)
+    def test_benchmark_specs(self, shape):
+        self.check_spec(shape)
