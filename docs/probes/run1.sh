@@ -2,7 +2,7 @@
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl 2>&1 | tail -2
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 nvidia-smi -L; git log --oneline -1 2>/dev/null; date -u
-B=python3; KB="-m sigjax.evaluation.kernel_bench --memory_seq_lens= --reps=10 --impls=pallas,cudnn,triton_sigmoid"
+B=python3; KB="-m eval kernels --memory_seq_lens= --reps=10 --impls=pallas,cudnn,triton_sigmoid"
 (
   export CUDA_VISIBLE_DEVICES=1
   timeout 250 $B -m pytest tests/attention -m gpu -q -p no:cacheprovider 2>&1 | tail -25 > $OUT/tests.log
