@@ -61,6 +61,7 @@ def evaluate_run(
     from sigjax.data import load_adata, make_datasets, tokenize_with
     from sigjax.evaluation._embed import embed_cells
     from sigjax.evaluation._score import BASELINE_KEY, pca_baseline, score_embedding
+    from sigjax.model._config import POOLINGS
     from sigjax.training import evaluate_loss, load_model
 
     if cells not in CELL_SETS:
@@ -80,10 +81,9 @@ def evaluate_run(
     result.update(cells=cells, n_cells=len(target))
     result.update(score_embedding(embedding, target.labels))
     for pooling in extra_poolings:
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"extra_poolings: got {pooling!r}, expected 'cls' or 'mean'")
-        model.pooling = pooling
-        pooled = score_embedding(embed_cells(model, config, target), target.labels)
+        if pooling not in POOLINGS:
+            raise ValueError(f"extra_poolings: got {pooling!r}, expected one of {list(POOLINGS)}")
+        pooled = score_embedding(embed_cells(model, config, target, pooling=pooling), target.labels)
         result.update({f"{pooling}_pool/{k}": v for k, v in pooled.items()})
     if baseline and adata is not None:
         pca_baseline(adata)

@@ -18,7 +18,7 @@ from sigjax.training import (
     make_mesh,
     train_and_evaluate,
 )
-from sigjax.training._train import make_setup
+from sigjax.training._steps import make_setup
 
 CONTRACT_KEYS = {
     "step",
