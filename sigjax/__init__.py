@@ -9,6 +9,7 @@ from sigjax.attention import default_sigmoid_bias, sigmoid_attention, softmax_at
 _LAZY = {
     "load_anndata": "sigjax.data",
     "load_dataset": "sigjax.data",
+    "load_from_config": "sigjax.data",
     "make_datasets": "sigjax.data",
     "CellEncoder": "sigjax.model",
     "SelfAttention": "sigjax.model",

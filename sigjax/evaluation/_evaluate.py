@@ -58,7 +58,7 @@ def evaluate_run(
       FileNotFoundError: no run or checkpoint in workdir.
       ValueError: cells not in ("all", "val"), or data without at least two labelled types.
     """
-    from sigjax.data import load_adata, make_datasets, tokenize_with
+    from sigjax.data import load_from_config, make_datasets, tokenize_with
     from sigjax.evaluation._embed import embed_cells
     from sigjax.evaluation._score import BASELINE_KEY, pca_baseline, score_embedding
     from sigjax.model._config import POOLINGS
@@ -74,7 +74,7 @@ def evaluate_run(
     if cells == "val":
         target = val_cells
     else:
-        adata = load_adata(config.data)
+        adata = load_from_config(config.data)
         target = tokenize_with(config.data, adata, vocab)
     target, idx = _subsample(target, max_cells)
     embedding = embed_cells(model, config, target)
