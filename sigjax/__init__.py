@@ -12,6 +12,7 @@ _LAZY = {
     "load_from_config": "sigjax.data",
     "make_datasets": "sigjax.data",
     "CellEncoder": "sigjax.model",
+    "EncoderConfig": "sigjax.model",
     "SelfAttention": "sigjax.model",
     "make_attention_fn": "sigjax.model",
     "evaluate_loss": "sigjax.training",

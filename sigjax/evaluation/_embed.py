@@ -95,7 +95,7 @@ def embed_cells(
         max_len=config.data.max_len,
     )
     if not out:
-        return np.zeros((0, int(config.model.embed_dim)), np.float32)
+        return np.zeros((0, model.config.embed_dim), np.float32)
     return np.concatenate([np.asarray(x, np.float32) for x in out], axis=0)
 
 

@@ -130,7 +130,7 @@ def test_vocabulary_mismatch_on_resume_is_refused_and_keeps_the_run(smoke_run, t
     assert sorted(p.name for p in (other / "checkpoints").iterdir()) == before
     assert (other / "vocab.json").read_text() == vocab_before
     changed = smoke_config(**{"mesh.data": 1, "model.embed_dim": 64})
-    with pytest.raises(ValueError, match="config.model"):
+    with pytest.raises(ValueError, match="config.model: embed_dim: saved 32, got 64"):
         train_and_evaluate(changed, other)
 
 
