@@ -18,9 +18,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     c.model.attention = "sigmoid"  # "sigmoid" or "softmax": the comparison switch.
-    c.model.implementation = (
-        "auto"  # "auto" (Pallas on GPU / cuDNN for softmax), "pallas", "xla", "cudnn".
-    )
+    # Attention implementation: None (automatic: Pallas sigmoid / cuDNN softmax on GPU, XLA on
+    # CPU), "xla", "pallas" (sigmoid only) or "cudnn" (softmax only).
+    c.model.implementation = ml_collections.FieldReference(None, field_type=str)
     c.model.num_layers = 4  # Transformer blocks.
     c.model.num_heads = 4  # Attention heads.
     c.model.embed_dim = 128  # Model width E.

@@ -1,10 +1,27 @@
-"""python -m eval embed|score|compare|stability|kernels|demo ... (see `python -m eval CMD -h`)."""
+"""python -m eval embed|score|compare|stability|demo|study|kernels ... (`python -m eval CMD -h`)."""
 
 import argparse
 import importlib
 import json
 import logging
 import sys
+
+# Subcommands with their own command line: `python -m eval NAME ARGS` hands ARGS to NAME's main.
+DELEGATED = {
+    "study": "the sigmoid-vs-softmax study over data sets and seeds (docs/results.md)",
+    "kernels": "GPU kernel benchmark and block-size tuning (docs/benchmarks.md)",
+}
+
+
+def _delegate(cmd: str, argv):
+    prog = f"python -m eval {cmd}"
+    if cmd == "study":
+        from eval import study
+
+        return study.main(argv, prog=prog)
+    from eval.kernels import cli
+
+    return cli.main(argv)
 
 
 def parse(argv):
@@ -33,14 +50,14 @@ def parse(argv):
     d = sub.add_parser("demo", help="sigmoid vs softmax `configs/small.py` on bundled PBMC (CPU)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--config", default="configs.small", help="config module (importable)")
+    for name, text in DELEGATED.items():  # Listed here; parsed by their own main (`CMD -h`).
+        sub.add_parser(name, help=text + f"; see `python -m eval {name} -h`", add_help=False)
     return p.parse_args(argv)
 
 
 def main(argv):
-    if argv and argv[0] == "kernels":
-        from eval.kernels import cli as kernel_bench
-
-        return kernel_bench.main(argv[1:])
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("sigjax").setLevel(logging.INFO)

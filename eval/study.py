@@ -1,10 +1,11 @@
-"""The sigmoid-vs-softmax study (issue 5): every data set x {sigmoid, softmax} x seeds.
+"""`python -m eval study`: the sigmoid-vs-softmax study (data sets x {sigmoid, softmax} x seeds).
 
-  nice -n 10 python -m eval.study --out=runs/study --results=docs/results.md
+  nice -n 10 python -m eval study --out=runs/study --results=docs/results.md
 
 Trains `configs/small.py` with the CPU budget below (override with --set section.field=value),
-scores every run and writes the summary (mean ± std over seeds, relative difference) to --results.
-Finished runs are skipped: rerun the same command to resume. Logic: sigjax/evaluation/_study.py.
+scores every run and writes the summary (mean ± std over seeds, relative difference) to --results,
+with the commit of the code. Finished runs are skipped: rerun the same command to resume.
+Logic: sigjax/evaluation/_study.py.
 """
 
 import argparse
@@ -34,18 +35,28 @@ CPU_BUDGET = {
 }
 
 
-def apply(config, key: str, value) -> None:
-    *path, field = key.split(".")
-    node = config
-    for part in path:
-        node = node[part]
-    if field not in node:
-        raise ValueError(f"--set: got unknown field {key!r}; expected a field of the config")
-    node[field] = value
+def override(config, overrides: dict) -> None:
+    """Sets `section.field` values with ml_collections' own flattened update, types checked.
+
+    Raises:
+      ValueError: a field the config does not have, or a value of the wrong type.
+    """
+    config.lock()  # A misspelled field is an error, not a new field.
+    try:
+        for key, value in overrides.items():  # One at a time, so an error names its field.
+            try:
+                config.update_from_flattened_dict({key: value})
+            except (AttributeError, KeyError, TypeError) as e:
+                raise ValueError(
+                    f"--set: got {key}={value!r} ({type(e).__name__}); expected an existing "
+                    "field of the config and a value of its type"
+                ) from e
+    finally:
+        config.unlock()
 
 
-def main(argv):
-    p = argparse.ArgumentParser(prog="python -m eval.study")
+def parser(prog: str = "python -m eval study") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/study")
     p.add_argument("--results", default="docs/results.md")
     p.add_argument("--config", default="configs.small", help="config module (importable)")
@@ -55,7 +66,11 @@ def main(argv):
         "--max_cells", type=int, default=2000, help="cells scored per data set (0 = all)"
     )
     p.add_argument("--set", action="append", default=[], help="section.field=value override")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv, prog: str = "python -m eval study"):
+    args = parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.ERROR)
     from sigjax.evaluation import results_markdown, run_study, summarize
@@ -67,9 +82,8 @@ def main(argv):
         try:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            overrides[key] = value
-    for key, value in overrides.items():
-        apply(config, key, value)
+            overrides[key] = value  # A plain string.
+    override(config, overrides)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = run_study(
         config,
@@ -82,11 +96,10 @@ def main(argv):
     pathlib.Path(args.out, "results.json").write_text(
         json.dumps({"rows": rows, "summary": summary})
     )
-    command = "python -m eval.study " + shlex.join(argv)
     text = results_markdown(
         summary,
         rows,
-        command=command.strip(),
+        command=f"{prog} {shlex.join(argv)}".strip(),
         config_text=(
             f"config: {args.config} with overrides\n"
             + "\n".join(f"  {k} = {v!r}" for k, v in overrides.items())
@@ -99,5 +112,5 @@ def main(argv):
     print(text)
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+if __name__ == "__main__":  # The older spelling, `python -m eval.study`, still works.
+    main(sys.argv[1:], prog="python -m eval.study")

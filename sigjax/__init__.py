@@ -9,8 +9,10 @@ from sigjax.attention import default_sigmoid_bias, sigmoid_attention, softmax_at
 _LAZY = {
     "load_anndata": "sigjax.data",
     "load_dataset": "sigjax.data",
+    "load_from_config": "sigjax.data",
     "make_datasets": "sigjax.data",
     "CellEncoder": "sigjax.model",
+    "EncoderConfig": "sigjax.model",
     "SelfAttention": "sigjax.model",
     "make_attention_fn": "sigjax.model",
     "evaluate_loss": "sigjax.training",

@@ -12,7 +12,7 @@ from flax import nnx
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `configs` is a top-level package of the repo.
 
-from sigjax.training._train import build_model  # noqa: E402
+from sigjax.training import build_model  # noqa: E402
 
 NAMES = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem != "__init__")
 

@@ -41,6 +41,9 @@ def main(argv):
 
 def parse_flags(argv):
     """absl parsing, with bad overrides (unknown field, wrong type) as a one-line error."""
+    if any(a in ("-h", "--help", "-?") for a in argv[1:]):
+        # absl's own --help exits 1 and knows no -h: usage on stdout, exit 0, as argparse does.
+        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
     try:
         return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:

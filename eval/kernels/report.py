@@ -3,15 +3,13 @@
 import datetime
 import json
 import math
-import os
 import pathlib
 import platform
-import subprocess
 
 import jax
 
-from eval.kernels.peers import REPO_ROOT
 from eval.kernels.specs import KNOWN_IMPLS, MODES
+from sigjax._io import atomic_write, git_commit
 
 
 class Results:
@@ -32,9 +30,9 @@ class Results:
         self.flush()
 
     def flush(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(_jsonable({**self.meta, "results": self.records}), indent=1))
-        os.replace(tmp, self.path)
+        atomic_write(
+            self.path, json.dumps(_jsonable({**self.meta, "results": self.records}), indent=1)
+        )
 
 
 def _jsonable(x):
@@ -46,27 +44,6 @@ def _jsonable(x):
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     return x
-
-
-def git_commit() -> str | None:
-    try:
-        r = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if r.returncode:
-        return None
-    return r.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def run_meta(argv) -> dict:

@@ -13,10 +13,8 @@ default table, then the `KernelConfig()` defaults.
 import dataclasses
 import functools
 import json
-import os
 import pathlib
 import re
-import tempfile
 
 TUNED_DIR = pathlib.Path(__file__).with_name("tuned")
 DEFAULT_TABLE = "default"
@@ -141,12 +139,10 @@ def write_table(path: pathlib.Path, entries: list[dict], *, device_kind: str, me
     data = json.loads(path.read_text()) if path.exists() else {}  # Keeps notes already there.
     data.update(version=_TABLE_VERSION, device_kind=device_kind, **(meta or {}))
     data["entries"] = merged
+    from sigjax._io import atomic_write  # Tuning only; the kernels themselves never need sigjax.
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1) + "\n")
     _cached_table.cache_clear()
 
 

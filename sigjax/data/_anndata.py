@@ -352,13 +352,16 @@ def cbmc(source=None):
     return _from_counts(counts, [f"cbmc_gene_{i}" for i in range(counts.shape[1])], labels)
 
 
-def load_dataset(name_or_path: str, **options):
-    """A data set by name ("pbmc68k_reduced", "zeisel", "cbmc", "synthetic") or an `.h5ad` path.
+def load_dataset(name: str, **options):
+    """A bundled data set by name: "pbmc68k_reduced", "zeisel", "cbmc" or "synthetic".
+
+    Files are read with `load_anndata(path, ...)`; a training config's data with
+    `load_from_config(config.data)`.
 
     Args:
-      name_or_path: a name from `DATASETS`, or a path ending in `.h5ad`.
-      **options: passed to `load_anndata` (paths), `synthetic_anndata` ("synthetic"), or
-        `source` (and `level` for zeisel) for zeisel and cbmc.
+      name: a name from `DATASETS`.
+      **options: passed to `synthetic_anndata` ("synthetic"), or `source` (and `level` for
+        zeisel) for zeisel and cbmc.
 
     Returns:
       anndata.AnnData with counts in X (float32 CSR), gene ids in var_names and, where known,
@@ -367,16 +370,17 @@ def load_dataset(name_or_path: str, **options):
     Raises:
       ValueError: an unknown name, or options a data set does not take.
     """
-    name = str(name_or_path)
-    if name.endswith(".h5ad"):
-        return load_anndata(name, **options)
+    name = str(name)
     loaders = {"pbmc68k_reduced": pbmc68k_reduced, "zeisel": zeisel, "cbmc": cbmc}
     if name == "synthetic":
         from sigjax.data._synthetic import synthetic_anndata
 
         return synthetic_anndata(**options)
     if name not in loaders:
-        raise ValueError(f"data.dataset: got {name!r}, expected one of {DATASETS} or a .h5ad path")
+        raise ValueError(
+            f"data.dataset: got {name!r}, expected one of {DATASETS} (read an .h5ad file with "
+            "load_anndata)"
+        )
     try:
         inspect.signature(loaders[name]).bind(**options)
     except TypeError as e:

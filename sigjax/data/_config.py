@@ -44,8 +44,8 @@ def default_data_config():
     return c
 
 
-def load_adata(cfg):
-    """The AnnData a data config points at.
+def load_from_config(cfg):
+    """The AnnData a data config points at: its file (`path`) or its bundled data set.
 
     Args:
       cfg: a data config. `path` ending in .h5ad is read with `load_anndata`; for "zeisel" and
@@ -108,7 +108,7 @@ def make_datasets(cfg, vocab: Vocab | None = None):
     """
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise ValueError(f"data.val_fraction: got {cfg.val_fraction}, expected a value in [0, 1)")
-    adata = load_adata(cfg)
+    adata = load_from_config(cfg)
     if vocab is None:
         vocab = Vocab.from_genes(adata.var_names)
     else:

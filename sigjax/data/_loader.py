@@ -4,8 +4,6 @@ import numpy as np
 
 from sigjax.data._tokenize import TokenizedCells
 
-_STATE_KEYS = ("epoch", "index", "seed", "n_cells", "batch_size")
-
 
 def round_up_64(n: int) -> int:
     """`n` rounded up to a multiple of 64 (at least 64)."""

@@ -10,6 +10,8 @@ import scipy.sparse as sp
 import scipy.stats
 from jaxtyping import Float, Int
 
+from sigjax._io import atomic_write
+
 log = logging.getLogger(__name__)
 
 PAD, CLS, MASK = "<pad>", "<cls>", "<mask>"
@@ -62,6 +64,16 @@ class Vocab:
         """Number of tokens, specials included."""
         return len(self.tokens)
 
+    @property
+    def genes(self) -> list[str]:
+        """The gene tokens, in order (the specials left out)."""
+        return self.tokens[len(SPECIALS) :]
+
+    @property
+    def n_genes(self) -> int:
+        """Number of gene tokens (`size` less the specials)."""
+        return self.size - len(SPECIALS)
+
     def encode(self, names) -> Int[np.ndarray, " G"]:
         """Token ids of gene ids (matched as strings); -1 for genes not in the vocabulary.
 
@@ -74,8 +86,8 @@ class Vocab:
         return np.array([self._index.get(str(n), -1) for n in names], dtype=np.int32)
 
     def save(self, path) -> None:
-        """Writes the vocabulary as JSON: {"tokens": [...]}."""
-        pathlib.Path(path).write_text(json.dumps({"tokens": self.tokens}))
+        """Writes the vocabulary as JSON: {"tokens": [...]}, atomically (temp file, rename)."""
+        atomic_write(path, json.dumps({"tokens": self.tokens}))
 
     @classmethod
     def load(cls, path) -> "Vocab":
@@ -112,7 +124,7 @@ class Vocab:
         return self.size
 
     def __repr__(self) -> str:
-        return f"Vocab(size={self.size}, genes={self.tokens[3:6]}...)"
+        return f"Vocab(size={self.size}, genes={self.genes[:3]}...)"
 
 
 @dataclasses.dataclass
@@ -239,7 +251,7 @@ def tokenize(
     if known.size == 0:
         raise ValueError(
             f"genes: none of the {adata.n_vars} genes (e.g. {list(adata.var_names[:3])}) is in the "
-            f"vocabulary of {vocab.size - len(SPECIALS)} genes (e.g. {vocab.tokens[3:6]}); "
+            f"vocabulary of {vocab.n_genes} genes (e.g. {vocab.genes[:3]}); "
             "expected matching gene ids"
         )
     if known.size < adata.n_vars:

@@ -16,7 +16,6 @@ from sigjax.evaluation._evaluate import SCORES_FILE, evaluate_run
 from sigjax.evaluation._runs import (
     compare_runs,
     markdown_table,
-    read_metrics,
     stability_report,
     stability_summary,
 )
@@ -29,6 +28,7 @@ from sigjax.evaluation._score import (
     umap_png,
 )
 from sigjax.evaluation._study import results_markdown, run_study, study_config, summarize
+from sigjax.training import read_metrics  # Re-exported: runs are read here.
 
 __all__ = [
     "BASELINE_KEY",

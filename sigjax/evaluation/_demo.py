@@ -6,6 +6,7 @@ import pathlib
 from sigjax.evaluation._evaluate import SCORES_FILE, evaluate_run
 from sigjax.evaluation._runs import compare_runs, markdown_table
 from sigjax.evaluation._score import SCORE_NAMES
+from sigjax.model import ATTENTIONS
 
 
 def run_demo(base, out="runs/demo") -> str:
@@ -35,7 +36,7 @@ def run_demo(base, out="runs/demo") -> str:
     out = pathlib.Path(out)
     dataset = base.data.dataset
     scores = {}
-    for attention in ("sigmoid", "softmax"):
+    for attention in ATTENTIONS:
         workdir = out / attention
         if (workdir / SCORES_FILE).exists():
             print(f"== {attention}: already trained and scored in {workdir}")

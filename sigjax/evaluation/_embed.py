@@ -3,14 +3,11 @@
 import logging
 import pathlib
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
-from flax import nnx
 from jaxtyping import Float
 
-from sigjax.data import CellLoader, TokenizedCells, tokenize_with
+from sigjax.data import TokenizedCells, tokenize_with
 
 log = logging.getLogger(__name__)
 EMBEDDING_KEY = "X_sigjax"
@@ -60,45 +57,51 @@ def as_counts(adata):
 
 
 def embed_cells(
-    model, config, cells: TokenizedCells, batch_size: int | None = None
+    model,
+    config,
+    cells: TokenizedCells,
+    batch_size: int | None = None,
+    pooling: str | None = None,
 ) -> Float[np.ndarray, "C E"]:
     """`model.embed` of every tokenised cell, in the cells' order.
+
+    Runs through `sigjax.training.map_batches`, the loop the validation loss uses too: compiled
+    once per model graph and batch shape, then reused by later calls.
 
     Args:
       model: a `CellEncoder`.
       config: the run's config (`data.eval_batch_size`, `data.max_len` are used).
       cells: tokenised cells.
       batch_size: cells per batch (default `config.data.eval_batch_size`).
+      pooling: "cls" or "mean"; None = the model's own (`model.config.pooling`). The model is
+        not changed.
 
     Returns:
       float32 embeddings [C, E].
 
     Raises:
-      ValueError: batch_size < 1.
+      ValueError: batch_size < 1, or an unknown pooling.
     """
-    graphdef, params = nnx.split(model)
+    from sigjax.training import map_batches
 
-    @jax.jit
-    def embed(params, genes, values, lengths):
-        return nnx.merge(graphdef, params).embed(genes, values, lengths)
-
-    loader = CellLoader(
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size: got {batch_size}, expected >= 1 (or None)")
+    out = map_batches(
+        model,
         cells,
+        _embed_batch,
+        (pooling,),
         batch_size=batch_size or config.data.eval_batch_size,
-        seed=0,
         max_len=config.data.max_len,
-        shuffle=False,
-        drop_remainder=False,
     )
-    out = [
-        np.asarray(
-            embed(params, *(jnp.asarray(b[k]) for k in ("genes", "values", "lengths"))), np.float32
-        )
-        for b in loader.iter_epoch()
-    ]
     if not out:
-        return np.zeros((0, int(config.model.embed_dim)), np.float32)
-    return np.concatenate(out, axis=0)
+        return np.zeros((0, model.config.embed_dim), np.float32)
+    return np.concatenate([np.asarray(x, np.float32) for x in out], axis=0)
+
+
+def _embed_batch(model, batch, key, pooling):
+    del key  # No randomness at embedding time.
+    return model.embed(batch["genes"], batch["values"], batch["lengths"], pooling)
 
 
 def embed_anndata(workdir, adata, batch_size: int | None = None, key: str = EMBEDDING_KEY):
@@ -129,12 +132,12 @@ def embed_anndata(workdir, adata, batch_size: int | None = None, key: str = EMBE
     matched = int(np.sum(vocab.encode(counts.var_names) >= 0))
     print(
         f"genes matched to the model's vocabulary: {matched} of {counts.n_vars} "
-        f"(vocabulary: {vocab.size - 3} genes)"
+        f"(vocabulary: {vocab.n_genes} genes)"
     )
     if matched == 0:
         raise ValueError(
             f"--data: none of the {counts.n_vars} genes (e.g. {list(counts.var_names[:3])}) is "
-            f"in the model's vocabulary (e.g. {vocab.tokens[3:6]}); expected the same kind of "
+            f"in the model's vocabulary (e.g. {vocab.genes[:3]}); expected the same kind of "
             "gene ids (use --gene_column to pick a var column)"
         )
     cells = tokenize_with(config.data, counts, vocab)

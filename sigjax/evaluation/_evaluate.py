@@ -58,9 +58,10 @@ def evaluate_run(
       FileNotFoundError: no run or checkpoint in workdir.
       ValueError: cells not in ("all", "val"), or data without at least two labelled types.
     """
-    from sigjax.data import load_adata, make_datasets, tokenize_with
+    from sigjax.data import load_from_config, make_datasets, tokenize_with
     from sigjax.evaluation._embed import embed_cells
     from sigjax.evaluation._score import BASELINE_KEY, pca_baseline, score_embedding
+    from sigjax.model._config import POOLINGS
     from sigjax.training import evaluate_loss, load_model
 
     if cells not in CELL_SETS:
@@ -73,17 +74,16 @@ def evaluate_run(
     if cells == "val":
         target = val_cells
     else:
-        adata = load_adata(config.data)
+        adata = load_from_config(config.data)
         target = tokenize_with(config.data, adata, vocab)
     target, idx = _subsample(target, max_cells)
     embedding = embed_cells(model, config, target)
     result.update(cells=cells, n_cells=len(target))
     result.update(score_embedding(embedding, target.labels))
     for pooling in extra_poolings:
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"extra_poolings: got {pooling!r}, expected 'cls' or 'mean'")
-        model.pooling = pooling
-        pooled = score_embedding(embed_cells(model, config, target), target.labels)
+        if pooling not in POOLINGS:
+            raise ValueError(f"extra_poolings: got {pooling!r}, expected one of {list(POOLINGS)}")
+        pooled = score_embedding(embed_cells(model, config, target, pooling=pooling), target.labels)
         result.update({f"{pooling}_pool/{k}": v for k, v in pooled.items()})
     if baseline and adata is not None:
         pca_baseline(adata)

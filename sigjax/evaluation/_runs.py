@@ -1,4 +1,4 @@
-"""Reading training runs (metrics.jsonl), comparing them, and the stability report."""
+"""Comparing training runs and the stability report, from their metrics (`read_metrics`)."""
 
 import json
 import math
@@ -6,42 +6,7 @@ import pathlib
 
 import numpy as np
 
-
-def read_metrics(workdir) -> list[dict]:
-    """The rows of DIR/metrics.jsonl, one per logged step, in step order.
-
-    A resumed run logs some steps twice; the later row wins (merged key by key). NaN and
-    Infinity (written by json for non-finite values) are read back as floats.
-
-    Args:
-      workdir: a training run directory.
-
-    Returns:
-      Rows (dicts with "step" and the logged metrics), sorted by step.
-
-    Raises:
-      FileNotFoundError: no metrics.jsonl in workdir.
-      ValueError: a line that is not a JSON object with a "step".
-    """
-    path = pathlib.Path(workdir) / "metrics.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"run: no metrics.jsonl in {workdir}; expected a training run directory"
-        )
-    rows = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            step = int(row["step"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(
-                f"run: {path} line {n} is not a metrics row ({e}); expected a JSON object with "
-                "'step'"
-            ) from e
-        rows[step] = {**rows.get(step, {}), **row, "step": step}
-    return [rows[s] for s in sorted(rows)]
+from sigjax.training._metrics import read_metrics
 
 
 def series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:

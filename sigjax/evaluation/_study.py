@@ -20,8 +20,8 @@ import numpy as np
 
 from sigjax.evaluation._evaluate import SCORES_FILE, evaluate_run
 from sigjax.evaluation._score import SCORE_NAMES
+from sigjax.model import ATTENTIONS
 
-ATTENTIONS = ("sigmoid", "softmax")
 METRICS = ("val_loss", *SCORE_NAMES)
 _METHOD = (
     "Each data set: sigmoid and softmax trained from the same config with the same seeds "
@@ -178,9 +178,29 @@ def _device() -> str:
 
 
 def results_markdown(
-    summary: list[dict], rows: list[dict], *, command: str, config_text: str
+    summary: list[dict],
+    rows: list[dict],
+    *,
+    command: str,
+    config_text: str,
+    commit: str | None = None,
 ) -> str:
-    """docs/results.md: provenance, the setup, one table per data set, and per-run numbers."""
+    """docs/results.md: provenance, the setup, one table per data set, and per-run numbers.
+
+    Args:
+      summary: `summarize(rows)`.
+      rows: the rows of `run_study`.
+      command: the command that ran the study.
+      config_text: the shared setup, printed verbatim.
+      commit: the code's commit; default: the commit of this source tree (`git rev-parse HEAD`,
+        "+dirty" with uncommitted changes, "unknown" outside a git checkout).
+
+    Returns:
+      The markdown text.
+    """
+    from sigjax._io import git_commit
+
+    commit = commit or git_commit() or "unknown"
     today = datetime.date.today().isoformat()
     lines = [
         "# Sigmoid vs softmax attention: masked-expression pretraining and cell embeddings",
@@ -188,7 +208,7 @@ def results_markdown(
         f"- Date: {today}",
         f"- Device: {_device()}",
         f"- Command: `{command}`",
-        "- Commit: COMMIT (filled in by the lead)",
+        f"- Commit: `{commit}`",
         "",
         *textwrap.wrap(_METHOD, 100),
         "",

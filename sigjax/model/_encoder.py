@@ -6,6 +6,7 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Bool, Float, Int
 
+from sigjax.model._config import POOLINGS, EncoderConfig
 from sigjax.model._layers import Mlp, SelfAttention
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -47,22 +48,23 @@ class ValueMlp(nnx.Module):
 class Block(nnx.Module):
     """Pre-LayerNorm block: x + attention(LN(x)), then x + MLP(LN(x)); dropout on both branches.
 
-    With `cfg.attention_output_norm`, the attention branch is x + LN'(attention(LN(x))).
+    With `config.attention_output_norm`, the attention branch is x + LN'(attention(LN(x))).
 
     Args:
-      cfg: `config.model`.
+      config: the encoder's config.
       dtype: compute dtype.
       rngs: initialisation keys.
     """
 
-    def __init__(self, cfg, *, dtype, rngs: nnx.Rngs):
+    def __init__(self, config: EncoderConfig, *, dtype, rngs: nnx.Rngs):
+        cfg = config
         e = cfg.embed_dim
         self.attention_norm = nnx.LayerNorm(e, dtype=dtype, rngs=rngs)
         self.attention = SelfAttention(
             e,
             cfg.num_heads,
             attention=cfg.attention,
-            implementation=cfg.implementation or None,
+            implementation=cfg.implementation,
             dtype=dtype,
             rngs=rngs,
         )
@@ -74,7 +76,7 @@ class Block(nnx.Module):
         # query and head, and the attention branch then dominates the residual stream
         # (docs/stability.md); this bounds the branch's scale.
         self.attention_output_norm = (
-            nnx.LayerNorm(e, dtype=dtype, rngs=rngs) if cfg.get("attention_output_norm") else None
+            nnx.LayerNorm(e, dtype=dtype, rngs=rngs) if cfg.attention_output_norm else None
         )
 
     def __call__(
@@ -98,30 +100,21 @@ class CellEncoder(nnx.Module):
     of the log1p value plus a learned mask vector; the head regresses the value with squared error).
 
     Args:
-      cfg: `config.model` (attention, implementation, num_layers, num_heads, embed_dim, mlp_dim,
-        dropout, pooling, dtype, value_encoding).
-      vocab_size: genes plus special tokens.
-      n_bins: value bins (binned encoding).
+      config: the encoder's config (`EncoderConfig.from_config` builds it from a training config).
       rngs: initialisation keys.
 
     Raises:
-      ValueError: an unknown pooling, dtype, value_encoding, attention or implementation.
+      ValueError: an unknown attention or implementation (the other choices are checked by
+        `EncoderConfig`).
     """
 
-    def __init__(self, cfg, vocab_size: int, n_bins: int, *, rngs: nnx.Rngs):
-        if cfg.pooling not in ("cls", "mean"):
-            raise ValueError(f"model.pooling: got {cfg.pooling!r}, expected 'cls' or 'mean'")
-        if cfg.dtype not in _DTYPES:
-            raise ValueError(f"model.dtype: got {cfg.dtype!r}, expected one of {list(_DTYPES)}")
-        if cfg.value_encoding not in ("binned", "continuous"):
-            raise ValueError(
-                f"model.value_encoding: got {cfg.value_encoding!r}, expected 'binned' or "
-                "'continuous'"
-            )
+    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+        cfg = config
         dtype = _DTYPES[cfg.dtype]
-        e = cfg.embed_dim
+        e, n_bins = cfg.embed_dim, cfg.n_bins
+        self.config = config
         self.pooling, self.binned, self.n_bins = cfg.pooling, cfg.value_encoding == "binned", n_bins
-        self.gene_embed = nnx.Embed(vocab_size, e, rngs=rngs)
+        self.gene_embed = nnx.Embed(cfg.vocab_size, e, rngs=rngs)
         if self.binned:
             self.value_embed = nnx.Embed(n_bins + 1, e, rngs=rngs)
             self.head = nnx.Linear(e, n_bins, dtype=dtype, rngs=rngs)
@@ -196,9 +189,20 @@ class CellEncoder(nnx.Module):
             result["pred"] = out[..., 0]
         return result
 
-    def pool(self, hidden: Float[Array, "B L E"], lengths: Int[Array, " B"]) -> Float[Array, "B E"]:
-        """The CLS token's hidden state, or the mean over valid gene tokens (float32)."""
-        if self.pooling == "cls":
+    def pool(
+        self, hidden: Float[Array, "B L E"], lengths: Int[Array, " B"], pooling: str | None = None
+    ) -> Float[Array, "B E"]:
+        """The CLS token's hidden state, or the mean over valid gene tokens (float32).
+
+        Args:
+          hidden: final hidden states.
+          lengths: valid tokens of each cell, CLS included.
+          pooling: "cls" or "mean"; None = the model's `config.pooling`.
+        """
+        pooling = self.pooling if pooling is None else pooling
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling: got {pooling!r}, expected one of {list(POOLINGS)}")
+        if pooling == "cls":
             return hidden[:, 0].astype(jnp.float32)
         pos = jnp.arange(hidden.shape[1])[None, :]
         valid = (pos >= 1) & (pos < lengths[:, None])  # Genes only, CLS excluded.
@@ -206,7 +210,22 @@ class CellEncoder(nnx.Module):
         return total / jnp.maximum(valid.sum(axis=1, keepdims=True), 1)
 
     def embed(
-        self, genes: Int[Array, "B L"], values: Float[Array, "B L"], lengths: Int[Array, " B"]
+        self,
+        genes: Int[Array, "B L"],
+        values: Float[Array, "B L"],
+        lengths: Int[Array, " B"],
+        pooling: str | None = None,
     ) -> Float[Array, "B E"]:
-        """The cell embedding (CLS or mean of valid gene tokens, per model.pooling), no dropout."""
-        return self(genes, values, lengths)["embedding"]
+        """The cell embedding, no dropout.
+
+        Args:
+          genes: gene ids.
+          values: values (see `__call__`).
+          lengths: valid tokens of each cell, CLS included.
+          pooling: "cls" or "mean"; None = the model's `config.pooling`. Pooling acts only here
+            (the training loss does not read the cell embedding), so one trained model can be
+            embedded both ways.
+        """
+        if pooling is None:
+            return self(genes, values, lengths)["embedding"]
+        return self.pool(self(genes, values, lengths)["hidden"], lengths, pooling)

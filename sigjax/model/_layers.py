@@ -5,15 +5,35 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
-from sigjax.attention import sigmoid_attention, softmax_attention
+from sigjax.attention import (
+    SIGMOID_IMPLEMENTATIONS,
+    SOFTMAX_IMPLEMENTATIONS,
+    check_implementation,
+    sigmoid_attention,
+    softmax_attention,
+)
 
 ATTENTIONS = ("sigmoid", "softmax")
-IMPLEMENTATIONS = (None, "auto", "", "pallas", "xla", "cudnn")
+# Each attention accepts its own implementations; None is the automatic choice of both.
+IMPLEMENTATIONS = {"sigmoid": SIGMOID_IMPLEMENTATIONS, "softmax": SOFTMAX_IMPLEMENTATIONS}
 
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name}: got {value!r}, expected one of {list(choices)}")
+
+
+def check_attention(attention: str, implementation: str | None) -> None:
+    """Raises unless `attention` is known and `implementation` is one it can honour.
+
+    Raises:
+      ValueError: naming the argument, the value and the accepted ones (e.g. "cudnn" for sigmoid:
+        cuDNN has no sigmoid attention, and a request is never silently swapped for another).
+    """
+    _check_choice("model.attention", attention, ATTENTIONS)
+    check_implementation(
+        implementation, IMPLEMENTATIONS[attention], f"{attention} attention", "model.implementation"
+    )
 
 
 def attend(
@@ -34,18 +54,16 @@ def attend(
       lengths: valid tokens of each sequence; passed as both query and key/value lengths, so padded
         keys get weight 0 and padded query rows are 0.
       attention: "sigmoid" or "softmax".
-      implementation: None/"auto"/"" (best on the backend: Pallas sigmoid kernel or cuDNN softmax
-        on GPU, XLA on CPU), "pallas" (the sigmoid kernel; softmax then takes the automatic
-        choice), "xla", or "cudnn" (softmax only; sigmoid then takes the automatic choice).
+      implementation: None (the best on the backend: the Pallas sigmoid kernel or cuDNN softmax
+        on GPU, XLA on CPU), "xla", "pallas" (sigmoid only) or "cudnn" (softmax only).
 
     Returns:
       The attention output, same shape as `q`.
 
     Raises:
-      ValueError: unknown `attention` or `implementation`.
+      ValueError: unknown `attention`, or an `implementation` it does not have.
     """
-    _check_choice("model.implementation", implementation, IMPLEMENTATIONS)
-    impl = None if implementation in (None, "auto", "") else implementation
+    check_attention(attention, implementation)
     if attention == "sigmoid":
         return sigmoid_attention(
             q,
@@ -53,18 +71,16 @@ def attend(
             v,
             query_seq_lengths=lengths,
             key_value_seq_lengths=lengths,
-            implementation=None if impl == "cudnn" else impl,
+            implementation=implementation,
         )
-    if attention == "softmax":
-        return softmax_attention(
-            q,
-            k,
-            v,
-            query_seq_lengths=lengths,
-            key_value_seq_lengths=lengths,
-            implementation=None if impl == "pallas" else impl,
-        )
-    raise ValueError(f"model.attention: got {attention!r}, expected one of {list(ATTENTIONS)}")
+    return softmax_attention(
+        q,
+        k,
+        v,
+        query_seq_lengths=lengths,
+        key_value_seq_lengths=lengths,
+        implementation=implementation,
+    )
 
 
 class SelfAttention(nnx.Module):
@@ -97,8 +113,7 @@ class SelfAttention(nnx.Module):
                 f"model.embed_dim: got {embed_dim}, expected a multiple of "
                 f"model.num_heads={num_heads}"
             )
-        _check_choice("model.attention", attention, ATTENTIONS)
-        _check_choice("model.implementation", implementation, IMPLEMENTATIONS)
+        check_attention(attention, implementation)
         self.num_heads, self.attention, self.implementation = num_heads, attention, implementation
         self.qkv = nnx.Linear(embed_dim, 3 * embed_dim, dtype=dtype, rngs=rngs)
         self.out = nnx.Linear(embed_dim, embed_dim, dtype=dtype, rngs=rngs)
@@ -134,7 +149,7 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
 
     Args:
       attention: "sigmoid" or "softmax".
-      implementation: see `attend` (used when there is no mask).
+      implementation: see `attend`; with a mask or bias only None or "xla" (the XLA path runs).
 
     Returns:
       attention_fn(query, key, value, bias=None, mask=None, ..., is_causal=False) -> [..., T, N, H].
@@ -143,9 +158,7 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
       ValueError: unknown attention or implementation; at call time a non-zero dropout_rate with
         deterministic=False.
     """
-    _check_choice("attention", attention, ATTENTIONS)
-    _check_choice("implementation", implementation, IMPLEMENTATIONS)
-    impl = None if implementation in (None, "auto", "") else implementation
+    check_attention(attention, implementation)
 
     def attention_fn(
         query: Float[Array, "... T N H"],
@@ -188,6 +201,12 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
             bias = jnp.broadcast_to(bias, (*batch_shape, n, t, s)).reshape(-1, n, t, s)
             full_bias = bias if full_bias is None else full_bias + bias
         exact = full_bias is not None  # A [B, N, T, S] bias needs the XLA path.
+        if exact and implementation not in (None, "xla"):
+            raise ValueError(
+                f"implementation: got {implementation!r} with a mask or bias, expected None or "
+                "'xla' (a [..., N, T, S] mask or bias runs on the XLA path only; pass lengths "
+                "through sigjax.model.SelfAttention to use the kernel)"
+            )
         if attention == "sigmoid":
             out = sigmoid_attention(
                 q,
@@ -196,7 +215,7 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
                 full_bias,
                 sigmoid_bias=sigmoid_bias,
                 is_causal=is_causal,
-                implementation="xla" if exact else (None if impl == "cudnn" else impl),
+                implementation="xla" if exact else implementation,
             )
         else:
             out = softmax_attention(
@@ -205,7 +224,7 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
                 v,
                 full_bias,
                 is_causal=is_causal,
-                implementation="xla" if exact else (None if impl == "pallas" else impl),
+                implementation="xla" if exact else implementation,
             )
         return out.reshape((*batch_shape, *out.shape[1:]))
 

@@ -1,23 +1,24 @@
-"""Training: the Optax/Orbax loop, the masked-expression objective, model loading."""
+"""Training: the loop, its steps and objective, checkpoints and metrics, model loading."""
 
-from sigjax.training._objective import group_norms, mask_values, masked_loss
-from sigjax.training._train import (
-    NonFiniteError,
-    evaluate_loss,
-    fsdp_spec,
-    load_model,
-    make_mesh,
-    train_and_evaluate,
-)
+from sigjax.training._checkpoint import load_model
+from sigjax.training._mesh import fsdp_spec, make_mesh
+from sigjax.training._metrics import MetricsWriter, read_metrics
+from sigjax.training._objective import mask_values, masked_loss
+from sigjax.training._steps import build_model, evaluate_loss, group_norms, map_batches
+from sigjax.training._train import NonFiniteError, train_and_evaluate
 
 __all__ = [
+    "MetricsWriter",
     "NonFiniteError",
+    "build_model",
     "evaluate_loss",
     "fsdp_spec",
     "group_norms",
     "load_model",
     "make_mesh",
+    "map_batches",
     "mask_values",
     "masked_loss",
+    "read_metrics",
     "train_and_evaluate",
 ]

@@ -1,9 +1,12 @@
-"""The masked-expression objective and the jitted steps that use it."""
+"""The objective: which value tokens are masked, and the loss of predicting them.
+
+This module defines what the model learns and nothing else; `_steps.py` turns `masked_loss` into
+the jitted train step and the validation loss.
+"""
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 
 def mask_values(key, genes, lengths, mask_prob: float):
@@ -53,35 +56,3 @@ def masked_loss(model, batch, key, mask_prob: float, dropout_key=None):
     count = jnp.sum(value_mask)
     loss = jnp.sum(jnp.where(value_mask, per_token, 0.0)) / jnp.maximum(count, 1)
     return loss, count
-
-
-def group_norms(grads: nnx.State, num_layers: int) -> dict:
-    """Per-block gradient norms: block i's attention (with its LayerNorm), MLP (with its LayerNorm),
-    the embeddings (gene, value, mask), and the head (final LayerNorm and output layer); the groups
-    partition the parameters, so their norms combine to the global norm.
-
-    Args:
-      grads: gradients with the model's state structure.
-      num_layers: blocks in the model.
-
-    Returns:
-      {"grad_norm/block_{i}/attention", "grad_norm/block_{i}/mlp", "grad_norm/embed",
-      "grad_norm/head"} -> scalar.
-    """
-    groups = {
-        f"grad_norm/block_{i}/{part}": []
-        for i in range(num_layers)
-        for part in ("attention", "mlp")
-    }
-    groups["grad_norm/embed"] = []
-    groups["grad_norm/head"] = []
-    for path, leaf in nnx.to_flat_state(grads):
-        keys = [str(getattr(p, "key", p)) for p in path]
-        if keys[0] == "blocks":
-            part = "attention" if keys[2].startswith("attention") else "mlp"
-            groups[f"grad_norm/block_{keys[1]}/{part}"].append(leaf)
-        elif keys[0] in ("gene_embed", "value_embed", "mask_embed"):
-            groups["grad_norm/embed"].append(leaf)
-        else:  # final_norm and head.
-            groups["grad_norm/head"].append(leaf)
-    return {k: optax.global_norm([getattr(x, "value", x) for x in v]) for k, v in groups.items()}

@@ -162,3 +162,6 @@ def test_load_dataset_errors():
         load_dataset("pbmc3k")
     with pytest.raises(ValueError, match="got options \\['level'\\]"):
         load_dataset("cbmc", level=2)
+    # Files are load_anndata's: a path is not a data set name.
+    with pytest.raises(ValueError, match="got 'cells.h5ad'.*load_anndata"):
+        load_dataset("cells.h5ad")

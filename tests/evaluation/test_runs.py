@@ -132,12 +132,18 @@ def test_summarize_and_results_markdown():
     assert summary["nmi"]["pca_hvg"] == 0.5 and summary["val_loss"]["pca_hvg"] is None
     assert summary["val_loss"]["n_seeds"] == 3
     assert math.isnan(summary["silhouette"]["sigmoid_mean"])  # not in the rows
-    text = results_markdown(summarize(rows), rows, command="python -m eval.study", config_text="x")
+    text = results_markdown(summarize(rows), rows, command="python -m eval study", config_text="x")
     assert summary["val_loss"]["sigmoid_wins"] == 1 and summary["val_loss"]["n_pairs"] == 3
     assert summary["nmi"]["sigmoid_wins"] == 1  # higher is better: only seed 2 (0.3 > 0.2)
     assert "| val_loss | 2.0000 ± 1.0000 | 2.0000 ± 0.0000 | +0.0000 | +0.0% | 1/3 |  |" in text
     assert "## d (50 cells scored, 3 seeds)" in text
-    assert "Commit:" in text and "`python -m eval.study`" in text
+    assert "`python -m eval study`" in text
+    # The study records its own commit: this checkout's, or the one given.
+    from sigjax._io import git_commit
+
+    assert f"- Commit: `{git_commit() or 'unknown'}`" in text
+    given = results_markdown([], [], command="c", config_text="x", commit="abc1234")
+    assert "- Commit: `abc1234`" in given
 
 
 def test_study_config_sets_only_seeds_data_and_attention():

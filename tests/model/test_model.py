@@ -11,30 +11,28 @@ import pytest
 from flax import nnx
 
 import sigjax
-from sigjax.model import CellEncoder, SelfAttention, make_attention_fn
+from sigjax.model import CellEncoder, EncoderConfig, SelfAttention, make_attention_fn
 
 N_BINS = 11
 VOCAB = 40
 
 
-def model_config(**overrides) -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict(
-        dict(
-            attention="sigmoid",
-            implementation="xla",
-            num_layers=1,
-            num_heads=2,
-            embed_dim=32,
-            mlp_dim=64,
-            dropout=0.0,
-            pooling="cls",
-            dtype="float32",
-            mask_prob=0.15,
-            value_encoding="binned",
-        )
+def model_config(**overrides) -> EncoderConfig:
+    fields = dict(
+        vocab_size=VOCAB,
+        n_bins=N_BINS,
+        attention="sigmoid",
+        implementation="xla",
+        num_layers=1,
+        num_heads=2,
+        embed_dim=32,
+        mlp_dim=64,
+        dropout=0.0,
+        pooling="cls",
+        dtype="float32",
+        value_encoding="binned",
     )
-    c.update(overrides)
-    return c
+    return EncoderConfig(**{**fields, **overrides})
 
 
 @functools.partial(nnx.jit, static_argnames=("deterministic",))
@@ -70,9 +68,7 @@ def make_batch(lengths, length, seed=0, binned=True):
 
 @pytest.mark.parametrize("encoding,pooling", [("binned", "cls"), ("continuous", "mean")])
 def test_output_shapes_and_padding_invariance(encoding, pooling):
-    model = CellEncoder(
-        model_config(value_encoding=encoding, pooling=pooling), VOCAB, N_BINS, rngs=nnx.Rngs(0)
-    )
+    model = CellEncoder(model_config(value_encoding=encoding, pooling=pooling), rngs=nnx.Rngs(0))
     genes, values, lengths = make_batch([5, 9, 3], 16, binned=encoding == "binned")
     out = forward(model, jnp.asarray(genes), jnp.asarray(values), jnp.asarray(lengths))
     assert out["pred"].shape == (3, 16)
@@ -100,7 +96,7 @@ def test_output_shapes_and_padding_invariance(encoding, pooling):
 
 def test_embedding_ignores_gene_order():
     # Tokens carry no position: permuting a cell's genes permutes hidden states, same embedding.
-    model = CellEncoder(model_config(pooling="mean"), VOCAB, N_BINS, rngs=nnx.Rngs(1))
+    model = CellEncoder(model_config(pooling="mean"), rngs=nnx.Rngs(1))
     genes, values, lengths = make_batch([8], 8)
     perm = np.concatenate([[0], 1 + np.random.default_rng(0).permutation(7)])
     a = embed(model, jnp.asarray(genes), jnp.asarray(values), jnp.asarray(lengths))
@@ -111,7 +107,7 @@ def test_embedding_ignores_gene_order():
 
 
 def test_value_mask_changes_the_prediction_input():
-    model = CellEncoder(model_config(), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+    model = CellEncoder(model_config(), rngs=nnx.Rngs(0))
     genes, values, lengths = (jnp.asarray(x) for x in make_batch([6, 6], 8))
     mask = jnp.zeros(genes.shape, bool).at[:, 2].set(True)
     plain = forward(model, genes, values, lengths)["hidden"]
@@ -145,8 +141,7 @@ def test_sigmoid_softmax_switch_calls_the_right_op():
         np.testing.assert_allclose(outs[attention], layer.out(ref.reshape(2, 8, 32)), atol=1e-5)
     assert not np.allclose(outs["sigmoid"], outs["softmax"], atol=1e-3)
     enc = {
-        a: CellEncoder(model_config(attention=a), VOCAB, N_BINS, rngs=nnx.Rngs(0))
-        for a in ("sigmoid", "softmax")
+        a: CellEncoder(model_config(attention=a), rngs=nnx.Rngs(0)) for a in ("sigmoid", "softmax")
     }
     genes, values, lens = (jnp.asarray(v) for v in make_batch([7, 4], 8))
     e_sig, e_soft = (embed(enc[a], genes, values, lens) for a in ("sigmoid", "softmax"))
@@ -154,21 +149,19 @@ def test_sigmoid_softmax_switch_calls_the_right_op():
 
 
 def test_bf16_compute_keeps_float32_params():
-    model = CellEncoder(model_config(dtype="bfloat16"), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+    model = CellEncoder(model_config(dtype="bfloat16"), rngs=nnx.Rngs(0))
     params = nnx.state(model, nnx.Param)
     assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
     genes, values, lengths = (jnp.asarray(v) for v in make_batch([7, 4], 8))
     out = forward(model, genes, values, lengths)
     assert out["hidden"].dtype == jnp.bfloat16
     assert out["embedding"].dtype == jnp.float32
-    ref = embed(
-        CellEncoder(model_config(), VOCAB, N_BINS, rngs=nnx.Rngs(0)), genes, values, lengths
-    )
+    ref = embed(CellEncoder(model_config(), rngs=nnx.Rngs(0)), genes, values, lengths)
     np.testing.assert_allclose(out["embedding"], ref, atol=0.1)
 
 
 def test_dropout_needs_a_key_and_is_off_when_deterministic():
-    model = CellEncoder(model_config(dropout=0.5), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+    model = CellEncoder(model_config(dropout=0.5), rngs=nnx.Rngs(0))
     genes, values, lengths = (jnp.asarray(v) for v in make_batch([7, 4], 8))
     with pytest.raises(ValueError, match="dropout_key"):
         model(genes, values, lengths, deterministic=False)
@@ -192,11 +185,11 @@ def test_dropout_needs_a_key_and_is_off_when_deterministic():
 )
 def test_bad_config_is_a_value_error(field, value, match):
     with pytest.raises(ValueError, match=match):
-        CellEncoder(model_config(**{field: value}), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+        CellEncoder(model_config(**{field: value}), rngs=nnx.Rngs(0))
 
 
 def test_no_shared_submodules_in_tree_mode():
-    model = CellEncoder(model_config(), VOCAB, N_BINS, rngs=nnx.Rngs(0))
+    model = CellEncoder(model_config(), rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(model)
     leaves = jax.tree.leaves(state)
     assert len({id(x) for x in leaves}) == len(leaves)
@@ -245,12 +238,76 @@ def test_attention_output_norm_bounds_the_attention_branch():
     x = jax.random.normal(jax.random.key(0), (2, 12, 32))
     rms = {}
     for use_norm in (False, True):
-        model = CellEncoder(
-            model_config(attention_output_norm=use_norm), VOCAB, N_BINS, rngs=nnx.Rngs(0)
-        )
+        model = CellEncoder(model_config(attention_output_norm=use_norm), rngs=nnx.Rngs(0))
         block = model.blocks[0]
         assert (block.attention_output_norm is not None) == use_norm
         block.attention.out.kernel[...] = block.attention.out.kernel[...] * 1000.0
         update = np.asarray(block(x, lengths) - x)
         rms[use_norm] = float(np.sqrt(np.mean(update**2)))
     assert rms[True] < 5.0 < 100.0 < rms[False], rms
+
+
+def test_encoder_config_from_a_training_config_and_an_old_config_json():
+    model = ml_collections.ConfigDict(
+        dict(
+            attention="softmax",
+            implementation="xla",
+            num_layers=2,
+            num_heads=2,
+            embed_dim=32,
+            mlp_dim=64,
+            dropout=0.0,
+            pooling="mean",
+            dtype="float32",
+            mask_prob=0.15,  # An objective field: not the encoder's.
+            value_encoding="binned",
+        )
+    )
+    config = ml_collections.ConfigDict({"model": model, "data": {"n_bins": 7}})
+    # A config.json written before attention_output_norm existed: the old behaviour (no norm).
+    got = EncoderConfig.from_config(config, vocab_size=50)
+    assert got == model_config(
+        vocab_size=50, n_bins=7, attention="softmax", num_layers=2, pooling="mean"
+    )
+    assert EncoderConfig.added_defaults() == {"attention_output_norm": False}
+    config.model.attention_output_norm = True
+    assert EncoderConfig.from_config(config, 50).attention_output_norm is True
+    del config.model["embed_dim"]
+    with pytest.raises(ValueError, match=r"config.model: .*missing \['embed_dim'\]"):
+        EncoderConfig.from_config(config, 50)
+
+
+def test_embed_with_another_pooling_leaves_the_model_as_it_was():
+    model = CellEncoder(model_config(pooling="cls"), rngs=nnx.Rngs(0))
+    genes, values, lengths = (jnp.asarray(v) for v in make_batch([7, 4], 8))
+    cls = model.embed(genes, values, lengths)
+    mean = model.embed(genes, values, lengths, pooling="mean")
+    hidden = model(genes, values, lengths)["hidden"]
+    np.testing.assert_allclose(cls, hidden[:, 0], atol=1e-6)
+    np.testing.assert_allclose(mean[1], np.asarray(hidden[1, 1:4]).mean(0), atol=1e-5)
+    assert model.pooling == "cls" and model.config.pooling == "cls"
+    with pytest.raises(ValueError, match="pooling"):
+        model.embed(genes, values, lengths, pooling="max")
+
+
+@pytest.mark.parametrize(
+    "attention, implementation", [("sigmoid", "cudnn"), ("softmax", "pallas"), ("sigmoid", "auto")]
+)
+def test_an_implementation_the_attention_lacks_is_refused_not_swapped(attention, implementation):
+    x = jnp.ones((1, 8, 2, 16))
+    with pytest.raises(ValueError, match="model.implementation"):
+        sigjax.model.attend(
+            x, x, x, jnp.array([8]), attention=attention, implementation=implementation
+        )
+    with pytest.raises(ValueError, match="model.implementation"):
+        make_attention_fn(attention, implementation)
+
+
+def test_attention_fn_refuses_a_kernel_request_it_cannot_run_with_a_mask():
+    fn = make_attention_fn("sigmoid", "pallas")
+    x = jnp.ones((1, 8, 2, 16))
+    with pytest.raises(ValueError, match="implementation: got 'pallas' with a mask"):
+        fn(x, x, x, mask=jnp.ones((1, 2, 8, 8), bool))
+    # The XLA path is what a mask needs, so "xla" and None run.
+    for impl in (None, "xla"):
+        assert make_attention_fn("sigmoid", impl)(x, x, x, mask=jnp.ones((1, 2, 8, 8), bool)).shape

@@ -18,7 +18,7 @@ from sigjax.training import (
     make_mesh,
     train_and_evaluate,
 )
-from sigjax.training._train import make_setup
+from sigjax.training._steps import make_setup
 
 CONTRACT_KEYS = {
     "step",
@@ -130,7 +130,7 @@ def test_vocabulary_mismatch_on_resume_is_refused_and_keeps_the_run(smoke_run, t
     assert sorted(p.name for p in (other / "checkpoints").iterdir()) == before
     assert (other / "vocab.json").read_text() == vocab_before
     changed = smoke_config(**{"mesh.data": 1, "model.embed_dim": 64})
-    with pytest.raises(ValueError, match="config.model"):
+    with pytest.raises(ValueError, match="config.model: embed_dim: saved 32, got 64"):
         train_and_evaluate(changed, other)
 
 
@@ -140,8 +140,10 @@ def test_run_saved_before_a_model_field_existed_still_resumes(smoke_run, tmp_pat
     shutil.copytree(workdir, old)
     saved = json.loads((old / "config.json").read_text())
     del saved["model"]["attention_output_norm"]  # As written before the field was added.
+    saved["model"]["implementation"] = "auto"  # The automatic choice's spelling before None.
     (old / "config.json").write_text(json.dumps(saved))
     train_and_evaluate(config, old)  # Resumes at its last step: the default keeps the old model.
+    load_model(old)  # And the old spelling loads for inference.
     with pytest.raises(ValueError, match="config.model"):
         train_and_evaluate(
             smoke_config(**{"mesh.data": 1, "model.attention_output_norm": True}), old

@@ -14,16 +14,13 @@ if str(REPO) not in sys.path:
 
 
 def smoke_config(**overrides):
-    """configs/smoke.py with `section.field` overrides."""
+    """configs/smoke.py with `section.field` overrides (existing fields only)."""
     from configs import smoke
 
     config = smoke.get_config()
-    for key, value in overrides.items():
-        node = config
-        *path, last = key.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = value
+    config.lock()  # A misspelled field raises instead of being added.
+    config.update_from_flattened_dict(overrides)
+    config.unlock()
     return config
 
 

@@ -1,0 +1,49 @@
+"""File and provenance helpers shared by the library and its command lines."""
+
+import os
+import pathlib
+import subprocess
+
+
+def atomic_write(path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename.
+
+    A process killed mid-write leaves either the old file or the new one, never half of it (the
+    rename is atomic on POSIX file systems).
+
+    Args:
+      path: the file to (over)write.
+      text: its new contents.
+    """
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def git_commit(repo=None) -> str | None:
+    """The commit checked out in `repo` (default: this source tree), "+dirty" when tracked files
+    differ from it; None outside a git checkout. Recorded with every measured result.
+
+    Args:
+      repo: a directory inside the git work tree.
+    """
+    repo = pathlib.Path(repo) if repo else pathlib.Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

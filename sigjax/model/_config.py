@@ -1,0 +1,97 @@
+"""EncoderConfig: the typed model configuration, built once from a training config."""
+
+import dataclasses
+
+POOLINGS = ("cls", "mean")
+DTYPES = ("float32", "bfloat16")
+VALUE_ENCODINGS = ("binned", "continuous")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Everything `CellEncoder` needs to build its layers.
+
+    Fields with a default were added after the first release: the default is the behaviour runs
+    had before the field existed, so a workdir whose config.json lacks it still loads and resumes
+    as the same model. A new model field must come with such a default.
+
+    Attributes:
+      vocab_size: genes plus special tokens.
+      n_bins: value bins of the binned encoding (`config.data.n_bins`).
+      attention: "sigmoid" or "softmax".
+      implementation: attention implementation (see `sigjax.model.attend`).
+      num_layers: transformer blocks.
+      num_heads: attention heads N.
+      embed_dim: model width E.
+      mlp_dim: MLP hidden width.
+      dropout: dropout rate on both branches of every block.
+      pooling: cell embedding: "cls" token or "mean" of the gene tokens.
+      dtype: compute dtype name, "float32" or "bfloat16" (parameters stay float32).
+      value_encoding: "binned" (embedding of bins) or "continuous" (MLP of log1p values).
+      attention_output_norm: LayerNorm on the attention branch's output (hybrid norm).
+    """
+
+    vocab_size: int
+    n_bins: int
+    attention: str
+    implementation: str | None
+    num_layers: int
+    num_heads: int
+    embed_dim: int
+    mlp_dim: int
+    dropout: float
+    pooling: str
+    dtype: str
+    value_encoding: str
+    attention_output_norm: bool = False
+
+    def __post_init__(self):
+        from sigjax.model._layers import check_attention
+
+        check_attention(self.attention, self.implementation)
+        for name, value, choices in (
+            ("pooling", self.pooling, POOLINGS),
+            ("dtype", self.dtype, DTYPES),
+            ("value_encoding", self.value_encoding, VALUE_ENCODINGS),
+        ):
+            if value not in choices:
+                raise ValueError(
+                    f"model.{name}: got {value!r}, expected one of {', '.join(map(repr, choices))}"
+                )
+
+    @classmethod
+    def added_defaults(cls) -> dict:
+        """{field: default} of the fields added after the first release (see the class doc)."""
+        return {
+            f.name: f.default
+            for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING
+        }
+
+    @classmethod
+    def from_config(cls, config, vocab_size: int) -> "EncoderConfig":
+        """The encoder of a training config (`config.model` and `config.data.n_bins`).
+
+        Args:
+          config: a training ConfigDict (configs/default.py), or the dict of a saved config.json.
+          vocab_size: tokens of the run's vocabulary (`Vocab.size`).
+
+        Returns:
+          EncoderConfig; fields the config predates take their default.
+
+        Raises:
+          ValueError: a required field missing, or a value outside its choices.
+        """
+        model = dict(config["model"])
+        fields = {f.name for f in dataclasses.fields(cls)} - {"vocab_size", "n_bins"}
+        missing = sorted(fields - model.keys() - cls.added_defaults().keys())
+        if missing:
+            raise ValueError(
+                f"config.model: got fields {sorted(model)}, missing {missing}; expected every "
+                "field of EncoderConfig"
+            )
+        return cls(
+            vocab_size=int(vocab_size),
+            n_bins=int(config["data"]["n_bins"]),
+            **{k: v for k, v in model.items() if k in fields},
+        )

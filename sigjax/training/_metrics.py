@@ -1,0 +1,103 @@
+"""The metrics of a run: DIR/metrics.jsonl (one JSON row per logged step) and TensorBoard events.
+
+`MetricsWriter` writes them during training (process 0 only); `read_metrics` reads them back for
+evaluation, comparison and the stability report.
+"""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+
+from sigjax._io import atomic_write
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsWriter:
+    """metrics.jsonl and TensorBoard events, written by process 0 (a no-op on the others).
+
+    At start, metrics.jsonl keeps only complete rows up to the step training resumes from: a
+    killed run may have left a half-written line or rows of steps that will be redone. So each
+    step appears once in a file written by this class, and a resumed run continues it.
+
+    Args:
+      workdir: the run directory.
+      start_step: the step training starts (or resumes) from; later rows are dropped.
+    """
+
+    def __init__(self, workdir: pathlib.Path, start_step: int):
+        self.main = jax.process_index() == 0
+        if not self.main:
+            return
+        from tensorboardX import SummaryWriter
+
+        path = pathlib.Path(workdir) / METRICS_FILE
+        if path.exists():
+            kept = []
+            for line in path.read_text().splitlines(keepends=True):
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if line.endswith("\n") and row.get("step", start_step + 1) <= start_step:
+                    kept.append(line)
+            atomic_write(path, "".join(kept))
+        self.file = open(path, "a")  # noqa: SIM115 - closed in close().
+        self.tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+
+    def write(self, step: int, metrics: dict) -> None:
+        """Appends one row {"step": step, **metrics} (floats) and its TensorBoard scalars."""
+        if not self.main:
+            return
+        row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        for k, v in row.items():
+            if k != "step" and np.isfinite(v):
+                self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        """Closes the files."""
+        if self.main:
+            self.file.close()
+            self.tb.close()
+
+
+def read_metrics(workdir) -> list[dict]:
+    """The rows of DIR/metrics.jsonl, one per logged step, in step order.
+
+    `MetricsWriter` writes each step once. A file holding a step twice (written before the writer
+    dropped redone steps on resume, or joined by hand) is read with the later row winning, merged
+    key by key. NaN and Infinity (written by json for non-finite values) are read back as floats.
+
+    Args:
+      workdir: a training run directory.
+
+    Returns:
+      Rows (dicts with "step" and the logged metrics), sorted by step.
+
+    Raises:
+      FileNotFoundError: no metrics.jsonl in workdir.
+      ValueError: a line that is not a JSON object with a "step".
+    """
+    path = pathlib.Path(workdir) / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"run: no {METRICS_FILE} in {workdir}; expected a training run directory"
+        )
+    rows = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            step = int(row["step"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"run: {path} line {n} is not a metrics row ({e}); expected a JSON object with "
+                "'step'"
+            ) from e
+        rows[step] = {**rows.get(step, {}), **row, "step": step}
+    return [rows[s] for s in sorted(rows)]

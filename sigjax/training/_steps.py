@@ -1,0 +1,254 @@
+"""Steps: the model and optimizer of a config, the jitted train step, batched evaluation.
+
+The loss itself is `_objective.masked_loss`; this module turns it into an optimizer step
+(`train_step`, with per-group gradient norms) and into a batched, jitted pass over a set of
+cells (`map_batches`, shared by the validation loss and by embedding).
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from sigjax.data import CellLoader, TokenizedCells
+from sigjax.model import CellEncoder, EncoderConfig
+from sigjax.training._mesh import replicate, state_shardings
+from sigjax.training._objective import masked_loss
+
+
+def build_model(config, vocab_size: int) -> CellEncoder:
+    """The CellEncoder of `config` with parameters from `config.seed`."""
+    return CellEncoder(EncoderConfig.from_config(config, vocab_size), rngs=nnx.Rngs(config.seed))
+
+
+def make_optimizer(tc):
+    """AdamW with linear warmup and cosine decay; clipping by global norm when grad_clip_norm > 0.
+
+    Args:
+      tc: `config.train`.
+
+    Returns:
+      (optax transformation, learning-rate schedule).
+    """
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=tc.learning_rate,
+        warmup_steps=tc.warmup_steps,
+        decay_steps=max(tc.num_steps, tc.warmup_steps + 1),
+        end_value=tc.learning_rate * tc.final_lr_fraction,
+    )
+    tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2, weight_decay=tc.weight_decay)
+    if tc.grad_clip_norm:
+        tx = optax.chain(optax.clip_by_global_norm(tc.grad_clip_norm), tx)
+    return tx, schedule
+
+
+@dataclasses.dataclass
+class Setup:
+    """What the steps need besides the state: the model's graph, optimizer, shardings."""
+
+    graphdef: nnx.GraphDef
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    shardings: dict
+    abstract: dict
+
+
+def make_setup(config, vocab_size: int, mesh) -> tuple[Setup, dict]:
+    """Initial train state {params, opt_state, step, rng} sharded on the mesh, and its layout."""
+    model = build_model(config, vocab_size)
+    graphdef, params = nnx.split(model)
+    tx, schedule = make_optimizer(config.train)
+
+    def init(params):
+        return {
+            "params": params,
+            "opt_state": tx.init(params),
+            "step": jnp.zeros((), jnp.int32),
+            # Raw key data (uint32) so that Orbax stores it like any array.
+            "rng": jax.random.key_data(jax.random.key(config.seed)),
+        }
+
+    abstract = jax.eval_shape(init, params)
+    shardings = state_shardings(abstract, mesh)
+    state = jax.jit(init, out_shardings=shardings)(params)
+    return Setup(graphdef, tx, schedule, shardings, abstract), state
+
+
+def group_norms(grads: nnx.State, num_layers: int) -> dict:
+    """Per-block gradient norms: block i's attention (with its LayerNorm), MLP (with its LayerNorm),
+    the embeddings (gene, value, mask), and the head (final LayerNorm and output layer); the groups
+    partition the parameters, so their norms combine to the global norm.
+
+    Args:
+      grads: gradients with the model's state structure.
+      num_layers: blocks in the model.
+
+    Returns:
+      {"grad_norm/block_{i}/attention", "grad_norm/block_{i}/mlp", "grad_norm/embed",
+      "grad_norm/head"} -> scalar.
+    """
+    groups = {
+        f"grad_norm/block_{i}/{part}": []
+        for i in range(num_layers)
+        for part in ("attention", "mlp")
+    }
+    groups["grad_norm/embed"] = []
+    groups["grad_norm/head"] = []
+    for path, leaf in nnx.to_flat_state(grads):
+        keys = [str(getattr(p, "key", p)) for p in path]
+        if keys[0] == "blocks":
+            part = "attention" if keys[2].startswith("attention") else "mlp"
+            groups[f"grad_norm/block_{keys[1]}/{part}"].append(leaf)
+        elif keys[0] in ("gene_embed", "value_embed", "mask_embed"):
+            groups["grad_norm/embed"].append(leaf)
+        else:  # final_norm and head.
+            groups["grad_norm/head"].append(leaf)
+    return {k: optax.global_norm([getattr(x, "value", x) for x in v]) for k, v in groups.items()}
+
+
+def train_step(setup: Setup, config, state, batch):
+    """One optimizer step and its metrics (norms before clipping).
+
+    A step whose loss or gradient is non-finite leaves params and optimizer state unchanged and
+    reports ok=False; the loop stops on it.
+    """
+    key = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+    mask_key, dropout_key = jax.random.split(key)
+
+    def loss_fn(params):
+        # FSDP: parameters are sharded at rest and gathered for use; their gradients come back
+        # sharded like them (the transpose of the gather).
+        model = nnx.merge(setup.graphdef, replicate(params))
+        return masked_loss(
+            model,
+            batch,
+            mask_key,
+            config.model.mask_prob,
+            dropout_key if config.model.dropout else None,
+        )
+
+    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = setup.tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    grad_norm = optax.global_norm(grads)
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    new = {**state, "params": params, "opt_state": opt_state}
+    new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
+    new["step"] = state["step"] + 1
+    metrics = {
+        "train/loss": loss,
+        "train/grad_norm": grad_norm,
+        "train/param_norm": optax.global_norm(state["params"]),
+        "train/update_norm": optax.global_norm(updates),
+        "train/lr": setup.schedule(state["step"]),
+        "ok": ok,
+        **group_norms(grads, config.model.num_layers),
+    }
+    return new, metrics
+
+
+# --------------------------------------------------------------------------- batched evaluation
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _apply(fn, args: tuple, graphdef, params, batch, key):
+    # fn, args and graphdef are static: one compilation per (fn, args, model graph, batch shape),
+    # reused by every later call, not one per call.
+    return fn(nnx.merge(graphdef, params), batch, key, *args)
+
+
+def map_batches(
+    model: CellEncoder,
+    cells: TokenizedCells,
+    fn,
+    args: tuple = (),
+    *,
+    batch_size: int,
+    max_len: int,
+    key: jax.Array | None = None,
+) -> list:
+    """`fn(model, batch, key_i, *args)` on every batch of `cells` in stored order, on the devices.
+
+    The one evaluation loop: the validation loss and the embeddings both run through it.
+
+    Args:
+      model: a CellEncoder (parameters on one device, or on a mesh; batches go where they are,
+        replicated on a mesh).
+      cells: tokenised cells.
+      fn: a module-level function (the jit cache is keyed by it) of (model, batch dict of
+        `pad_batch`, PRNG key, *args).
+      args: further static (hashable) arguments of fn.
+      batch_size: cells per batch (the last batch may be smaller).
+      max_len: the tokenisation's max_len (caps the padded length).
+      key: base PRNG key; batch i gets fold_in(key, i). Default key(0).
+
+    Returns:
+      fn's output for each batch, on the host.
+    """
+    graphdef, params = nnx.split(model)
+    sharding = getattr(jax.tree.leaves(params)[0], "sharding", None)
+    put = (
+        functools.partial(jax.device_put, device=NamedSharding(sharding.mesh, P()))
+        if isinstance(sharding, NamedSharding)
+        else jnp.asarray
+    )
+    loader = CellLoader(
+        cells,
+        batch_size=batch_size,
+        seed=0,  # Unused: iter_epoch keeps the stored order.
+        max_len=max_len,
+        shuffle=False,
+        drop_remainder=False,
+    )
+    base = jax.random.key(0) if key is None else key
+    return [
+        jax.device_get(
+            _apply(
+                fn,
+                tuple(args),
+                graphdef,
+                params,
+                {k: put(v) for k, v in batch.items()},
+                jax.random.fold_in(base, i),
+            )
+        )
+        for i, batch in enumerate(loader.iter_epoch())
+    ]
+
+
+def _loss_sums(model, batch, key, mask_prob):
+    loss, count = masked_loss(model, batch, key, mask_prob)
+    return loss * count, count
+
+
+def evaluate_loss(model: CellEncoder, cells: TokenizedCells, config) -> float:
+    """Validation masked-expression loss: mean over the masked tokens of all cells.
+
+    The masks are deterministic (from `config.seed` and the batch index), so two models are
+    scored on the same targets. Runs without dropout.
+
+    Args:
+      model: a CellEncoder (parameters on one device, or replicated on a mesh).
+      cells: TokenizedCells.
+      config: the run's config (data.eval_batch_size, data.max_len, model.mask_prob, seed).
+
+    Returns:
+      The loss (float); 0.0 when no token was masked.
+    """
+    sums = map_batches(
+        model,
+        cells,
+        _loss_sums,
+        (float(config.model.mask_prob),),
+        batch_size=config.data.eval_batch_size,
+        max_len=config.data.max_len,
+        key=jax.random.key(config.seed + 1),
+    )
+    total, count = 0.0, 0.0
+    for s, c in sums:
+        total, count = total + float(s), count + float(c)
+    return total / max(count, 1.0)

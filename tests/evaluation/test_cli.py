@@ -1,0 +1,45 @@
+"""The command lines: every `python -m eval` subcommand listed, `-h` exits 0, overrides checked."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # `eval` and `configs` are top-level packages of the repo.
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_help_lists_every_subcommand_and_exits_zero():
+    top = run("eval", "-h")
+    assert top.returncode == 0, top.stderr
+    for cmd in ("embed", "score", "compare", "stability", "demo", "study", "kernels"):
+        assert cmd in top.stdout
+    study = run("eval", "study", "-h")
+    assert study.returncode == 0 and "usage: python -m eval study" in study.stdout
+    train = run("train", "-h")
+    assert train.returncode == 0, train.stderr
+    assert "--config" in train.stdout and "--workdir" in train.stdout
+
+
+def test_study_overrides_use_the_config_and_refuse_unknown_fields():
+    from configs import small
+    from eval.study import CPU_BUDGET, override
+
+    config = small.get_config()
+    override(config, {**CPU_BUDGET, "data.value_encoding": "continuous", "model.dropout": 0.1})
+    assert config.train.num_steps == CPU_BUDGET["train.num_steps"]
+    assert config.model.value_encoding == "continuous"  # The reference follows data's field.
+    assert config.model.dropout == 0.1
+    with pytest.raises(ValueError, match="--set: got train.nope=1"):
+        override(config, {"train.nope": 1})
+    with pytest.raises(ValueError, match="--set: got train.num_steps='many'"):
+        override(config, {"train.num_steps": "many"})
+    config.train.new_field = 1  # Unlocked again afterwards.
