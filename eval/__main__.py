@@ -1,4 +1,4 @@
-"""python -m eval embed|score|compare|stability|demo|study|kernels ... (`python -m eval CMD -h`)."""
+"""python -m eval SUBCOMMAND ... (`python -m eval -h` lists them; `python -m eval CMD -h`)."""
 
 import argparse
 import importlib
@@ -10,6 +10,7 @@ import sys
 DELEGATED = {
     "study": "the sigmoid-vs-softmax study over data sets and seeds (docs/results.md)",
     "kernels": "GPU kernel benchmark and block-size tuning (docs/benchmarks.md)",
+    "train-speed": "whole training steps, sigmoid vs softmax: step time and MFU (docs/training.md)",
 }
 
 
@@ -19,6 +20,10 @@ def _delegate(cmd: str, argv):
         from eval import study
 
         return study.main(argv, prog=prog)
+    if cmd == "train-speed":
+        from eval import train_speed
+
+        return train_speed.main(argv, prog=prog)
     from eval.kernels import cli
 
     return cli.main(argv)

@@ -9,13 +9,14 @@ Logic: sigjax/evaluation/_study.py.
 """
 
 import argparse
-import ast
 import importlib
 import json
 import logging
 import pathlib
 import shlex
 import sys
+
+from eval._overrides import override, parse_sets
 
 # The CPU budget of docs/results.md (2 shared cores, ~30 minutes for 24 runs).
 CPU_BUDGET = {
@@ -33,26 +34,6 @@ CPU_BUDGET = {
     "train.log_every": 10,
     "train.progress_bar": False,
 }
-
-
-def override(config, overrides: dict) -> None:
-    """Sets `section.field` values with ml_collections' own flattened update, types checked.
-
-    Raises:
-      ValueError: a field the config does not have, or a value of the wrong type.
-    """
-    config.lock()  # A misspelled field is an error, not a new field.
-    try:
-        for key, value in overrides.items():  # One at a time, so an error names its field.
-            try:
-                config.update_from_flattened_dict({key: value})
-            except (AttributeError, KeyError, TypeError) as e:
-                raise ValueError(
-                    f"--set: got {key}={value!r} ({type(e).__name__}); expected an existing "
-                    "field of the config and a value of its type"
-                ) from e
-    finally:
-        config.unlock()
 
 
 def parser(prog: str = "python -m eval study") -> argparse.ArgumentParser:
@@ -76,13 +57,7 @@ def main(argv, prog: str = "python -m eval study"):
     from sigjax.evaluation import results_markdown, run_study, summarize
 
     config = importlib.import_module(args.config).get_config()
-    overrides = dict(CPU_BUDGET)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value  # A plain string.
+    overrides = {**CPU_BUDGET, **parse_sets(args.set)}
     override(config, overrides)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = run_study(

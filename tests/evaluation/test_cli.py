@@ -20,7 +20,16 @@ def run(*args):
 def test_help_lists_every_subcommand_and_exits_zero():
     top = run("eval", "-h")
     assert top.returncode == 0, top.stderr
-    for cmd in ("embed", "score", "compare", "stability", "demo", "study", "kernels"):
+    for cmd in (
+        "embed",
+        "score",
+        "compare",
+        "stability",
+        "demo",
+        "study",
+        "kernels",
+        "train-speed",
+    ):
         assert cmd in top.stdout
     study = run("eval", "study", "-h")
     assert study.returncode == 0 and "usage: python -m eval study" in study.stdout

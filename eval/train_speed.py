@@ -1,0 +1,49 @@
+"""`python -m eval train-speed`: whole training steps, sigmoid vs softmax (time, tokens/s, MFU).
+
+  python -m eval train-speed --config=configs.base --set data.max_len=8192 --set data.batch_size=8 \
+      --out=runs/train_speed
+
+Times `train_step` of the config for both attentions in one process (logic and FLOP count:
+sigjax/evaluation/_speed.py), prints a table and writes train_speed.json (with date, device,
+commit, versions and this command) and train_speed.md under --out.
+"""
+
+import argparse
+import importlib
+import json
+import pathlib
+import shlex
+import sys
+
+from eval._overrides import override, parse_sets
+
+
+def main(argv, prog: str = "python -m eval train-speed"):
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="configs.base", help="config module (importable)")
+    p.add_argument("--set", action="append", default=[], help="section.field=value override")
+    p.add_argument("--steps", type=int, default=20, help="steps per timed sample")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
+    p.add_argument("--repeats", type=int, default=3, help="timed samples (median reported)")
+    p.add_argument("--out", default="runs/train_speed")
+    args = p.parse_args(argv)
+    from sigjax.evaluation._speed import compare_train_speed, speed_markdown
+
+    config = importlib.import_module(args.config).get_config()
+    override(config, parse_sets(args.set))
+    result = compare_train_speed(config, steps=args.steps, warmup=args.warmup, repeats=args.repeats)
+    result["command"] = f"{prog} {shlex.join(argv)}".strip()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_speed.json").write_text(json.dumps(result, indent=1))
+    text = speed_markdown(result)
+    (out / "train_speed.md").write_text(
+        f"{result['date']}, {result['device']}, commit {result['commit']}\n\n"
+        f"`{result['command']}`\n\n{text}\n"
+    )
+    print(text)
+    print(f"wrote {out / 'train_speed.json'} and {out / 'train_speed.md'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

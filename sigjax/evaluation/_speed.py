@@ -1,0 +1,176 @@
+"""Whole-training-step speed, sigmoid vs softmax: step time, tokens per second and MFU.
+
+The kernel benchmark (`python -m eval kernels`) times the attention op alone; this times what a
+user pays for: the jitted `train_step` of a config (embeddings, projections, LayerNorms, MLPs,
+the attention kernel, the loss, the optimizer update), with everything but `model.attention`
+identical between the two runs. Batches are dense (every cell `data.max_len` tokens), so the
+padded and valid token counts agree and the FLOP count is exact.
+
+Model FLOPs follow the PaLM convention (Chowdhery et al. 2022, appendix B): per token, 6 x the
+matmul parameters (embedding lookups excluded: they multiply nothing) plus 12 x layers x width x
+sequence length for the attention scores and their weighted sum, forward and backward. A
+recomputing backward does more work than this; MFU counts only what the model needs.
+"""
+
+import datetime
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from sigjax._io import git_commit
+from sigjax.model import ATTENTIONS
+
+# Dense bf16 tensor-core peak of a device kind (vendor data sheets), the denominator of MFU.
+PEAK_FLOPS = {"NVIDIA H100": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100": 312e12}
+# Parameters read by lookup, not by a matmul (no FLOPs in the 6·N count).
+_LOOKUP_PARAMS = ("gene_embed", "value_embed", "mask_embed")
+_SPECIAL_TOKENS = 3  # <pad>, <cls>, <mask>: a synthetic vocabulary needs them too.
+
+
+def matmul_params(model) -> int:
+    """Parameters of `model` used in matrix products (all but the embedding lookup tables)."""
+    _, params = nnx.split(model, nnx.Param)
+    total = 0
+    for path, leaf in nnx.to_flat_state(params):
+        if str(getattr(path[0], "key", path[0])) not in _LOOKUP_PARAMS:
+            total += int(np.prod(getattr(leaf, "value", leaf).shape))
+    return total
+
+
+def step_flops(n_params: int, *, batch: int, length: int, layers: int, width: int) -> float:
+    """Model FLOPs of one training step on `batch` dense cells of `length` tokens (PaLM)."""
+    tokens = batch * length
+    return float(tokens * (6 * n_params + 12 * layers * width * length))
+
+
+def peak_flops(device) -> float | None:
+    """The device's dense bf16 peak, or None for a kind not in `PEAK_FLOPS` (e.g. CPU)."""
+    kind = getattr(device, "device_kind", "")
+    return next((v for k, v in PEAK_FLOPS.items() if kind.startswith(k)), None)
+
+
+def _dense_batch(config, vocab_size: int, seed: int = 0) -> dict:
+    d, rng = config.data, np.random.default_rng(seed)
+    b, length = int(d.batch_size), int(d.max_len)
+    genes = rng.integers(_SPECIAL_TOKENS, vocab_size, size=(b, length)).astype(np.int32)
+    genes[:, 0] = 1  # <cls>
+    if d.value_encoding == "binned":
+        values = rng.integers(1, d.n_bins, size=(b, length)).astype(np.float32)
+    else:
+        values = rng.gamma(2.0, 1.0, size=(b, length)).astype(np.float32)
+    values[:, 0] = 0.0
+    lengths = np.full((b,), length, np.int32)
+    return {"genes": genes, "values": values, "lengths": lengths, "labels": np.zeros(b, np.int32)}
+
+
+def time_train_step(config, *, steps: int = 20, warmup: int = 3, repeats: int = 3) -> dict:
+    """Times `train_step` of `config` on one device with dense synthetic batches.
+
+    Args:
+      config: a training config (configs/*.py); data.batch_size cells of data.max_len tokens.
+      steps: steps per timed sample (the device is synchronised once per sample).
+      warmup: untimed steps first (compilation).
+      repeats: samples; the median is reported.
+
+    Returns:
+      {attention, step_time_s (median), step_times_s, tokens_per_s, params, matmul_params,
+      flops_per_step, tflops, mfu (None without a known peak)}.
+
+    Raises:
+      ValueError: steps, warmup or repeats < 1.
+    """
+    from sigjax.training._mesh import single_device_mesh
+    from sigjax.training._steps import build_model, make_setup, train_step
+
+    for name, value in (("steps", steps), ("warmup", warmup), ("repeats", repeats)):
+        if int(value) < 1:
+            raise ValueError(f"{name}: got {value}, expected an integer >= 1")
+    vocab_size = int(config.data.get("synthetic", {}).get("n_genes", 1000)) + _SPECIAL_TOKENS
+    model = build_model(config, vocab_size)
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    n_matmul = matmul_params(model)
+    mesh = single_device_mesh()
+    with jax.set_mesh(mesh):
+        setup, state = make_setup(config, vocab_size, mesh)
+        step = jax.jit(lambda s, b: train_step(setup, config, s, b), donate_argnums=0)
+        batch = {k: jnp.asarray(v) for k, v in _dense_batch(config, vocab_size).items()}
+        for _ in range(warmup):
+            state, metrics = step(state, batch)
+        jax.block_until_ready(state)
+        if not bool(metrics["ok"]):
+            raise ValueError(f"config: a warm-up step was not finite ({metrics['train/loss']})")
+        samples = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                state, metrics = step(state, batch)
+            jax.block_until_ready(state)
+            samples.append((time.perf_counter() - t0) / steps)
+    m = config.model
+    b, length = int(config.data.batch_size), int(config.data.max_len)
+    flops = step_flops(n_matmul, batch=b, length=length, layers=m.num_layers, width=m.embed_dim)
+    t = float(np.median(samples))
+    peak = peak_flops(mesh.devices.flat[0])
+    return {
+        "attention": m.attention,
+        "step_time_s": t,
+        "step_times_s": samples,
+        "tokens_per_s": b * length / t,
+        "params": n_params,
+        "matmul_params": n_matmul,
+        "flops_per_step": flops,
+        "tflops": flops / t / 1e12,
+        "mfu": None if peak is None else flops / t / peak,
+    }
+
+
+def compare_train_speed(config, **timing) -> dict:
+    """`time_train_step` for sigmoid and softmax (nothing else changed), with provenance.
+
+    Returns:
+      {"runs": [sigmoid record, softmax record], "sigmoid_over_softmax": step-time ratio,
+      "date", "device", "jax", "commit", "config": the shared fields}.
+    """
+    runs = []
+    for attention in ATTENTIONS:
+        c = config.copy_and_resolve_references()
+        c.model.attention = attention
+        runs.append(time_train_step(c, **timing))
+    device = jax.devices()[0]
+    return {
+        "runs": runs,
+        "sigmoid_over_softmax": runs[0]["step_time_s"] / runs[1]["step_time_s"],
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": f"{device.platform}: {getattr(device, 'device_kind', '')}",
+        "host": platform.node(),
+        "jax": jax.__version__,
+        "commit": git_commit(),
+        "config": {
+            "batch_size": int(config.data.batch_size),
+            "max_len": int(config.data.max_len),
+            "num_layers": int(config.model.num_layers),
+            "embed_dim": int(config.model.embed_dim),
+            "dtype": config.model.dtype,
+            "implementation": config.model.implementation,
+        },
+    }
+
+
+def speed_markdown(result: dict) -> str:
+    """A table row per attention plus the step-time ratio, for docs/training.md."""
+    lines = [
+        "| attention | step time (s) | tokens/s | TFLOPS (model) | MFU |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["runs"]:
+        mfu = "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
+        lines.append(
+            f"| {r['attention']} | {r['step_time_s']:.4f} | {r['tokens_per_s']:.0f} | "
+            f"{r['tflops']:.1f} | {mfu} |"
+        )
+    lines.append(f"\nsigmoid / softmax step time: {result['sigmoid_over_softmax']:.3f}")
+    return "\n".join(lines)

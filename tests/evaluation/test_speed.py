@@ -1,0 +1,51 @@
+"""Whole-step speed measurement (sigjax.evaluation._speed): FLOP count, and a real timed run."""
+
+import pathlib
+import sys
+
+import jax
+import pytest
+from flax import nnx
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # `configs` is a top-level package of the repo.
+
+from configs import smoke  # noqa: E402
+from sigjax.evaluation._speed import (  # noqa: E402
+    compare_train_speed,
+    matmul_params,
+    peak_flops,
+    speed_markdown,
+    step_flops,
+    time_train_step,
+)
+from sigjax.training import build_model  # noqa: E402
+
+
+def test_matmul_params_exclude_only_the_lookup_tables():
+    config = smoke.get_config()
+    model = build_model(config, vocab_size=103)
+    _, params = nnx.split(model, nnx.Param)
+    total = sum(x.size for x in jax.tree.leaves(params))
+    lookups = model.gene_embed.embedding.value.size + model.value_embed.embedding.value.size
+    assert matmul_params(model) == total - lookups
+
+
+def test_step_flops_is_palm_count():
+    # 2 cells x 4 tokens, 10 matmul parameters, 1 layer of width 3: 8 * (60 + 12 * 1 * 3 * 4).
+    assert step_flops(10, batch=2, length=4, layers=1, width=3) == 8 * (60 + 144)
+    assert peak_flops(jax.devices("cpu")[0]) is None  # No MFU claimed on a CPU.
+
+
+def test_both_attentions_are_timed_with_the_same_config():
+    config = smoke.get_config()
+    result = compare_train_speed(config, steps=2, warmup=1, repeats=1)
+    sig, soft = result["runs"]
+    assert (sig["attention"], soft["attention"]) == ("sigmoid", "softmax")
+    assert sig["params"] == soft["params"] and sig["flops_per_step"] == soft["flops_per_step"]
+    assert sig["step_time_s"] > 0 and soft["step_time_s"] > 0 and sig["mfu"] is None
+    assert result["sigmoid_over_softmax"] == pytest.approx(sig["step_time_s"] / soft["step_time_s"])
+    assert "sigmoid / softmax step time" in speed_markdown(result)
+    with pytest.raises(ValueError, match="steps: got 0"):
+        time_train_step(config, steps=0)
