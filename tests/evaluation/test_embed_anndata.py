@@ -214,3 +214,27 @@ def test_python_api_equals_the_file_route(tpm_run, files, tmp_path):
     assert np.abs(other - x).max() > 1e-3
     with pytest.raises(ValueError, match="--values: got 'tpm'"):
         ev.embed(adata, tpm_run, values="tpm")
+
+
+def test_run_older_than_input_values_reads_as_its_training_did(tpm_run, files, tmp_path, caplog):
+    import json
+    import shutil
+
+    import sigjax.evaluation as ev
+    from sigjax.data import LEGACY_VALUES
+
+    old = tmp_path / "old_run"
+    shutil.copytree(tpm_run, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["data"]["input_values"]  # As saved before the field existed.
+    (old / "config.json").write_text(json.dumps(config))
+    adata = ad.read_h5ad(files["lognorm"])
+    with caplog.at_level(logging.INFO, logger="sigjax"):
+        x = ev.embed(adata, old)
+    assert LEGACY_VALUES == "counts"
+    assert "the run predates data.input_values: reading values as 'counts'" in caplog.text
+    assert "pass --values=log1p for log-normalised data" in caplog.text
+    np.testing.assert_allclose(x, ev.embed(adata, tpm_run, values="counts"), atol=1e-6)
+    np.testing.assert_allclose(
+        ev.embed(adata, old, values="auto"), ev.embed(adata, tpm_run), atol=1e-6
+    )
