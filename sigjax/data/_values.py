@@ -121,7 +121,9 @@ def check_values(stats: dict, where: str, hint: str = "") -> None:
         )
 
 
-def resolve_values(x, values: str = "auto", where: str = "data", hint: str = "") -> str:
+def resolve_values(
+    x, values: str = "auto", where: str = "data", hint: str = "", stats: dict | None = None
+) -> str:
     """Checks the values of `x` and the kind they are read as; logs the decision in one line.
 
     Args:
@@ -129,6 +131,7 @@ def resolve_values(x, values: str = "auto", where: str = "data", hint: str = "")
       values: one of `VALUES`; "auto" detects the kind (see the module docstring).
       where: names the data in messages.
       hint: appended to error messages about the values (e.g. "try --use_raw").
+      stats: `value_stats(x)`, if already computed.
 
     Returns:
       "counts", "log1p" or "normalized".
@@ -139,7 +142,7 @@ def resolve_values(x, values: str = "auto", where: str = "data", hint: str = "")
     """
     if values not in VALUES:
         raise ValueError(f"data.input_values: got {values!r}, expected one of {VALUES}")
-    stats = value_stats(x)
+    stats = value_stats(x) if stats is None else stats
     check_values(stats, where, hint)
     if values == "auto":
         kind, reason = detect_values(stats)
@@ -151,7 +154,8 @@ def resolve_values(x, values: str = "auto", where: str = "data", hint: str = "")
             f"more than log1p values reach (< {LOG1P_LIMIT:g}); expected 'normalized' (TPM, CPM), "
             "'counts' or 'auto'"
         )
-    log.info("%s: values read as %r (as asked; max %.4g)", where, values, stats["max"])
+    # Debug only: an explicit kind needs no explaining (embedding resolves first, then passes it).
+    log.debug("%s: values read as %r (as asked; max %.4g)", where, values, stats["max"])
     return values
 
 

@@ -155,6 +155,8 @@ def _embed(adata, workdir, *, values, layer, use_raw, gene_column, batch_size, p
     check_values(stats, where, hint)  # Before loading the model: bad input fails fast.
     model, config, vocab = load_model(workdir)
     saved = config.data.get("input_values")
+    # Resolved here, where the source of the values is known, and passed on to tokenisation.
+    kind = resolve_values(source.X, values or saved or LEGACY_VALUES, where, hint, stats)
     if values is None and saved is None:
         log.info(
             "the run predates data.input_values: reading values as %r, as its training did "
@@ -179,7 +181,7 @@ def _embed(adata, workdir, *, values, layer, use_raw, gene_column, batch_size, p
             f"in the model's vocabulary (e.g. {vocab.genes[:3]}); expected the same kind of "
             "gene ids (use --gene_column to pick a var column)"
         )
-    cells = tokenize_with(config.data, source, vocab, input_values=values)
+    cells = tokenize_with(config.data, source, vocab, input_values=kind)
     return embed_cells(model, config, cells, batch_size, pooling), matched
 
 

@@ -128,12 +128,14 @@ def test_train_and_embed_see_the_same_values(tpm_run, files, caplog):
     )
 
 
-def test_embed_keeps_everything_with_and_without_use_raw(tpm_run, files, tmp_path):
+def test_embed_keeps_everything_with_and_without_use_raw(tpm_run, files, tmp_path, caplog):
     from sigjax.evaluation import embed_file
 
     src = rich(files)
     src.write_h5ad(tmp_path / "rich.h5ad")
-    embed_file(tpm_run, tmp_path / "rich.h5ad", tmp_path / "raw.h5ad", use_raw=True)
+    with caplog.at_level(logging.INFO, logger="sigjax"):
+        embed_file(tpm_run, tmp_path / "rich.h5ad", tmp_path / "raw.h5ad", use_raw=True)
+    assert "adata.raw.X: values read as 'log1p' (input_values='auto'" in caplog.text
     with_raw = ad.read_h5ad(tmp_path / "raw.h5ad")
     assert_kept(with_raw, src)
     embed_file(
