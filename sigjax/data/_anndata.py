@@ -35,7 +35,7 @@ def cache_dir() -> pathlib.Path:
     return path
 
 
-RAW_HINT = "the file has a .raw: try --use_raw (data.use_raw=True)"
+RAW_HINT = "it has a .raw: try --use_raw (use_raw=True; in a training config, data.use_raw=True)"
 
 
 def check_counts(x, where: str, hint: str = "") -> None:

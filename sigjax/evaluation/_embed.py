@@ -37,11 +37,9 @@ def as_counts(adata, values: str = "auto"):
       adata itself unless the values are log1p, else a copy with X = expm1(X).
 
     Raises:
-      ValueError: negative or non-finite values (scaled data: the message suggests `.raw` when
-        the AnnData has one), or an unknown `values`.
+      ValueError: negative or non-finite values (scaled data), or an unknown `values`.
     """
-    hint = RAW_HINT if adata.raw is not None else ""
-    kind = resolve_values(adata.X, values, "adata.X", hint)
+    kind = resolve_values(adata.X, values, "adata.X")
     if kind != "log1p":
         return adata
     adata = adata.copy()
