@@ -1,1 +1,1 @@
-"""`python -m eval`: embed, score, compare, stability, kernels, demo."""
+"""`python -m eval`: embed, score, compare, stability, demo, study, kernels."""

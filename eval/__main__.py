@@ -35,7 +35,15 @@ def parse(argv):
     e = sub.add_parser("embed", help="embed every cell of an .h5ad with a trained run")
     e.add_argument("--workdir", required=True)
     e.add_argument("--data", required=True)
-    e.add_argument("--out", required=True)
+    out = e.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", help="the .h5ad written: --data plus obsm['X_sigjax']")
+    out.add_argument("--inplace", action="store_true", help="write into --data (atomically)")
+    e.add_argument(
+        "--values",
+        choices=("auto", "counts", "log1p", "normalized"),
+        default=None,
+        help="what the values are (normalized: TPM, CPM); default: the run's data.input_values",
+    )
     e.add_argument("--batch_size", type=int, default=None)
     e.add_argument("--layer", default="", help="take values from this layer instead of X")
     e.add_argument("--use_raw", action="store_true", help="take values and genes from .raw")
@@ -74,6 +82,8 @@ def main(argv):
             args.workdir,
             args.data,
             args.out,
+            inplace=args.inplace,
+            values=args.values,
             batch_size=args.batch_size,
             layer=args.layer,
             use_raw=args.use_raw,

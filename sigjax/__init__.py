@@ -18,6 +18,7 @@ _LAZY = {
     "evaluate_loss": "sigjax.training",
     "load_model": "sigjax.training",
     "train_and_evaluate": "sigjax.training",
+    "embed": "sigjax.evaluation",
 }
 
 __all__ = ["default_sigmoid_bias", "sigmoid_attention", "softmax_attention", *_LAZY]

@@ -32,12 +32,15 @@ from sigjax.data._tokenize import (
     bin_values,
     tokenize,
 )
+from sigjax.data._values import LEGACY_VALUES, VALUES, resolve_values, to_count_scale
 
 __all__ = [
     "CLS_ID",
     "DATASETS",
+    "LEGACY_VALUES",
     "MASK_ID",
     "PAD_ID",
+    "VALUES",
     "CellLoader",
     "TokenizedCells",
     "Vocab",
@@ -53,7 +56,9 @@ __all__ = [
     "make_datasets",
     "pad_batch",
     "pbmc68k_reduced",
+    "resolve_values",
     "synthetic_anndata",
+    "to_count_scale",
     "tokenize",
     "tokenize_with",
     "zeisel",

@@ -35,8 +35,14 @@ def cache_dir() -> pathlib.Path:
     return path
 
 
-def check_counts(x, where: str) -> None:
-    """Raises ValueError unless all stored values of `x` (dense or sparse) are finite and >= 0."""
+RAW_HINT = "it has a .raw: try --use_raw (use_raw=True; in a training config, data.use_raw=True)"
+
+
+def check_counts(x, where: str, hint: str = "") -> None:
+    """Raises ValueError unless all stored values of `x` (dense or sparse) are finite and >= 0.
+
+    `hint` (e.g. `RAW_HINT`) is appended to the message about negative values (scaled data).
+    """
     values = x.data if sp.issparse(x) else np.asarray(x)
     if values.size == 0:
         return
@@ -46,7 +52,11 @@ def check_counts(x, where: str) -> None:
         )
     low = float(values.min())
     if low < 0:
-        raise ValueError(f"{where}: found negative counts (min {low:g}); expected counts >= 0")
+        hint = f"; {hint}" if hint else ""
+        raise ValueError(
+            f"{where}: found negative counts (min {low:g}; scaled data?); expected counts, "
+            f"normalised or log1p values >= 0{hint}"
+        )
 
 
 def _as_csr32(x) -> sp.csr_matrix:
@@ -63,18 +73,18 @@ def _as_csr32(x) -> sp.csr_matrix:
     return sp.csr_matrix((x[rows, cols].astype(np.float32), cols, indptr), shape=x.shape)
 
 
-def _expressed_per_cell(adata, where: str) -> np.ndarray:
+def _expressed_per_cell(adata, where: str, hint: str = "") -> np.ndarray:
     """Validates the counts of `adata.X` and returns each cell's number of expressed genes.
 
     Backed files are read in chunks of rows, so a file larger than memory is scanned once.
     """
     if not adata.isbacked:
-        check_counts(adata.X, where)
+        check_counts(adata.X, where, hint)
         return np.asarray((adata.X > 0).sum(axis=1)).ravel()
     out = np.zeros(adata.n_obs, np.int64)
     for start in range(0, adata.n_obs, _CHUNK):
         x = adata.X[start : start + _CHUNK]
-        check_counts(x, where)
+        check_counts(x, where, hint)
         out[start : start + _CHUNK] = np.asarray((x > 0).sum(axis=1)).ravel()
     return out
 
@@ -120,16 +130,10 @@ def load_anndata(
     """
     import anndata as ad
 
+    adata = read_h5ad(path, backed=backed)
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data.path: got {str(path)!r}, which is not an existing file")
-    try:
-        adata = ad.read_h5ad(path, backed="r" if backed else None)
-    except Exception as e:  # h5py/anndata raise many types for corrupt files.
-        raise ValueError(
-            f"data.path: cannot read {str(path)!r} as .h5ad ({type(e).__name__}: {e}); "
-            "expected an AnnData file"
-        ) from e
+    # Scaled X beside a .raw (scanpy's usual layout): point at the counts-like values.
+    hint = RAW_HINT if adata.raw is not None and not (use_raw or layer) else ""
     if use_raw and layer:
         raise ValueError(
             f"data.layer/data.use_raw: got layer={layer!r} and use_raw=True; "
@@ -171,8 +175,37 @@ def load_anndata(
         adata.obs[LABEL_KEY] = labels.astype(str).where(labels.notna()).astype("category")
     if not adata.isbacked:
         adata.X = _as_csr32(adata.X)
-    expressed = _expressed_per_cell(adata, f"counts in {str(path)!r}")
+    expressed = _expressed_per_cell(adata, f"counts in {str(path)!r}", hint)
     return drop_empty_cells(adata, str(path), expressed)
+
+
+def read_h5ad(path, backed: bool = False):
+    """`anndata.read_h5ad` with the errors of `load_anndata`: a missing file or one that is not
+    an AnnData file name the path; nothing is changed in what is read.
+
+    Args:
+      path: the `.h5ad` file.
+      backed: open read-only in backed mode.
+
+    Returns:
+      anndata.AnnData, everything in the file.
+
+    Raises:
+      FileNotFoundError: the file does not exist.
+      ValueError: the file cannot be read as AnnData.
+    """
+    import anndata as ad
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data.path: got {str(path)!r}, which is not an existing file")
+    try:
+        return ad.read_h5ad(path, backed="r" if backed else None)
+    except Exception as e:  # h5py/anndata raise many types for corrupt files.
+        raise ValueError(
+            f"data.path: cannot read {str(path)!r} as .h5ad ({type(e).__name__}: {e}); "
+            "expected an AnnData file"
+        ) from e
 
 
 def drop_empty_cells(adata, where: str, expressed: np.ndarray | None = None):

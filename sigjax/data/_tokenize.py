@@ -11,6 +11,7 @@ import scipy.stats
 from jaxtyping import Float, Int
 
 from sigjax._io import atomic_write
+from sigjax.data._values import resolve_values, to_count_scale
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,7 @@ def tokenize(
     value_encoding: str = "binned",
     n_bins: int = 51,
     target_sum: float = 1e4,
+    input_values: str = "auto",
     chunk_size: int = _CHUNK,
 ) -> TokenizedCells:
     """Tokenises each cell as <cls> followed by its expressed genes, highest count first.
@@ -219,6 +221,9 @@ def tokenize(
     counts (ties by gene order). Genes absent from `vocab` are dropped; a cell left with no gene
     becomes <cls> alone (kept, so rows still match `adata`; warned).
 
+    X is read as `input_values` says, one decision for all cells (`sigjax.data._values`): counts
+    and normalised values (TPM, CPM) as they are, log1p values expm1'd back to that scale first.
+
     Args:
       adata: AnnData with counts in X, in memory or backed (backed files are read in chunks).
       vocab: gene vocabulary; genes are matched by `var_names`.
@@ -226,15 +231,18 @@ def tokenize(
       value_encoding: "binned" or "continuous".
       n_bins: number of value bins, bin 0 included (>= 2; "binned" only).
       target_sum: library size after normalisation (> 0).
+      input_values: what X holds: "auto" (detected and logged), "counts", "log1p" or
+        "normalized" (see `sigjax.data._values`).
       chunk_size: cells read at a time.
 
     Returns:
       TokenizedCells, one row per cell of `adata`; labels from `obs["cell_type"]` when present.
 
     Raises:
-      ValueError: bad arguments, negative or non-finite counts, or no gene in the vocabulary.
+      ValueError: bad arguments, negative or non-finite values (see `resolve_values`), or no
+        gene in the vocabulary.
     """
-    from sigjax.data._anndata import LABEL_KEY, check_counts
+    from sigjax.data._anndata import LABEL_KEY
 
     if value_encoding not in VALUE_ENCODINGS:
         raise ValueError(
@@ -259,12 +267,11 @@ def tokenize(
             "matched %d of %d genes to the vocabulary; dropping the rest", known.size, adata.n_vars
         )
     known_ids = gene_ids[known]
+    kind = resolve_values(adata.X, input_values, "adata.X")  # One decision for all cells.
     genes_out, values_out, lens = [], [], []
     for start in range(0, adata.n_obs, chunk_size):
         x = adata.X[start : start + chunk_size]
-        x = sp.csr_matrix(x) if not sp.issparse(x) else x.tocsr()
-        check_counts(x, f"adata.X rows {start}..{start + x.shape[0] - 1}")
-        x = x.astype(np.float64)
+        x = to_count_scale(sp.csr_matrix(x) if not sp.issparse(x) else x.tocsr(), kind)
         totals = np.asarray(x.sum(axis=1)).ravel()
         x = x[:, known].tocsr()
         for r in range(x.shape[0]):

@@ -1,13 +1,16 @@
 """Evaluation: cell-embedding scores, run comparison, stability report, the demo and the study.
 
-Score definitions are in `sigjax.evaluation._score` (module docstring); run evaluation in
-`evaluate_run`; stability numbers in `stability_summary`; study statistics in `summarize`.
+`embed(adata, workdir)` embeds an AnnData in memory (scanpy style: writes
+`adata.obsm["X_sigjax"]`). Score definitions are in `sigjax.evaluation._score` (module
+docstring); run evaluation in `evaluate_run`; stability numbers in `stability_summary`; study
+statistics in `summarize`.
 """
 
 from sigjax.evaluation._demo import run_demo
 from sigjax.evaluation._embed import (
     EMBEDDING_KEY,
     as_counts,
+    embed,
     embed_anndata,
     embed_cells,
     embed_file,
@@ -37,6 +40,7 @@ __all__ = [
     "SCORE_NAMES",
     "as_counts",
     "compare_runs",
+    "embed",
     "embed_anndata",
     "embed_cells",
     "embed_file",

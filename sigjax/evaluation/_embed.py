@@ -1,59 +1,97 @@
-"""Embedding cells with a trained model (`python -m eval embed`)."""
+"""Embedding cells with a trained model: `embed` (AnnData in memory) and `python -m eval embed`.
+
+Values are read by the training path itself (`sigjax.data.tokenize_with`, `sigjax.data._values`):
+the run's saved `data.input_values` (or an override) decides how X is read, so a file gives the
+same tokens at training and at embedding time.
+"""
 
 import logging
+import os
 import pathlib
+import stat
+import tempfile
 
 import numpy as np
-import scipy.sparse as sp
 from jaxtyping import Float
 
-from sigjax.data import TokenizedCells, tokenize_with
+from sigjax.data import LEGACY_VALUES, TokenizedCells, tokenize_with
+from sigjax.data._anndata import RAW_HINT
+from sigjax.data._values import VALUES, check_values, resolve_values, to_count_scale, value_stats
 
 log = logging.getLogger(__name__)
 EMBEDDING_KEY = "X_sigjax"
 
 
-def is_integer_valued(x) -> bool:
-    """Whether every stored value of a dense or sparse matrix is a whole number."""
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    return bool(np.all(np.mod(values, 1.0) == 0))
+def as_counts(adata, values: str = "auto"):
+    """The AnnData with values on the count scale, as tokenisation and the PCA baseline need.
 
-
-def as_counts(adata):
-    """The AnnData to tokenise: raw counts as they are; log-normalised values mapped back by expm1.
-
-    Detection: X with only whole numbers is raw counts. X with non-integer values >= 0 is taken to
-    be log-normalised, log1p(count_g / total * s) with a per-cell scale s (scanpy's
-    `normalize_total` + `log1p`, natural log), and expm1 turns it back into count_g * s/total. We
-    expm1 rather than tokenise the values as they are because the tokeniser itself normalises each
-    cell to `target_sum` and takes log1p: expm1 then gives exactly the tokens (genes, their order
-    and values, binned or continuous) that the raw counts would, since a per-cell scale cancels in
-    the normalisation. Tokenising log values as counts would log them twice. Values that are
-    neither (log2, or data already cut to a few genes before normalising) give approximate tokens.
+    X is read as `values` says (see `sigjax.data._values`; "auto" detects and logs the kind):
+    counts and normalised values (TPM, CPM) are returned as they are, log1p values are mapped back
+    with expm1 (float64), which gives the counts up to a per-cell scale that normalisation cancels.
 
     Args:
-      adata: AnnData with counts or log-normalised values in X (dense or sparse, in memory).
+      adata: AnnData with counts, normalised or log1p values in X (in memory).
+      values: one of "auto", "counts", "log1p", "normalized".
 
     Returns:
-      adata itself when X is integer-valued, else a copy with X = expm1(X).
+      adata itself unless the values are log1p, else a copy with X = expm1(X).
 
     Raises:
-      ValueError: negative or non-finite values (scaled or centred data: pass counts instead, via
-        a layer or `.raw`).
+      ValueError: negative or non-finite values (scaled data), or an unknown `values`.
     """
-    x = adata.X
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    if values.size and (not np.all(np.isfinite(values)) or values.min() < 0):
-        raise ValueError(
-            f"--data: X has negative or non-finite values (min {np.nanmin(values):g}; scaled "
-            "data?); expected raw counts or log-normalised values >= 0 (use --layer or --use_raw "
-            "for counts)"
-        )
-    if values.size and not is_integer_valued(x):
-        log.info("X is not integer-valued: treating it as log-normalised and applying expm1")
-        adata = adata.copy()
-        adata.X = adata.X.expm1() if sp.issparse(adata.X) else np.expm1(adata.X)
+    kind = resolve_values(adata.X, values, "adata.X")
+    if kind != "log1p":
+        return adata
+    adata = adata.copy()
+    adata.X = to_count_scale(adata.X, kind)
     return adata
+
+
+def _source(adata, layer, use_raw: bool, gene_column):
+    """A light AnnData for tokenisation: the chosen values in X, the gene ids as var_names.
+
+    Nothing is copied: X is the AnnData's own matrix (X, a layer or raw.X). Returns it and the hint
+    for errors about negative values.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    if use_raw and layer:
+        raise ValueError(
+            f"--layer/--use_raw: got layer={layer!r} and use_raw=True; expected at most one "
+            "source of values"
+        )
+    if use_raw:
+        if adata.raw is None:
+            raise ValueError("--use_raw: the AnnData has no .raw; expected one with adata.raw")
+        x, var, where = adata.raw.X, adata.raw.var, "adata.raw.X"
+    elif layer:
+        if layer not in adata.layers:
+            raise ValueError(
+                f"--layer: got {layer!r}, expected one of {sorted(adata.layers.keys())}"
+            )
+        x, var, where = adata.layers[layer], adata.var, f"adata.layers[{layer!r}]"
+    else:
+        x, var, where = adata.X, adata.var, "adata.X"
+    if gene_column:
+        if gene_column not in var.columns:
+            raise ValueError(
+                f"--gene_column: got {gene_column!r}, expected one of {list(var.columns)}"
+            )
+        genes = pd.Index(var[gene_column].astype(str).to_numpy())
+    else:
+        genes = pd.Index(var.index.astype(str))
+    if not genes.is_unique:
+        # As `load_anndata` does: a cell must not hold one token twice.
+        log.warning(
+            "%d duplicate gene ids made unique (suffix -1, -2, ...)", genes.duplicated().sum()
+        )
+        genes = pd.Index(ad.utils.make_index_unique(genes))
+    light = ad.AnnData(
+        X=x, obs=pd.DataFrame(index=adata.obs_names.copy()), var=pd.DataFrame(index=genes)
+    )
+    hint = RAW_HINT if adata.raw is not None and not (use_raw or layer) else ""
+    return light, where, hint
 
 
 def embed_cells(
@@ -104,17 +142,114 @@ def _embed_batch(model, batch, key, pooling):
     return model.embed(batch["genes"], batch["values"], batch["lengths"], pooling)
 
 
-def embed_anndata(workdir, adata, batch_size: int | None = None, key: str = EMBEDDING_KEY):
-    """Embeds every cell of `adata` with the latest checkpoint of the run in `workdir`.
+def _embed(adata, workdir, *, values, layer, use_raw, gene_column, batch_size, pooling):
+    """(embedding [C, E], genes matched) of every cell of `adata`; adata is not changed."""
+    from sigjax.training import load_model
 
-    Genes are matched to the model's vocabulary by `var_names` (gene symbols or ids, whichever the
-    run was trained on); unmatched genes are dropped and the match count printed. Values go
-    through `as_counts` (raw counts, or log-normalised values mapped back), then the run's own
-    tokenisation (`config.data`: max_len, value_encoding, n_bins, target_sum).
+    if values is not None and values not in VALUES:
+        raise ValueError(f"--values: got {values!r}, expected one of {VALUES}")
+    source, where, hint = _source(adata, layer, use_raw, gene_column)
+    stats = value_stats(source.X)
+    check_values(stats, where, hint)  # Before loading the model: bad input fails fast.
+    model, config, vocab = load_model(workdir)
+    saved = config.data.get("input_values")
+    # Resolved here, where the source of the values is known, and passed on to tokenisation.
+    kind = resolve_values(source.X, values or saved or LEGACY_VALUES, where, hint, stats)
+    if values is None and saved is None:
+        log.info(
+            "the run predates data.input_values: reading values as %r, as its training did "
+            "(choose with --values)",
+            LEGACY_VALUES,
+        )
+        if not stats["integer"]:
+            log.warning(
+                "%s is not integer-valued but is read as %r; pass --values=log1p for "
+                "log-normalised data (or --values=auto)",
+                where,
+                LEGACY_VALUES,
+            )
+    matched = int(np.sum(vocab.encode(source.var_names) >= 0))
+    print(
+        f"genes matched to the model's vocabulary: {matched} of {source.n_vars} "
+        f"(vocabulary: {vocab.n_genes} genes)"
+    )
+    if matched == 0:
+        raise ValueError(
+            f"--data: none of the {source.n_vars} genes (e.g. {list(source.var_names[:3])}) is "
+            f"in the model's vocabulary (e.g. {vocab.genes[:3]}); expected the same kind of "
+            "gene ids (use --gene_column to pick a var column)"
+        )
+    cells = tokenize_with(config.data, source, vocab, input_values=kind)
+    return embed_cells(model, config, cells, batch_size, pooling), matched
+
+
+def embed(
+    adata,
+    workdir,
+    *,
+    values: str | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+    gene_column: str | None = None,
+    batch_size: int | None = None,
+    pooling: str | None = None,
+    key: str = EMBEDDING_KEY,
+) -> Float[np.ndarray, "C E"]:
+    """Embeds every cell of an AnnData in memory with a trained run, as scanpy tools do.
+
+    Writes `adata.obsm[key]` and changes nothing else; no file is written or read besides the
+    run. Genes are matched to the run's vocabulary by `var_names` (or `gene_column`), unmatched
+    genes dropped and the match count printed. Values are read and tokenised exactly as the run's
+    training read its data (`sigjax.data.tokenize_with`: the run's `data.input_values`, max_len,
+    value_encoding, n_bins, target_sum); a cell with no gene in the vocabulary is embedded as an
+    empty cell (<cls> alone; warned), so rows always match `adata`.
+
+    Example:
+      >>> import scanpy as sc, sigjax.evaluation as ev
+      >>> adata = sc.read_h5ad("cells.h5ad")
+      >>> ev.embed(adata, "runs/small_sigmoid")  # adata.obsm["X_sigjax"]
+      >>> sc.pp.neighbors(adata, use_rep="X_sigjax")
+
+    Args:
+      adata: AnnData with counts, normalised (TPM, CPM) or log1p values in X (or the layer/raw).
+      workdir: a training run directory.
+      values: how to read the values: "auto", "counts", "log1p" or "normalized" (see
+        `sigjax.data._values`); None = the run's saved `data.input_values`.
+      layer: read the values from this layer instead of X.
+      use_raw: read the values and gene ids from `adata.raw` (everything else stays as it is).
+      gene_column: a var column (of `.raw.var` with use_raw) holding the gene ids to match.
+      batch_size: cells per batch (default the run's `data.eval_batch_size`).
+      pooling: "cls" or "mean"; None = the run's own.
+      key: the `obsm` key written.
+
+    Returns:
+      float32 embedding [C, E], also stored in `adata.obsm[key]`.
+
+    Raises:
+      FileNotFoundError: no run or checkpoint in workdir.
+      ValueError: bad arguments, no gene in the vocabulary, or negative or non-finite values
+        (scaled data; the message suggests use_raw when `adata.raw` exists).
+    """
+    embedding, _ = _embed(
+        adata,
+        workdir,
+        values=values,
+        layer=layer,
+        use_raw=use_raw,
+        gene_column=gene_column,
+        batch_size=batch_size,
+        pooling=pooling,
+    )
+    adata.obsm[key] = embedding
+    return embedding
+
+
+def embed_anndata(workdir, adata, batch_size: int | None = None, key: str = EMBEDDING_KEY):
+    """A copy of `adata` with `obsm[key]` from `embed`, and the number of genes matched.
 
     Args:
       workdir: a training run directory.
-      adata: AnnData with counts or log-normalised values in X.
+      adata: AnnData with counts, normalised or log1p values in X.
       batch_size: cells per batch (default the run's `data.eval_batch_size`).
       key: `obsm` key written.
 
@@ -122,69 +257,106 @@ def embed_anndata(workdir, adata, batch_size: int | None = None, key: str = EMBE
       (a copy of adata with `obsm[key]` [C, E], number of genes matched).
 
     Raises:
-      FileNotFoundError: no run or checkpoint in workdir.
-      ValueError: no gene matches the vocabulary, or X holds negative values.
+      FileNotFoundError, ValueError: see `embed`.
     """
-    from sigjax.training import load_model
-
-    model, config, vocab = load_model(workdir)
-    counts = as_counts(adata)
-    matched = int(np.sum(vocab.encode(counts.var_names) >= 0))
-    print(
-        f"genes matched to the model's vocabulary: {matched} of {counts.n_vars} "
-        f"(vocabulary: {vocab.n_genes} genes)"
+    embedding, matched = _embed(
+        adata,
+        workdir,
+        values=None,
+        layer=None,
+        use_raw=False,
+        gene_column=None,
+        batch_size=batch_size,
+        pooling=None,
     )
-    if matched == 0:
-        raise ValueError(
-            f"--data: none of the {counts.n_vars} genes (e.g. {list(counts.var_names[:3])}) is "
-            f"in the model's vocabulary (e.g. {vocab.genes[:3]}); expected the same kind of "
-            "gene ids (use --gene_column to pick a var column)"
-        )
-    cells = tokenize_with(config.data, counts, vocab)
     adata = adata.copy()
-    adata.obsm[key] = embed_cells(model, config, cells, batch_size)
+    adata.obsm[key] = embedding
     return adata, matched
+
+
+def write_h5ad_atomic(adata, path) -> None:
+    """Writes an .h5ad through a temporary file in the same folder and `os.replace`.
+
+    A failure or a kill mid-write leaves the old file (if any) as it was and no temporary file
+    behind (after a failure); a file that is replaced keeps its permissions.
+
+    Args:
+      adata: the AnnData.
+      path: the file written.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.exists():
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+        else:  # mkstemp makes 0600 files; a new file gets the usual mode.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        adata.write_h5ad(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def embed_file(
     workdir,
     data,
-    out,
+    out=None,
     *,
+    inplace: bool = False,
+    values: str | None = None,
     batch_size: int | None = None,
     layer: str = "",
     use_raw: bool = False,
     gene_column: str = "",
 ) -> str:
-    """`python -m eval embed`: reads `data` (.h5ad), embeds every cell, writes `out` (.h5ad).
+    """`python -m eval embed`: embeds every cell of an .h5ad and writes it with obsm["X_sigjax"].
 
-    The input is read with `sigjax.data.load_anndata` (counts from X, a layer or `.raw`; gene ids
-    from var_names or a var column); cells without any expressed gene are dropped there (with a
-    warning), every other cell is embedded into `obsm["X_sigjax"]`.
+    The file is read whole and written back whole: everything it had (obs, var columns, obsm,
+    obsp, uns, layers, raw) is kept, with `use_raw` too, and `obsm["X_sigjax"]` is added (see
+    `embed`). The output is written atomically (a temporary file in the same folder, then
+    `os.replace`), so an interrupted run never leaves a half-written file, also with `inplace`.
 
     Args:
       workdir: a training run directory.
       data: input .h5ad.
-      out: output .h5ad.
+      out: output .h5ad (exactly one of `out` and `inplace`).
+      inplace: write into `data` itself.
+      values: "auto", "counts", "log1p" or "normalized"; None = the run's `data.input_values`.
       batch_size: cells per batch.
       layer: take values from this layer instead of X.
       use_raw: take values and gene ids from `.raw`.
       gene_column: a var column holding the gene ids to match.
 
     Returns:
-      The output path.
+      The path written.
 
     Raises:
       FileNotFoundError: missing input or run.
-      ValueError: see `load_anndata` and `embed_anndata`.
+      ValueError: both or neither of `out` and `inplace`; see `embed`.
     """
-    from sigjax.data import load_anndata
+    from sigjax.data._anndata import read_h5ad
 
-    adata = load_anndata(
-        data, layer=layer or None, use_raw=use_raw, gene_column=gene_column or None
+    if bool(out) == bool(inplace):
+        raise ValueError(
+            f"--out/--inplace: got out={out!r}, inplace={inplace}; expected exactly one "
+            "(--out=FILE, or --inplace to write into --data)"
+        )
+    adata = read_h5ad(data)
+    embed(
+        adata,
+        workdir,
+        values=values,
+        layer=layer or None,
+        use_raw=use_raw,
+        gene_column=gene_column or None,
+        batch_size=batch_size,
     )
-    embedded, _ = embed_anndata(workdir, adata, batch_size)
-    pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
-    embedded.write_h5ad(out)
-    print(f"wrote {out} with obsm['{EMBEDDING_KEY}'] {embedded.obsm[EMBEDDING_KEY].shape}")
-    return str(out)
+    target = pathlib.Path(data if inplace else out)
+    write_h5ad_atomic(adata, target)
+    print(f"wrote {target} with obsm['{EMBEDDING_KEY}'] {adata.obsm[EMBEDDING_KEY].shape}")
+    return str(target)

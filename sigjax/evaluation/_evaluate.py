@@ -86,7 +86,8 @@ def evaluate_run(
         pooled = score_embedding(embed_cells(model, config, target, pooling=pooling), target.labels)
         result.update({f"{pooling}_pool/{k}": v for k, v in pooled.items()})
     if baseline and adata is not None:
-        pca_baseline(adata)
+        # The baseline reads X as the run did (a run older than the field: detected).
+        pca_baseline(adata, values=config.data.get("input_values") or "auto")
         x = adata.obsm[BASELINE_KEY] if idx is None else adata.obsm[BASELINE_KEY][idx]
         base = score_embedding(x, target.labels)
         result.update({f"pca_hvg/{k}": v for k, v in base.items()})

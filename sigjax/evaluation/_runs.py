@@ -160,6 +160,8 @@ def stability_report(workdirs, out=None) -> list[dict]:
     (out / "stability.md").write_text(table + "\n")
     (out / "stability.json").write_text(json.dumps(summaries, indent=2))
     print(table)
+    for name in ("stability.png", "stability.md", "stability.json"):
+        print(f"wrote {out / name}")
     return summaries
 
 
@@ -230,4 +232,6 @@ def compare_runs(workdirs, out, *, embed: bool = True, cells: str = "val") -> st
     table = markdown_table(table_rows, cols)
     (out / "compare.md").write_text(table + "\n")
     print(table)
+    for name in ("compare.png", "compare.md"):
+        print(f"wrote {out / name}")
     return table

@@ -7,10 +7,15 @@ is better for all of them. Exact definitions (scib-metrics 0.5.10, scikit-learn)
   the silhouette coefficient (b - a) / max(a, b), a = mean distance to cells of the same label,
   b = the smallest mean distance to the cells of another label; equal to
   `sklearn.metrics.silhouette_score`. Range [-1, 1].
-- `clisi`: `scib_metrics.clisi_knn(neighbours, labels)` with scale=True: the median over cells of
-  the local inverse Simpson index of the labels in a cell's 31 exact nearest neighbours (the cell
-  itself included; Gaussian kernel weights at perplexity 10), rescaled as (L - median) / (L - 1)
-  with L the number of labels. 1: every neighbourhood holds one label. Range [0, 1].
+- `clisi`: cLISI as `scib_metrics.clisi_knn(neighbours, labels)` with scale=True: the median over
+  cells of the local inverse Simpson index (`scib_metrics.lisi_knn`) of the labels in a cell's 30
+  exact nearest neighbours (Gaussian kernel weights at perplexity 10), rescaled as
+  (L - median) / (L - 1) with L the number of labels. 1: every neighbourhood holds one label.
+  Range [0, 1]. With few cells (fewer than 31) the neighbours are all other cells and the
+  perplexity a third of them, at least 2 (scib-metrics' own choice, a third, falls to 1 and
+  below, where every neighbourhood degenerates to one cell); a cell whose weights still
+  concentrate on one neighbour (scib-metrics' sentinel -1) has a LISI of 1, and LISI is kept
+  within [1, L], so the score stays within [0, 1].
 - `isolated_labels`: `scib_metrics.isolated_labels(X, labels, batch, rescale=False)` with one
   dummy batch for all cells. With a single batch every label counts as "isolated", so this is the
   mean over labels of the mean silhouette coefficient (computed with all labels) of that label's
@@ -45,6 +50,27 @@ def _neighbors(x: np.ndarray, k: int):
     k = min(k + 1, len(x))
     dist, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)
     return NeighborsResults(indices=idx, distances=dist)
+
+
+def clisi(neighbors, codes: np.ndarray, n_labels: int) -> float:
+    """cLISI scaled to [0, 1] (definition in the module docstring), safe for few cells.
+
+    Args:
+      neighbors: `_neighbors(x, 30)`: each cell's exact nearest neighbours, itself first.
+      codes: int label codes 0..n_labels-1, one per cell.
+      n_labels: number of labels L (>= 2).
+
+    Returns:
+      (L - median LISI) / (L - 1), in [0, 1].
+    """
+    import scib_metrics
+
+    n_other = neighbors.indices.shape[1] - 1  # Neighbours besides the cell itself.
+    perplexity = min(10.0, max(n_other / 3.0, min(2.0, float(n_other))))
+    lisi = np.asarray(scib_metrics.lisi_knn(neighbors, codes, perplexity=perplexity), np.float64)
+    # -1: scib-metrics' sentinel for a zero-entropy neighbourhood, i.e. all weight on one cell.
+    lisi = np.clip(np.where(lisi > 0, lisi, 1.0), 1.0, n_labels)
+    return float((n_labels - np.median(lisi)) / (n_labels - 1))
 
 
 def score_embedding(x: Float[np.ndarray, "C E"], labels) -> dict[str, float]:
@@ -84,10 +110,11 @@ def score_embedding(x: Float[np.ndarray, "C E"], labels) -> dict[str, float]:
         )
     nn30 = _neighbors(x, 30)
     nn15 = _neighbors(x, 15)
+    n_labels = int(codes.max()) + 1
     same = codes[nn15.indices[:, 1:]] == codes[:, None]
     scores = {
         "silhouette": float(scib_metrics.silhouette_label(x, codes, rescale=False)),
-        "clisi": float(scib_metrics.clisi_knn(nn30, codes)),
+        "clisi": clisi(nn30, codes, n_labels),
         "isolated_labels": float(
             scib_metrics.isolated_labels(x, codes, np.zeros(len(x), np.int32), rescale=False)
         ),
@@ -98,10 +125,16 @@ def score_embedding(x: Float[np.ndarray, "C E"], labels) -> dict[str, float]:
     return scores
 
 
-def pca_baseline(adata, n_top_genes: int = 2000, n_comps: int = 50, key: str = BASELINE_KEY):
+def pca_baseline(
+    adata,
+    n_top_genes: int = 2000,
+    n_comps: int = 50,
+    key: str = BASELINE_KEY,
+    values: str = "auto",
+):
     """The usual zero-shot baseline: PCA of log-normalised highly variable genes (scanpy).
 
-    X is taken as counts, or as log-normalised values (see `as_counts`); then
+    X is read as `values` says, as training and embedding read it (see `as_counts`); then
     `normalize_total(target_sum=1e4)`, `log1p`, `highly_variable_genes(flavor="seurat",
     n_top_genes=min(2000, genes - 1))`, `pca(n_comps=min(50, cells - 1, HVGs - 1))` on the HVGs.
 
@@ -110,6 +143,7 @@ def pca_baseline(adata, n_top_genes: int = 2000, n_comps: int = 50, key: str = B
       n_top_genes: highly variable genes kept.
       n_comps: principal components.
       key: `obsm` key written.
+      values: what X holds: "auto", "counts", "log1p" or "normalized".
 
     Returns:
       adata, with `obsm[key]` [C, n_comps].
@@ -121,7 +155,7 @@ def pca_baseline(adata, n_top_genes: int = 2000, n_comps: int = 50, key: str = B
 
     from sigjax.evaluation._embed import as_counts
 
-    work = as_counts(adata).copy()
+    work = as_counts(adata, values).copy()
     sc.pp.normalize_total(work, target_sum=1e4)
     sc.pp.log1p(work)
     sc.pp.highly_variable_genes(

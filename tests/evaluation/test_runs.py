@@ -82,7 +82,7 @@ def test_stability_summary(tmp_path):
     assert calm["first_nonfinite_step"] is None and calm["max_over_initial"] == 1.0
 
 
-def test_stability_report_and_compare_write_files(tmp_path):
+def test_stability_report_and_compare_write_files(tmp_path, capsys):
     a = write_run(
         tmp_path / "a", fake_rows(5), scores={"val_loss": 1.5, "nmi": 0.4, "cells": "val"}
     )
@@ -106,6 +106,11 @@ def test_stability_report_and_compare_write_files(tmp_path):
     assert lines[3] == "| b | 2.1 | 2.1 | 2.5 |  |  |"
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 10_000
     assert (tmp_path / "cmp" / "compare.md").read_text().strip() == table
+    printed = capsys.readouterr().out  # Each file written is named, as `score` does.
+    for path in ("out/stability.png", "out/stability.md", "out/stability.json"):
+        assert f"wrote {tmp_path / path}" in printed
+    for path in ("cmp/compare.png", "cmp/compare.md"):
+        assert f"wrote {tmp_path / path}" in printed
 
 
 def test_summarize_and_results_markdown():

@@ -109,3 +109,32 @@ def test_as_counts_and_pca_baseline():
     assert adata.obsm["X_pca_hvg"].shape == (60, 6)
     # Synthetic types have their own marker genes: the baseline must separate them.
     assert score_embedding(adata.obsm["X_pca_hvg"], adata.obs["cell_type"])["nmi"] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("x", "labels"),
+    [
+        ([[0, 0], [1, 0], [5, 5]], ["a", "a", "b"]),  # 3 cells: was 3.0
+        ([[0, 0], [1, 0], [5, 5], [5, 6]], ["a", "a", "b", "b"]),
+        ([[0, 0], [0, 1], [9, 9], [9, 8], [4, 4]], ["a", "a", "b", "b", "c"]),
+    ],
+)
+def test_clisi_stays_in_range_with_few_cells(x, labels):
+    s = score_embedding(np.asarray(x, np.float32), labels)
+    assert 0.0 <= s["clisi"] <= 1.0
+
+
+def test_clisi_few_cells_value_and_many_cells_unchanged():
+    import scib_metrics
+
+    from sigjax.evaluation._score import _neighbors
+
+    # 3 cells, perplexity 2 over both other cells: the a-cells see one a and one b (LISI 2), the
+    # b-cell sees two a (LISI 1); median 2 -> (2 - 2) / (2 - 1) = 0.
+    s = score_embedding(np.asarray([[0, 0], [1, 0], [5, 5]], np.float32), ["a", "a", "b"])
+    assert s["clisi"] == pytest.approx(0.0, abs=1e-4)
+    # With 31+ cells the score is scib-metrics' own clisi_knn (perplexity 10).
+    x, labels = clusters(spread=4.0)
+    expected = float(scib_metrics.clisi_knn(_neighbors(x, 30), labels))
+    assert 0.0 < expected < 1.0
+    assert score_embedding(x, labels)["clisi"] == pytest.approx(expected, abs=1e-6)

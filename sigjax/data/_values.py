@@ -1,0 +1,178 @@
+"""What the values of an expression matrix are, and how they are read: one path for training,
+embedding and the PCA baseline.
+
+Kinds (`data.input_values` in a training config, `--values` of `python -m eval embed`):
+
+- "counts": raw counts (UMI or reads), whole numbers.
+- "normalized": normalised but not logged (TPM, CPM, `normalize_total` without `log1p`).
+- "log1p": log-normalised, ln(1 + x) of counts or normalised values (scanpy's `log1p`).
+- "auto": decided from the data: whole numbers -> "counts"; non-integer values with a maximum of
+  at most `LOG1P_MAX` -> "log1p" (ln(1 + x) of counts normalised to 1e4 or even 1e6 per cell
+  stays below 14); larger non-integer values -> "normalized". The decision and its reason are
+  logged in one line.
+
+Tokenisation normalises every cell to `target_sum` and takes log1p, so it needs values that are
+a per-cell multiple of counts: "counts" and "normalized" are used as they are (a per-cell scale
+cancels in the normalisation), "log1p" values are mapped back with expm1 (in float64) first.
+The tokens of a log-normalised file therefore equal those of the counts it was made from, and
+training and embedding read every file the same way.
+"""
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+VALUES = ("auto", "counts", "log1p", "normalized")
+# What runs saved before the field existed did in training: values tokenised as they were, never
+# expm1'd. The resume check reads a missing `data.input_values` as this.
+LEGACY_VALUES = "counts"
+LOG1P_MAX = 20.0  # "auto": non-integer values up to this are log1p values.
+# Explicit "log1p": larger values are not ln(1 + x) of expression (expm1(100) ~ 2.7e43, and sums of
+# many such values would come near float64's limit), so they are refused, never overflowed.
+LOG1P_LIMIT = 100.0
+_BLOCK = 1 << 24  # Values scanned at a time (bounds the temporaries of the integer test).
+_ROWS = 4096  # Rows read at a time from a backed (on-disk) matrix.
+
+
+def _stored_values(x):
+    """Yields the stored values of a dense, sparse or backed matrix, in blocks."""
+    if sp.issparse(x) or isinstance(x, np.ndarray):
+        values = x.data if sp.issparse(x) else np.asarray(x).ravel()
+        for start in range(0, values.size, _BLOCK):
+            yield values[start : start + _BLOCK]
+        return
+    if not hasattr(x, "shape") or len(x.shape) != 2:
+        raise TypeError(f"values: got {type(x).__name__}, expected a 2-D matrix")
+    for start in range(0, x.shape[0], _ROWS):  # Backed: read rows chunk by chunk.
+        chunk = x[start : start + _ROWS]
+        yield from _stored_values(chunk if sp.issparse(chunk) else np.asarray(chunk))
+
+
+def value_stats(x) -> dict:
+    """Minimum, maximum, finiteness and whole-numberness of the stored values of `x`.
+
+    Args:
+      x: a dense, sparse or backed matrix.
+
+    Returns:
+      {"n": stored values, "min", "max" (0.0 when empty), "finite": bool, "integer": bool}.
+    """
+    n, low, high, finite, integer = 0, np.inf, -np.inf, True, True
+    for v in _stored_values(x):
+        if not v.size:
+            continue
+        n += v.size
+        ok = np.isfinite(v)
+        if not ok.all():
+            finite = False
+            v = v[ok]
+            if not v.size:
+                continue
+        low, high = min(low, float(v.min())), max(high, float(v.max()))
+        if integer:
+            integer = bool(np.all(v == np.rint(v)))
+    if not np.isfinite(low):
+        low = high = 0.0
+    return {"n": n, "min": low, "max": high, "finite": finite, "integer": integer}
+
+
+def detect_values(stats: dict) -> tuple[str, str]:
+    """The kind of values "auto" picks, and why (one phrase for the log line).
+
+    Args:
+      stats: `value_stats` of the matrix.
+
+    Returns:
+      (kind, reason).
+    """
+    if stats["integer"]:
+        return "counts", f"all values are whole numbers (max {stats['max']:g})"
+    if stats["max"] <= LOG1P_MAX:
+        return "log1p", (
+            f"non-integer values with max {stats['max']:.4g} <= {LOG1P_MAX:g} look "
+            "log-normalised; expm1 before normalising"
+        )
+    return "normalized", (
+        f"non-integer values with max {stats['max']:.4g} > {LOG1P_MAX:g} look normalised "
+        "but not logged (TPM, CPM)"
+    )
+
+
+def check_values(stats: dict, where: str, hint: str = "") -> None:
+    """Raises ValueError for non-finite or negative values (e.g. scaled data).
+
+    Args:
+      stats: `value_stats` of the matrix.
+      where: names the data in the message.
+      hint: appended to the message (e.g. "try --use_raw").
+    """
+    hint = f"; {hint}" if hint else ""
+    if not stats["finite"]:
+        raise ValueError(
+            f"{where}: found non-finite values (NaN or inf); expected finite values >= 0{hint}"
+        )
+    if stats["min"] < 0:
+        raise ValueError(
+            f"{where}: found negative values (min {stats['min']:.4g}; scaled or centred data?); "
+            f"expected counts, normalised or log1p values >= 0{hint}"
+        )
+
+
+def resolve_values(
+    x, values: str = "auto", where: str = "data", hint: str = "", stats: dict | None = None
+) -> str:
+    """Checks the values of `x` and the kind they are read as; logs the decision in one line.
+
+    Args:
+      x: the expression matrix (dense, sparse or backed), cells in rows.
+      values: one of `VALUES`; "auto" detects the kind (see the module docstring).
+      where: names the data in messages.
+      hint: appended to error messages about the values (e.g. "try --use_raw").
+      stats: `value_stats(x)`, if already computed.
+
+    Returns:
+      "counts", "log1p" or "normalized".
+
+    Raises:
+      ValueError: `values` not one of `VALUES`; non-finite or negative values; "log1p" for values
+        above `LOG1P_LIMIT`, which are no log1p values.
+    """
+    if values not in VALUES:
+        raise ValueError(f"data.input_values: got {values!r}, expected one of {VALUES}")
+    stats = value_stats(x) if stats is None else stats
+    check_values(stats, where, hint)
+    if values == "auto":
+        kind, reason = detect_values(stats)
+        log.info("%s: values read as %r (input_values='auto': %s)", where, kind, reason)
+        return kind
+    if values == "log1p" and stats["max"] > LOG1P_LIMIT:
+        raise ValueError(
+            f"data.input_values: got 'log1p', but {where} holds values up to {stats['max']:.4g}, "
+            f"more than log1p values reach (< {LOG1P_LIMIT:g}); expected 'normalized' (TPM, CPM), "
+            "'counts' or 'auto'"
+        )
+    # Debug only: an explicit kind needs no explaining (embedding resolves first, then passes it).
+    log.debug("%s: values read as %r (as asked; max %.4g)", where, values, stats["max"])
+    return values
+
+
+def to_count_scale(x, kind: str):
+    """Values as a per-cell multiple of counts, float64: expm1 for "log1p", else as they are.
+
+    Args:
+      x: a dense or sparse matrix (in memory), checked by `resolve_values`.
+      kind: "counts", "log1p" or "normalized" (from `resolve_values`).
+
+    Returns:
+      A float64 matrix of the same type; `x` is not changed.
+    """
+    if sp.issparse(x):
+        x = x.astype(np.float64)  # A copy: the caller's data are not changed.
+        if kind == "log1p":
+            x.data = np.expm1(x.data)
+        return x
+    x = np.asarray(x, np.float64)
+    return np.expm1(x) if kind == "log1p" else x
