@@ -11,9 +11,11 @@ The rules that keep a run safe live here:
   fields in `RESUME_SAFE` may differ.
 """
 
+import contextlib
 import json
 import logging
 import pathlib
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -154,6 +156,29 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:160]}{'...' if len(text) > 160 else ''}"
 
 
+@contextlib.contextmanager
+def _quiet_orphaned_reads():
+    """Drops the "Event loop is closed" reports of a checkpoint read that failed.
+
+    When Orbax gives up on a checkpoint, TensorStore reads still in flight complete into its
+    closed event loop, and each reports RuntimeError("Event loop is closed") through
+    sys.unraisablehook: dozens of tracebacks after the one failure `restore_newest` already
+    logs. Only that report is dropped, and only while checkpoints are being read.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def restore_newest(mngr: ocp.CheckpointManager, setup: Setup, steps, workdir):
     """The newest of `steps` that restores intact: (step, state, meta, skipped).
 
@@ -178,7 +203,8 @@ def restore_newest(mngr: ocp.CheckpointManager, setup: Setup, steps, workdir):
     skipped = []
     for step in sorted(steps, reverse=True):
         try:
-            state, meta = restore(mngr, step, setup)
+            with _quiet_orphaned_reads():
+                state, meta = restore(mngr, step, setup)
         except Exception as e:  # noqa: BLE001 - any read failure marks the checkpoint corrupt; logged.
             reason = _reason(e)
         else:
