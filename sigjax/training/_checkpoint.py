@@ -151,31 +151,47 @@ def restore(mngr: ocp.CheckpointManager, step: int, setup: Setup):
 
 
 def _reason(e: BaseException) -> str:
-    """One short line for an exception (Orbax and TensorStore messages span many lines)."""
+    """One short line for an exception: its root cause (Orbax wraps TensorStore's precise error,
+    such as a byte range past the end of a truncated file, in a generic one), whitespace joined,
+    cut at 240 characters (TensorStore messages span many lines)."""
+    seen = {id(e)}
+    while (e.__cause__ or e.__context__) is not None and id(
+        e.__cause__ or e.__context__
+    ) not in seen:
+        e = e.__cause__ or e.__context__
+        seen.add(id(e))
     text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:160]}{'...' if len(text) > 160 else ''}"
+    return f"{type(e).__name__}: {text[:240]}{'...' if len(text) > 240 else ''}"
+
+
+class _DropOrphanedReads:
+    """A sys.unraisablehook that drops RuntimeError("Event loop is closed") and passes on the rest.
+
+    When Orbax gives up on a checkpoint, TensorStore reads still in flight complete into its
+    closed event loop, and each reports that error through sys.unraisablehook: dozens of
+    tracebacks after the one failure `restore_newest` already logs.
+    """
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, unraisable):
+        exc = unraisable.exc_value
+        if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
+            self.previous(unraisable)
 
 
 @contextlib.contextmanager
 def _quiet_orphaned_reads():
-    """Drops the "Event loop is closed" reports of a checkpoint read that failed.
-
-    When Orbax gives up on a checkpoint, TensorStore reads still in flight complete into its
-    closed event loop, and each reports RuntimeError("Event loop is closed") through
-    sys.unraisablehook: dozens of tracebacks after the one failure `restore_newest` already
-    logs. Only that report is dropped, and only while checkpoints are being read.
-    """
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        exc = unraisable.exc_value
-        if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-    try:
+    """Installs `_DropOrphanedReads` while a checkpoint is read. A failed read leaves it
+    installed: its orphaned reads may complete at any later time."""
+    if isinstance(sys.unraisablehook, _DropOrphanedReads):
         yield
-    finally:
+        return
+    previous = sys.unraisablehook
+    hook = sys.unraisablehook = _DropOrphanedReads(previous)
+    yield  # An exception propagates from here and leaves the hook in place.
+    if sys.unraisablehook is hook:
         sys.unraisablehook = previous
 
 

@@ -101,6 +101,8 @@ def _save_nan_checkpoint(workdir: pathlib.Path, step: int) -> None:
     with jax.set_mesh(mesh):
         _, state = make_setup(config, Vocab.load(workdir / "vocab.json").size, mesh)
     state = {**state, "params": jax.tree.map(lambda x: x * np.nan, state["params"])}
+    with pytest.raises(ValueError, match=f"step {step}: non-finite parameters; not saved"):
+        ckpt.save(mngr, step, state, {}, config)  # Today's save refuses it.
     mngr.save(
         step,
         args=ocp.args.Composite(
