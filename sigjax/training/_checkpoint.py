@@ -35,8 +35,9 @@ CONFIG_FILE, VOCAB_FILE, CHECKPOINTS = "config.json", "vocab.json", "checkpoints
 SKIPPED = "skipped_checkpoints"  # Checkpoints that did not restore, moved aside on resume.
 
 # Fields a resumed run may change. None of them changes what a step computes: how long to train,
-# how often to log, evaluate and save, how many checkpoints to keep, the progress bar, and the
-# device layout (checkpoints restore into any mesh). Every other field, anywhere in the config,
+# how often to log, evaluate and save, how many checkpoints to keep, the progress bar, the
+# device layout (checkpoints restore into any mesh) and how the data file is opened (backed or in
+# memory, the same cells either way). Every other field, anywhere in the config,
 # changes shapes or meaning (a learning-rate schedule, a seed, a data field), so a run with
 # another value is another run: resuming with it is refused. train.num_steps stretches the cosine
 # decay over the new length from the resume step on; that is the documented way to extend a run.
@@ -326,7 +327,12 @@ def check_resume(config, workdir: pathlib.Path) -> None:
     """Refuses to resume a run with another config; reads files only, writes nothing.
 
     On a workdir with checkpoints and a config.json, every field outside `RESUME_SAFE` must equal
-    the saved value (fields the saved run predates compare with their old-behaviour value).
+    the saved value (fields the saved run predates compare with their old-behaviour value). The
+    fields that may change: train.num_steps (the cosine decay then spans the new length from the
+    resume step on), train.log_every, train.eval_every, train.checkpoint_every,
+    train.keep_checkpoints, train.progress_bar, distributed, mesh.data, mesh.fsdp, data.backed.
+    Everything else, in any section (data.n_bins, data.max_len, data.value_encoding, seed, the
+    learning-rate schedule, ...) makes another run and is refused.
 
     Raises:
       ValueError: one line naming each differing field with its saved and new value.
