@@ -75,6 +75,7 @@ def main(argv):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("sigjax").setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.ERROR)  # Orbax warns about read-only restores.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # No-TPU log line.
     import sigjax.evaluation as ev
 
     if args.cmd == "embed":

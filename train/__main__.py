@@ -2,8 +2,9 @@
 
   python -m train --config=configs/X.py --workdir=DIR [--config.field=value ...]
 
-A rerun with the same workdir resumes from its latest checkpoint. Bad input (unknown config
-field, bad value, vocabulary mismatch on resume) and a non-finite loss end with one line
+A rerun with the same workdir resumes from its latest intact checkpoint (a finished run says
+"already at step N of N; nothing to do"). Bad input (unknown config field, bad value, unusable
+workdir, another config or vocabulary on resume) and a non-finite step end with one line
 "error: ..." on stderr and exit status 2.
 """
 
@@ -25,6 +26,8 @@ def main(argv):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("sigjax").setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every file it renames.
+    # "Unable to initialize backend 'tpu'" on every machine without one.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     try:
         config = flags.FLAGS.config
         config.keys()  # A missing or broken config file only fails on first use.
@@ -36,7 +39,7 @@ def main(argv):
     except (ValueError, FileNotFoundError, NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    print(" ".join(f"{k}={v}" for k, v in result.items()))
+    print(" ".join(f"{k}={v}" for k, v in result.items() if v is not None))
 
 
 def parse_flags(argv):
@@ -47,7 +50,10 @@ def parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-        print(f"error: bad flag: {e}", file=sys.stderr)
+        from sigjax.training import unknown_config_field
+
+        message = unknown_config_field(argv) or f"bad flag: {' '.join(str(e).split())}"
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -1,6 +1,7 @@
 """Training: the loop, its steps and objective, checkpoints and metrics, model loading."""
 
 from sigjax.training._checkpoint import load_model
+from sigjax.training._flags import unknown_config_field
 from sigjax.training._mesh import fsdp_spec, make_mesh
 from sigjax.training._metrics import MetricsWriter, read_metrics
 from sigjax.training._objective import mask_values, masked_loss
@@ -21,4 +22,5 @@ __all__ = [
     "masked_loss",
     "read_metrics",
     "train_and_evaluate",
+    "unknown_config_field",
 ]

@@ -1,10 +1,24 @@
 """The run directory: Orbax checkpoints (state plus data position), config.json and vocab.json,
-and `load_model`, which reads a run back for inference."""
+and `load_model`, which reads a run back for inference.
 
+The rules that keep a run safe live here:
+- a checkpoint holds only finite parameters (the step checks them before applying an update;
+  `load_model` and resume refuse a non-finite checkpoint);
+- every checkpoint carries a fingerprint of its state, checked when it is read back, so a
+  truncated, deleted or bit-flipped file is found, and the newest checkpoint that restores intact
+  is used (the others are logged as skipped);
+- a resume compares the new config with the saved one before anything is written: only the
+  fields in `RESUME_SAFE` may differ.
+"""
+
+import contextlib
 import json
+import logging
 import pathlib
+import sys
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -13,9 +27,47 @@ from sigjax._io import atomic_write
 from sigjax.data import Vocab
 from sigjax.model import EncoderConfig
 from sigjax.training._mesh import single_device_mesh
-from sigjax.training._steps import Setup, make_setup
+from sigjax.training._steps import Setup, all_finite, make_setup
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE, VOCAB_FILE, CHECKPOINTS = "config.json", "vocab.json", "checkpoints"
+SKIPPED = "skipped_checkpoints"  # Checkpoints that did not restore, moved aside on resume.
+
+# Fields a resumed run may change. None of them changes what a step computes: how long to train,
+# how often to log, evaluate and save, how many checkpoints to keep, the progress bar, the
+# device layout (checkpoints restore into any mesh) and how the data file is opened (backed or in
+# memory, the same cells either way). Every other field, anywhere in the config,
+# changes shapes or meaning (a learning-rate schedule, a seed, a data field), so a run with
+# another value is another run: resuming with it is refused. train.num_steps stretches the cosine
+# decay over the new length from the resume step on; that is the documented way to extend a run.
+RESUME_SAFE = frozenset(
+    {
+        "train.num_steps",
+        "train.log_every",
+        "train.eval_every",
+        "train.checkpoint_every",
+        "train.keep_checkpoints",
+        "train.progress_bar",
+        "distributed",
+        "mesh.data",
+        "mesh.fsdp",
+        "data.backed",
+    }
+)
+
+# Config fields added after the first release, outside config.model, with the value that keeps
+# the behaviour runs had before the field existed: a saved config.json without the field reads as
+# that value (on resume and in `load_model`). A new field goes here in the same commit that adds
+# it to configs/default.py. A new config.model field needs no entry: its `EncoderConfig` default
+# plays this role (see `added_defaults`).
+ADDED_FIELDS: dict[str, object] = {}
+
+
+def added_defaults() -> dict:
+    """{dotted field: old-behaviour value} of every field added after the first release."""
+    model = {f"model.{k}": v for k, v in EncoderConfig.added_defaults().items()}
+    return {**model, **ADDED_FIELDS}
 
 
 def checkpoint_manager(workdir: pathlib.Path, tc) -> ocp.CheckpointManager:
@@ -29,10 +81,51 @@ def checkpoint_manager(workdir: pathlib.Path, tc) -> ocp.CheckpointManager:
     return ocp.CheckpointManager((workdir / CHECKPOINTS).absolute(), options=options)
 
 
+def _words(x: jax.Array) -> jax.Array:
+    """The bits of `x` as uint32 words (one per element; two for 8-byte elements)."""
+    if x.dtype == jnp.bool_:
+        return x.astype(jnp.uint32)
+    size = x.dtype.itemsize
+    if size < 4:
+        return jax.lax.bitcast_convert_type(x, jnp.dtype(f"uint{8 * size}")).astype(jnp.uint32)
+    return jax.lax.bitcast_convert_type(x, jnp.uint32)
+
+
+@jax.jit
+def _fingerprint(state) -> jax.Array:
+    # A wrapping uint32 sum of every word: any single flipped bit changes it (by 2^k mod 2^32),
+    # integer sums are exact in any order, so every mesh and process count gives the same value,
+    # and it costs one pass over the state, on the devices.
+    return sum(
+        (jnp.sum(_words(x), dtype=jnp.uint32) for x in jax.tree.leaves(state)),
+        jnp.zeros((), jnp.uint32),
+    )
+
+
+def fingerprint(state) -> int:
+    """A checksum of a train state's bits, saved with each checkpoint and checked on restore."""
+    return int(jax.device_get(_fingerprint(state)))
+
+
+_all_finite = jax.jit(all_finite)
+
+
 def save(mngr: ocp.CheckpointManager, step: int, state, loader_state: dict, config) -> None:
     """Saves the train state of `step` (asynchronously) with its metadata: step, the data
-    loader's position after the step's batch, and the config."""
-    meta = {"step": step, "loader": loader_state, "config": config_json(config)}
+    loader's position after the step's batch, the config and the state's fingerprint.
+
+    Raises:
+      ValueError: the state holds non-finite parameters (never saved; the train step refuses
+        such updates, so this is a bug guard, not a path users reach).
+    """
+    if not bool(jax.device_get(_all_finite(state["params"]))):
+        raise ValueError(f"checkpoint of step {step}: non-finite parameters; not saved")
+    meta = {
+        "step": step,
+        "loader": loader_state,
+        "config": config_json(config),
+        "fingerprint": fingerprint(state),
+    }
     mngr.save(
         step,
         args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
@@ -40,7 +133,10 @@ def save(mngr: ocp.CheckpointManager, step: int, state, loader_state: dict, conf
 
 
 def restore(mngr: ocp.CheckpointManager, step: int, setup: Setup):
-    """The train state of `step`, restored straight into the target shardings, and its metadata."""
+    """The train state of `step`, restored straight into the target shardings, and its metadata.
+
+    No check beyond Orbax's own; `restore_newest` checks the fingerprint and the parameters.
+    """
     abstract = jax.tree.map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         setup.abstract,
@@ -55,76 +151,251 @@ def restore(mngr: ocp.CheckpointManager, step: int, setup: Setup):
     return out["state"], out["meta"]
 
 
+def _reason(e: BaseException) -> str:
+    """One short line for an exception: its root cause (Orbax wraps TensorStore's precise error,
+    such as a byte range past the end of a truncated file, in a generic one), whitespace joined,
+    cut at 240 characters (TensorStore messages span many lines)."""
+    seen = {id(e)}
+    while (e.__cause__ or e.__context__) is not None and id(
+        e.__cause__ or e.__context__
+    ) not in seen:
+        e = e.__cause__ or e.__context__
+        seen.add(id(e))
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:240]}{'...' if len(text) > 240 else ''}"
+
+
+class _DropOrphanedReads:
+    """A sys.unraisablehook that drops RuntimeError("Event loop is closed") and passes on the rest.
+
+    When Orbax gives up on a checkpoint, TensorStore reads still in flight complete into its
+    closed event loop, and each reports that error through sys.unraisablehook: dozens of
+    tracebacks after the one failure `restore_newest` already logs.
+    """
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, unraisable):
+        exc = unraisable.exc_value
+        if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
+            self.previous(unraisable)
+
+
+@contextlib.contextmanager
+def _quiet_orphaned_reads():
+    """Installs `_DropOrphanedReads` while a checkpoint is read. A failed read leaves it
+    installed: its orphaned reads may complete at any later time."""
+    if isinstance(sys.unraisablehook, _DropOrphanedReads):
+        yield
+        return
+    previous = sys.unraisablehook
+    hook = sys.unraisablehook = _DropOrphanedReads(previous)
+    yield  # An exception propagates from here and leaves the hook in place.
+    if sys.unraisablehook is hook:
+        sys.unraisablehook = previous
+
+
+def restore_newest(mngr: ocp.CheckpointManager, setup: Setup, steps, workdir):
+    """The newest of `steps` that restores intact: (step, state, meta, skipped).
+
+    A checkpoint is skipped, with a warning saying why, when Orbax cannot read it (a truncated,
+    deleted or unreadable file, an emptied step folder) or when its state does not match the
+    fingerprint saved with it (a flipped bit). Checkpoints saved before fingerprints existed are
+    accepted as Orbax reads them.
+
+    Args:
+      mngr: the run's checkpoint manager.
+      setup: the state's layout (`make_setup`).
+      steps: candidate steps.
+      workdir: the run directory (for messages).
+
+    Returns:
+      (step, state, meta, [(skipped step, reason), ...]).
+
+    Raises:
+      ValueError: no candidate restores (one line listing each with its reason), or the newest
+        intact checkpoint holds non-finite parameters.
+    """
+    skipped = []
+    for step in sorted(steps, reverse=True):
+        try:
+            with _quiet_orphaned_reads():
+                state, meta = restore(mngr, step, setup)
+        except Exception as e:  # noqa: BLE001 - any read failure marks the checkpoint corrupt; logged.
+            reason = _reason(e)
+        else:
+            saved = meta.get("fingerprint")
+            got = fingerprint(state) if saved is not None else None
+            if got == saved:
+                if not bool(jax.device_get(_all_finite(state["params"]))):
+                    raise ValueError(
+                        f"checkpoint step {step} in {workdir}: non-finite parameters; expected "
+                        f"finite ones (delete {pathlib.Path(workdir) / CHECKPOINTS / str(step)} to "
+                        "use an earlier checkpoint, or train a new --workdir)"
+                    )
+                return step, state, meta, skipped
+            reason = f"fingerprint {got} does not match the saved {saved} (a changed file)"
+        log.warning("checkpoint step %d in %s skipped: %s", step, workdir, reason)
+        skipped.append((step, reason))
+    listed = "; ".join(f"step {s}: {r}" for s, r in skipped) or "none found"
+    raise ValueError(
+        f"no checkpoint in {pathlib.Path(workdir) / CHECKPOINTS} restores ({listed}); expected "
+        "an intact checkpoint (or a new --workdir)"
+    )
+
+
+def move_skipped(mngr: ocp.CheckpointManager, workdir: pathlib.Path, skipped) -> None:
+    """Moves checkpoints that did not restore to DIR/skipped_checkpoints/STEP (kept for a look,
+    out of the way of the resumed run, which saves those steps again), then rereads the steps."""
+    if not skipped:
+        return
+    if jax.process_index() == 0:
+        for step, _ in skipped:
+            target = workdir / SKIPPED / str(step)
+            n = 1
+            while target.exists():
+                target, n = workdir / SKIPPED / f"{step}.{n}", n + 1
+            target.parent.mkdir(exist_ok=True)
+            (workdir / CHECKPOINTS / str(step)).rename(target)
+            log.warning("moved the skipped checkpoint of step %d to %s", step, target)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("sigjax: skipped checkpoints moved")
+    mngr.reload()
+
+
 def config_json(config) -> dict:
     """The config as the plain dict saved in config.json and in each checkpoint's metadata."""
     return json.loads(config.to_json_best_effort())
 
 
 def read_saved_config(path) -> dict:
-    """A run's saved config.json, in today's spelling.
+    """A run's saved config.json, in today's spelling and with today's fields.
 
     Runs saved before 2026-12-01 spelled the automatic attention implementation "auto" (or "");
-    it is None now, the one spelling the attention ops accept.
+    it is None now, the one spelling the attention ops accept. A field the run predates is added
+    with the value that keeps its behaviour (`added_defaults`).
     """
     saved = json.loads(pathlib.Path(path).read_text())
     model = saved.get("model", {})
     if model.get("implementation") in ("auto", ""):
         model["implementation"] = None
+    for name, value in added_defaults().items():
+        *sections, leaf = name.split(".")
+        node = saved
+        for s in sections:
+            node = node.setdefault(s, {})
+        node.setdefault(leaf, value)
     return saved
 
 
-def _model_differences(saved: dict, new: dict) -> dict:
-    """config.model fields that differ, name -> (saved, new). A field the saved run predates
-    counts as its `EncoderConfig` default, the behaviour that run had."""
-    old = {**EncoderConfig.added_defaults(), **saved.get("model", {})}
-    new = new["model"]
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+_ABSENT = "<absent>"
+
+
+def config_differences(saved: dict, new: dict) -> dict:
+    """Fields, anywhere in the config, that differ between a saved and a new config and may not
+    change on resume: dotted name -> (saved, new). Fields in `RESUME_SAFE` are left out; a field
+    the saved run predates counts as its old-behaviour value (`added_defaults`)."""
+    old = {**added_defaults(), **_flat(saved)}
+    new = _flat(new)
     return {
-        k: (old.get(k), new.get(k))
+        k: (old.get(k, _ABSENT), new.get(k, _ABSENT))
         for k in sorted(old.keys() | new.keys())
-        if old.get(k) != new.get(k)
+        if k not in RESUME_SAFE and old.get(k, _ABSENT) != new.get(k, _ABSENT)
     }
 
 
-def prepare_workdir(config, workdir: pathlib.Path, vocab: Vocab, resuming: bool) -> None:
-    """Saves config.json and vocab.json; on resume, refuses a different vocabulary or model
-    before anything is written.
+def has_checkpoints(workdir: pathlib.Path) -> bool:
+    """Whether DIR/checkpoints holds a step folder (half-written ones from a kill do not count)."""
+    folder = pathlib.Path(workdir) / CHECKPOINTS
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+
+
+def check_resume(config, workdir: pathlib.Path) -> None:
+    """Refuses to resume a run with another config; reads files only, writes nothing.
+
+    On a workdir with checkpoints and a config.json, every field outside `RESUME_SAFE` must equal
+    the saved value (fields the saved run predates compare with their old-behaviour value). The
+    fields that may change: train.num_steps (the cosine decay then spans the new length from the
+    resume step on), train.log_every, train.eval_every, train.checkpoint_every,
+    train.keep_checkpoints, train.progress_bar, distributed, mesh.data, mesh.fsdp, data.backed.
+    Everything else, in any section (data.n_bins, data.max_len, data.value_encoding, seed, the
+    learning-rate schedule, ...) makes another run and is refused.
 
     Raises:
-      ValueError: on resume, another vocabulary or another config.model than the saved ones.
+      ValueError: one line naming each differing field with its saved and new value.
     """
-    vocab_path, config_path = workdir / VOCAB_FILE, workdir / CONFIG_FILE
-    if resuming and vocab_path.exists():
+    config_path = pathlib.Path(workdir) / CONFIG_FILE
+    if not (config_path.is_file() and has_checkpoints(workdir)):
+        return
+    saved = read_saved_config(config_path)
+    diff = config_differences(saved, config_json(config))
+    if diff:
+        fields = "; ".join(f"{k}: saved {a!r}, got {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(
+            f"cannot resume {workdir} with another config: {fields}; expected the saved values "
+            f"(a resume may change only {', '.join(sorted(RESUME_SAFE))}), or a new --workdir"
+        )
+    before = saved.get("train", {}).get("num_steps")
+    if before is not None and before != config.train.num_steps:
+        log.info(
+            "train.num_steps: %s -> %s; the learning rate decays over the new length from here",
+            before,
+            config.train.num_steps,
+        )
+
+
+def check_vocab(workdir: pathlib.Path, vocab: Vocab) -> None:
+    """Refuses data whose vocabulary differs from the one a run was trained on.
+
+    Raises:
+      ValueError: another vocabulary than the saved one.
+    """
+    vocab_path = pathlib.Path(workdir) / VOCAB_FILE
+    if vocab_path.exists():
         saved = Vocab.load(vocab_path)
         if saved != vocab:
             raise ValueError(
                 f"vocabulary mismatch: {workdir} was trained on {saved.size} tokens, the data now "
                 f"gives {vocab.size} (or other genes); expected the same genes (or a new --workdir)"
             )
-    if resuming and config_path.exists():
-        diff = _model_differences(read_saved_config(config_path), config_json(config))
-        if diff:
-            fields = ", ".join(f"{k}: saved {a!r}, got {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(
-                f"config.model: {fields} (checkpoint in {workdir}); expected the same model "
-                "(or a new --workdir)"
-            )
+
+
+def write_run_files(config, workdir: pathlib.Path, vocab: Vocab) -> None:
+    """Saves config.json and vocab.json (process 0), once the run is known to start or resume."""
     if jax.process_index() == 0:
-        vocab.save(vocab_path)
-        atomic_write(config_path, json.dumps(config_json(config), indent=2))
+        vocab.save(workdir / VOCAB_FILE)
+        atomic_write(workdir / CONFIG_FILE, json.dumps(config_json(config), indent=2))
 
 
 def load_model(workdir, step: int | None = None):
-    """The model of a run for inference, from the latest (or given) checkpoint.
+    """The model of a run for inference, from its newest intact (or the given) checkpoint.
+
+    A newer checkpoint that does not restore (see `restore_newest`) is skipped with a warning.
 
     Args:
       workdir: a training run directory.
-      step: checkpoint step; None = the latest.
+      step: checkpoint step; None = the newest that restores.
 
     Returns:
       (CellEncoder with host parameters, config, vocab).
 
     Raises:
-      FileNotFoundError: no config.json or no checkpoint in workdir.
+      FileNotFoundError: no config.json or no checkpoint in workdir, or no checkpoint `step`.
+      ValueError: no checkpoint restores, or its parameters are not finite (one line, naming
+        the workdir and step).
     """
     workdir = pathlib.Path(workdir)
     if not (workdir / CONFIG_FILE).exists():
@@ -138,9 +409,7 @@ def load_model(workdir, step: int | None = None):
     )
     try:
         steps = mngr.all_steps()
-        if step is None:
-            step = mngr.latest_step()
-        if step is None or step not in steps:
+        if (step is None and not steps) or (step is not None and step not in steps):
             raise FileNotFoundError(
                 f"step: got {step}, expected one of the checkpoints {sorted(steps)} in "
                 f"{workdir / CHECKPOINTS}"
@@ -148,7 +417,7 @@ def load_model(workdir, step: int | None = None):
         mesh = single_device_mesh()
         with jax.set_mesh(mesh):
             setup, _ = make_setup(config, vocab.size, mesh)
-            state, _ = restore(mngr, step, setup)
+            _, state, _, _ = restore_newest(mngr, setup, steps if step is None else [step], workdir)
             params = jax.device_get(state["params"])
     finally:
         mngr.close()

@@ -5,12 +5,16 @@ evaluation, comparison and the stability report.
 """
 
 import json
+import logging
 import pathlib
+import time
 
 import jax
 import numpy as np
 
 from sigjax._io import atomic_write
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -21,6 +25,10 @@ class MetricsWriter:
     At start, metrics.jsonl keeps only complete rows up to the step training resumes from: a
     killed run may have left a half-written line or rows of steps that will be redone. So each
     step appears once in a file written by this class, and a resumed run continues it.
+
+    A run that starts from step 0 over rows of an earlier run (its checkpoints deleted, or a
+    run killed before its first save) does not drop them: the old file is kept whole as
+    metrics.before-<UTC time>.jsonl beside it, with a warning, and metrics.jsonl starts empty.
 
     Args:
       workdir: the run directory.
@@ -34,6 +42,8 @@ class MetricsWriter:
         from tensorboardX import SummaryWriter
 
         path = pathlib.Path(workdir) / METRICS_FILE
+        if path.exists() and start_step == 0:
+            _keep_aside(path)
         if path.exists():
             kept = []
             for line in path.read_text().splitlines(keepends=True):
@@ -63,6 +73,32 @@ class MetricsWriter:
         if self.main:
             self.file.close()
             self.tb.close()
+
+
+def _keep_aside(path: pathlib.Path) -> None:
+    """Renames a metrics.jsonl with complete rows to metrics.before-<UTC time>.jsonl, warning."""
+    steps = []
+    for line in path.read_text().splitlines():
+        try:
+            steps.append(int(json.loads(line)["step"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    if not steps:
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept, n = path.with_name(f"metrics.before-{stamp}.jsonl"), 1
+    while kept.exists():  # Two restarts within a second.
+        kept, n = path.with_name(f"metrics.before-{stamp}-{n}.jsonl"), n + 1
+    path.rename(kept)
+    log.warning(
+        "%s held %d rows (steps %d-%d) but no checkpoint to resume from: training starts at step "
+        "0 and the old rows are kept in %s",
+        path,
+        len(steps),
+        min(steps),
+        max(steps),
+        kept,
+    )
 
 
 def read_metrics(workdir) -> list[dict]:

@@ -112,11 +112,18 @@ def group_norms(grads: nnx.State, num_layers: int) -> dict:
     return {k: optax.global_norm([getattr(x, "value", x) for x in v]) for k, v in groups.items()}
 
 
+def all_finite(tree) -> jax.Array:
+    """Boolean scalar: every floating-point element of `tree` is finite (traceable)."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def train_step(setup: Setup, config, state, batch):
     """One optimizer step and its metrics (norms before clipping).
 
-    A step whose loss or gradient is non-finite leaves params and optimizer state unchanged and
-    reports ok=False; the loop stops on it.
+    A step whose loss, gradient, update, new parameters or new optimizer state hold a non-finite
+    value leaves params and optimizer state unchanged and reports ok=False; the loop stops on it,
+    so no checkpoint ever holds such a state.
     """
     key = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
     mask_key, dropout_key = jax.random.split(key)
@@ -137,7 +144,9 @@ def train_step(setup: Setup, config, state, batch):
     updates, opt_state = setup.tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     grad_norm = optax.global_norm(grads)
-    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    # A finite gradient can still give a non-finite step (a NaN or overflowing learning rate,
+    # overflowing Adam moments): the update and what it produces are checked too.
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & all_finite((updates, params, opt_state))
     new = {**state, "params": params, "opt_state": opt_state}
     new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
     new["step"] = state["step"] + 1

@@ -7,7 +7,10 @@ steps in `_steps.py` (the loss in `_objective.py`), the run directory and checkp
 
 import functools
 import logging
+import math
+import os
 import pathlib
+import socket
 import sys
 import time
 
@@ -17,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from sigjax.data import CellLoader, make_datasets
+from sigjax.model import EncoderConfig
 from sigjax.training import _checkpoint as ckpt
 from sigjax.training._mesh import (
     make_mesh,
@@ -25,18 +29,26 @@ from sigjax.training._mesh import (
     process_rows,
     replicate,
 )
-from sigjax.training._metrics import MetricsWriter
+from sigjax.training._metrics import MetricsWriter, read_metrics
 from sigjax.training._steps import build_model, evaluate_loss, make_setup, train_step
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteError(RuntimeError):
-    """Raised when a step produced a non-finite loss or gradient."""
+    """Raised when a step produced a non-finite loss, gradient, update or parameter."""
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     """Trains (or resumes) the model described by `config` in `workdir`.
+
+    Before anything is written, the config is checked (`check_config`), the workdir must be a
+    writable directory (or creatable), and on resume the config must equal the saved one except
+    for resume-safe fields (`_checkpoint.RESUME_SAFE`). A resume starts from the newest checkpoint
+    that restores intact; newer ones that do not are logged and moved to DIR/skipped_checkpoints.
+    A run already at train.num_steps logs "already at step N of N; nothing to do" and writes
+    nothing. A workdir with metrics but no checkpoint starts at step 0 and keeps the old rows in a
+    side file (see `MetricsWriter`).
 
     Args:
       config: a training config (see configs/default.py).
@@ -44,21 +56,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
         checkpoint and continues the same trajectory.
 
     Returns:
-      Final metrics: step, last train/loss, last val/loss, median perf/step_time.
+      Final metrics: step, last train/loss, last val/loss, median perf/step_time (None when no
+      step ran).
 
     Raises:
-      ValueError: bad config or data, vocabulary or model mismatch on resume.
-      NonFiniteError: a non-finite loss or gradient (the last good checkpoint is kept).
+      ValueError: bad config, data or workdir; another vocabulary or config on resume; no
+        checkpoint restores, or the newest intact one holds non-finite parameters.
+      NonFiniteError: a non-finite step (the last good checkpoint is kept).
     """
+    check_config(config)
+    workdir = _checked_workdir(workdir)
+    ckpt.check_resume(config, workdir)
     maybe_initialize_distributed(config)
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     mesh = _checked_mesh(config)
     train_cells, val_cells, vocab = make_datasets(config.data)
+    resuming = ckpt.has_checkpoints(workdir)
+    if resuming:
+        ckpt.check_vocab(workdir, vocab)
     mngr = ckpt.checkpoint_manager(workdir, config.train)
     try:
-        latest = mngr.latest_step()
-        ckpt.prepare_workdir(config, workdir, vocab, resuming=latest is not None)
         d = config.data
         loader = CellLoader(
             train_cells,
@@ -69,10 +85,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
         )
         with jax.set_mesh(mesh):
             setup, state = make_setup(config, vocab.size, mesh)
-            if latest is not None:
-                state, meta = ckpt.restore(mngr, latest, setup)
+            latest = None
+            if mngr.all_steps():
+                latest, state, meta, skipped = ckpt.restore_newest(
+                    mngr, setup, mngr.all_steps(), workdir
+                )
+                ckpt.move_skipped(mngr, workdir, skipped)
                 loader.set_state(meta["loader"])  # The data position is part of the checkpoint.
+                if latest >= config.train.num_steps:
+                    return _nothing_to_do(workdir, latest, config.train.num_steps)
                 log.info("resumed from step %d", latest)
+            ckpt.write_run_files(config, workdir, vocab)
             writer = MetricsWriter(workdir, latest or 0)
             try:
                 batches = prefetch(loader, mesh)
@@ -82,6 +105,78 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     finally:
         mngr.wait_until_finished()
         mngr.close()
+
+
+def check_config(config) -> None:
+    """The checks of a training config that need no data and no devices, in one place.
+
+    Raises:
+      ValueError: naming the first bad field, its value and what was expected.
+    """
+    tc, dc = config.train, config.data
+
+    def number(section, name, value, ok: bool, expected: str):
+        if not ok:
+            raise ValueError(f"{section}.{name}: got {value!r}, expected {expected}")
+
+    for name in ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
+        number("train", name, tc[name], int(tc[name]) >= 1, "an integer >= 1")
+    number("train", "eval_every", tc.eval_every, int(tc.eval_every) >= 0, "an integer >= 0")
+    number("train", "warmup_steps", tc.warmup_steps, int(tc.warmup_steps) >= 0, "an integer >= 0")
+    for name in ("learning_rate", "final_lr_fraction", "weight_decay", "grad_clip_norm"):
+        v = float(tc[name])
+        number("train", name, tc[name], math.isfinite(v) and v >= 0, "a finite number >= 0")
+    for name in ("b1", "b2"):
+        number("train", name, tc[name], 0 <= float(tc[name]) < 1, "a value in [0, 1)")
+    p = float(config.model.mask_prob)
+    number("model", "mask_prob", config.model.mask_prob, 0 < p < 1, "a value in (0, 1)")
+    for name in ("batch_size", "eval_batch_size", "max_len"):
+        number("data", name, dc[name], int(dc[name]) >= 1, "an integer >= 1")
+    EncoderConfig.from_config(config, vocab_size=16)  # Model choices (pooling, dtype, ...).
+
+
+def _checked_workdir(workdir) -> pathlib.Path:
+    """`workdir` as a Path, created if new, after checking that the run can write there.
+
+    Raises:
+      ValueError: it is a file, or it cannot be created or written.
+    """
+    workdir = pathlib.Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"--workdir: {workdir} is a file; expected a directory (new or a run's)")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        # Per process and host (several may share the directory); no jax call before
+        # maybe_initialize_distributed.
+        probe = workdir / f".write-test-{socket.gethostname()}-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(
+            f"--workdir: cannot write in {workdir} ({e.strerror or e}); expected a writable "
+            "directory"
+        ) from e
+    return workdir
+
+
+def _nothing_to_do(workdir, step: int, num_steps: int) -> dict:
+    """A finished run rerun: says so, writes nothing, returns the last logged metrics."""
+    if step == num_steps:
+        log.info("already at step %d of %d; nothing to do", step, num_steps)
+    else:
+        log.info("already at step %d, past train.num_steps=%d; nothing to do", step, num_steps)
+    try:
+        logged = [r for r in read_metrics(workdir) if r["step"] <= step]
+    except (FileNotFoundError, ValueError):
+        logged = []
+    last = logged[-1] if logged else {}
+    evals = [r["val/loss"] for r in logged if "val/loss" in r]
+    return {
+        "step": step,
+        "train/loss": last.get("train/loss"),
+        "val/loss": evals[-1] if evals else None,
+        "perf/step_time": None,
+    }
 
 
 def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
@@ -144,19 +239,17 @@ def _stop_if_non_finite(fetched, writer, mngr) -> None:
         if not bool(bad["ok"]):
             writer.write(bad_step, {k: v for k, v in bad.items() if k != "ok"})
             mngr.wait_until_finished()
+            good = mngr.latest_step()
             raise NonFiniteError(
-                f"non-finite loss or gradient at step {bad_step} "
-                f"(loss={float(bad['train/loss'])}, grad_norm={float(bad['train/grad_norm'])})"
-                f"; training stopped, last good checkpoint: step {mngr.latest_step()}"
+                f"non-finite loss, gradient, update or parameters at step {bad_step} "
+                f"(loss={float(bad['train/loss'])}, grad_norm={float(bad['train/grad_norm'])}, "
+                f"update_norm={float(bad['train/update_norm'])}); training stopped, "
+                + (f"last good checkpoint: step {good}" if good else "no checkpoint saved yet")
             )
 
 
 def _checked_mesh(config) -> jax.sharding.Mesh:
     """The run's mesh, after checking what can be checked before any data is loaded."""
-    tc = config.train
-    for name in ("num_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
-        if int(tc[name]) < 1:
-            raise ValueError(f"train.{name}: got {tc[name]}, expected an integer >= 1")
     # A bad model config fails here (shapes only, nothing allocated).
     nnx.eval_shape(lambda: build_model(config, 16))
     mesh = make_mesh(config.mesh)

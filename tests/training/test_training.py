@@ -123,14 +123,21 @@ def test_vocabulary_mismatch_on_resume_is_refused_and_keeps_the_run(smoke_run, t
     other = tmp_path / "other"
     shutil.copytree(workdir, other)
     before = sorted(p.name for p in (other / "checkpoints").iterdir())
-    vocab_before = (other / "vocab.json").read_text()
+    # Other data in the config is another config; the same config whose file now holds other
+    # genes is a vocabulary mismatch (here: a token dropped from the saved vocabulary).
     bad = smoke_config(**SYNTHETIC, **{"mesh.data": 1})
-    with pytest.raises(ValueError, match="vocabulary mismatch"):
+    with pytest.raises(ValueError, match="data.dataset: saved 'pbmc68k_reduced', got 'synthetic'"):
         train_and_evaluate(bad, other)
+    saved = json.loads((other / "vocab.json").read_text())
+    saved["tokens"] = saved["tokens"][:-1]
+    (other / "vocab.json").write_text(json.dumps(saved))
+    vocab_before = (other / "vocab.json").read_text()
+    with pytest.raises(ValueError, match="vocabulary mismatch"):
+        train_and_evaluate(config, other)
     assert sorted(p.name for p in (other / "checkpoints").iterdir()) == before
     assert (other / "vocab.json").read_text() == vocab_before
     changed = smoke_config(**{"mesh.data": 1, "model.embed_dim": 64})
-    with pytest.raises(ValueError, match="config.model: embed_dim: saved 32, got 64"):
+    with pytest.raises(ValueError, match="model.embed_dim: saved 32, got 64"):
         train_and_evaluate(changed, other)
 
 
@@ -144,7 +151,7 @@ def test_run_saved_before_a_model_field_existed_still_resumes(smoke_run, tmp_pat
     (old / "config.json").write_text(json.dumps(saved))
     train_and_evaluate(config, old)  # Resumes at its last step: the default keeps the old model.
     load_model(old)  # And the old spelling loads for inference.
-    with pytest.raises(ValueError, match="config.model"):
+    with pytest.raises(ValueError, match="model.attention_output_norm: saved False, got True"):
         train_and_evaluate(
             smoke_config(**{"mesh.data": 1, "model.attention_output_norm": True}), old
         )
