@@ -24,7 +24,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from sigjax._io import atomic_write
-from sigjax.data import Vocab
+from sigjax.data import LEGACY_VALUES, Vocab
 from sigjax.model import EncoderConfig
 from sigjax.training._mesh import single_device_mesh
 from sigjax.training._steps import Setup, all_finite, make_setup
@@ -61,7 +61,9 @@ RESUME_SAFE = frozenset(
 # that value (on resume and in `load_model`). A new field goes here in the same commit that adds
 # it to configs/default.py. A new config.model field needs no entry: its `EncoderConfig` default
 # plays this role (see `added_defaults`).
-ADDED_FIELDS: dict[str, object] = {}
+ADDED_FIELDS: dict[str, object] = {
+    "data.input_values": LEGACY_VALUES,  # Values were read as they were, never expm1'd.
+}
 
 
 def added_defaults() -> dict:

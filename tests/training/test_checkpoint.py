@@ -220,3 +220,13 @@ def test_read_saved_config_fills_fields_the_run_predates(run, tmp_path, monkeypa
     read = ckpt.read_saved_config(path)
     assert read["model"]["attention_output_norm"] is False
     assert read["data"]["gene_selection"] == "all"
+
+
+def test_a_run_saved_before_input_values_existed_resumes_as_counts(run):
+    saved = ckpt.config_json(run[0])
+    del saved["data"]["input_values"]  # As written before the field was added.
+    new = ckpt.config_json(run[0])
+    new["data"]["input_values"] = "counts"  # What those runs did: values read as they were.
+    assert ckpt.config_differences(saved, new) == {}
+    new["data"]["input_values"] = "log1p"
+    assert ckpt.config_differences(saved, new) == {"data.input_values": ("counts", "log1p")}
