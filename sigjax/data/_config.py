@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 
-from sigjax.data._tokenize import TokenizedCells, Vocab, tokenize
+from sigjax.data._tokenize import TokenizedCells, Vocab, select_genes, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ def default_data_config():
     c.max_len = 512  # Tokens per cell, CLS included; longer cells keep their top-expressed genes.
     c.value_encoding = "binned"  # "binned" (per-cell quantile bins) or "continuous" (log1p).
     c.n_bins = 51  # Value bins for "binned" (bin 0 is reserved).
+    c.bin_ties = "average"  # Tied counts: "average" (one bin; old runs) or "random" (scGPT).
+    c.gene_selection = "top_expressed"  # "top_expressed" | "highly_variable" | "all_expressed".
+    c.n_top_genes = 1000  # HVGs kept by gene_selection="highly_variable" (on training cells).
     c.target_sum = 1e4  # Library size after per-cell normalisation.
     c.val_fraction = 0.1  # Fraction of cells held out for validation.
     c.seed = 0  # Seed of the split and the batch order.
@@ -77,7 +80,9 @@ def load_adata(cfg):
 
 
 def tokenize_with(cfg, adata, vocab: Vocab) -> TokenizedCells:
-    """`tokenize(adata, vocab)` with the config's max_len, value_encoding, n_bins, target_sum."""
+    """`tokenize(adata, vocab)` with the config's max_len, value_encoding, n_bins, target_sum,
+    bin_ties and gene_selection ("all_expressed" truncates long cells at random, the others keep
+    the highest counts); configs written before these fields get the old behaviour."""
     return tokenize(
         adata,
         vocab,
@@ -85,6 +90,9 @@ def tokenize_with(cfg, adata, vocab: Vocab) -> TokenizedCells:
         value_encoding=cfg.value_encoding,
         n_bins=cfg.n_bins,
         target_sum=cfg.target_sum,
+        bin_ties=cfg.get("bin_ties", "average"),
+        truncate="random" if cfg.get("gene_selection") == "all_expressed" else "top",
+        seed=cfg.seed,
     )
 
 
@@ -109,7 +117,21 @@ def make_datasets(cfg, vocab: Vocab | None = None):
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise ValueError(f"data.val_fraction: got {cfg.val_fraction}, expected a value in [0, 1)")
     adata = load_adata(cfg)
-    if vocab is None:
+    selection = cfg.get("gene_selection", "top_expressed")
+    if vocab is None and selection == "highly_variable":
+        # HVGs from the training cells only (the same split as below when no cell is dropped).
+        order = np.random.default_rng(cfg.seed).permutation(adata.n_obs)
+        n_val = int(round(adata.n_obs * cfg.val_fraction))
+        train_rows = np.sort(order[n_val:])
+        genes = select_genes(
+            adata[train_rows].to_memory() if adata.isbacked else adata[train_rows],
+            selection,
+            cfg.n_top_genes,
+        )
+        log.info("gene_selection=highly_variable: %d genes", len(genes))
+        vocab = Vocab.from_genes(genes)
+    elif vocab is None:
+        select_genes(adata, selection, cfg.get("n_top_genes", 1))  # Validates the name.
         vocab = Vocab.from_genes(adata.var_names)
     else:
         matched = int(np.sum(vocab.encode(adata.var_names) >= 0))

@@ -1,4 +1,4 @@
-"""The masked-expression objective and the jitted steps that use it."""
+"""The training objectives: masked values, and whole-cell expression from the cell embedding."""
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +45,85 @@ def masked_loss(model, batch, key, mask_prob: float, dropout_key=None):
         deterministic=dropout_key is None,
         dropout_key=dropout_key,
     )
+    return _masked_term(model, out, batch, value_mask)
+
+
+def expression_targets(batch, vocab_size: int):
+    """Dense log-normalised expression [B, V] of each cell over the vocabulary: the token's
+    `targets` at its gene, 0 for every gene the cell does not carry (not expressed; or, in a cell
+    cut at max_len, expressed below the cut: small values, taken as 0).
+
+    Args:
+      batch: dict with "genes", "lengths" and "targets" (log-normalised values per token).
+      vocab_size: V.
+
+    Returns:
+      float32 [B, V]; the special tokens' columns are 0.
+    """
+    genes, lengths = batch["genes"], batch["lengths"]
+    pos = jnp.arange(genes.shape[1])[None, :]
+    valid = (pos >= 1) & (pos < lengths[:, None])
+    rows = jnp.broadcast_to(jnp.arange(genes.shape[0])[:, None], genes.shape)
+    # Invalid positions write 0 into column 0 (<pad>), which the loss ignores.
+    cols = jnp.where(valid, genes, 0)
+    vals = jnp.where(valid, batch["targets"], 0.0).astype(jnp.float32)
+    return jnp.zeros((genes.shape[0], vocab_size), jnp.float32).at[rows, cols].set(vals)
+
+
+def objective_loss(model, batch, key, model_cfg, dropout_key=None):
+    """The configured objective: masked_weight * masked loss + expression_weight * expression loss.
+
+    Both terms come from one forward pass with the masked values hidden from the input. The
+    masked loss is `masked_loss`'s (cross-entropy over bins, or squared error on log1p values).
+    The expression loss is the mean squared error, over all cells and all vocabulary genes (the
+    cell's unexpressed genes included, target 0), of `model.predict_expression(embedding)`
+    against `expression_targets`: a denoising autoencoder through the cell embedding, which is
+    what trains that embedding (the masked loss alone never reaches it). With
+    model.expression_weight = 0 (the default of configs written before it) this is the old
+    masked objective exactly.
+
+    Args:
+      model: a `CellEncoder` (with the expression decoder when expression_weight > 0).
+      batch: dict with "genes", "values", "lengths" (and "targets" for the expression loss).
+      key: PRNG key of the masks.
+      model_cfg: `config.model` (mask_prob, masked_weight, expression_weight).
+      dropout_key: PRNG key for dropout; None = deterministic.
+
+    Returns:
+      (loss, {"masked": masked loss, "expression": expression loss (0 when off), "count":
+      masked tokens}).
+
+    Raises:
+      ValueError: expression_weight > 0 and the batch has no "targets".
+    """
+    w_expr = float(model_cfg.get("expression_weight", 0.0))
+    w_mask = float(model_cfg.get("masked_weight", 1.0))
+    value_mask = mask_values(key, batch["genes"], batch["lengths"], model_cfg.mask_prob)
+    out = model(
+        batch["genes"],
+        batch["values"],
+        batch["lengths"],
+        value_mask=value_mask,
+        deterministic=dropout_key is None,
+        dropout_key=dropout_key,
+    )
+    masked, count = _masked_term(model, out, batch, value_mask)
+    expression = jnp.zeros((), jnp.float32)
+    if w_expr > 0:
+        if "targets" not in batch:
+            raise ValueError(
+                f"batch: got keys {sorted(batch)} with model.expression_weight={w_expr}; "
+                "expected 'targets' (log-normalised values, from TokenizedCells.targets)"
+            )
+        pred = model.predict_expression(out["embedding"])
+        target = expression_targets(batch, pred.shape[-1])
+        expression = jnp.mean(jnp.square(pred - target)[:, 3:])  # Specials excluded.
+    loss = w_mask * masked + w_expr * expression
+    return loss, {"masked": masked, "expression": expression, "count": count}
+
+
+def _masked_term(model, out, batch, value_mask):
+    """Mean masked-token loss of a forward pass `out`, and the number of masked tokens."""
     if model.binned:
         targets = jnp.clip(batch["values"].astype(jnp.int32), 0, model.n_bins - 1)
         per_token = optax.softmax_cross_entropy_with_integer_labels(out["logits"], targets)
@@ -82,6 +161,6 @@ def group_norms(grads: nnx.State, num_layers: int) -> dict:
             groups[f"grad_norm/block_{keys[1]}/{part}"].append(leaf)
         elif keys[0] in ("gene_embed", "value_embed", "mask_embed"):
             groups["grad_norm/embed"].append(leaf)
-        else:  # final_norm and head.
+        else:  # final_norm, head and the expression decoder.
             groups["grad_norm/head"].append(leaf)
     return {k: optax.global_norm([getattr(x, "value", x) for x in v]) for k, v in groups.items()}
