@@ -119,7 +119,7 @@ def pca_scores(name: str, seed: int) -> dict:
     x_all = np.asarray(work.X[:, hv].todense())
     mean = x_tr.mean(0)
     n = min(50, len(train) - 1, int(hv.sum()) - 1)
-    # PCA on the training cells (centred, as scanpy's pca with zero_center=True), held-out projected.
+    # PCA fit on the training cells (centred, as scanpy's pca), held-out cells projected.
     _, _, vt = np.linalg.svd(x_tr - mean, full_matrices=False)
     proj = (x_all - mean) @ vt[:n].T
     out = {
@@ -228,8 +228,9 @@ def main():
                         f.write(json.dumps(row) + "\n")
                     m, p = row["model"], row["pca_train"]
                     print(
-                        f"{variant:14s} {name:16s} {attention:8s} s{seed} {row['train_seconds']:6.1f}s"
-                        f" purity {m['knn_purity']:.3f} (pca {p['knn_purity']:.3f}/"
+                        f"{variant:14s} {name:16s} {attention:8s} s{seed} "
+                        f"{row['train_seconds']:6.1f}s purity {m['knn_purity']:.3f} "
+                        f"(pca {p['knn_purity']:.3f}/"
                         f"{row['pca_heldout']['knn_purity']:.3f}) nmi {m['nmi']:.3f} "
                         f"(pca {p['nmi']:.3f}/{row['pca_heldout']['nmi']:.3f}) "
                         f"acc {m['knn_accuracy']:.3f} (pca {p['knn_accuracy']:.3f}) "

@@ -59,7 +59,7 @@ def probe(name: str, seed: int = 0) -> dict:
         ]
         gene_bins = np.ones((g, N_BINS))  # Add-one smoothing.
         gene_counts = np.full((g, MAX_COUNT + 1), 1e-3)
-        for (cols, counts, _), b, h in zip(cells, binned, held):
+        for (cols, counts, _), b, h in zip(cells, binned, held, strict=True):
             if not h:
                 np.add.at(gene_bins, (cols, b.astype(int)), 1)
                 np.add.at(gene_counts, (cols, np.minimum(counts, MAX_COUNT)), 1)
@@ -71,12 +71,12 @@ def probe(name: str, seed: int = 0) -> dict:
         mask_rng = np.random.default_rng(seed + 2)
         gene_logsum = np.zeros(g)
         gene_n = np.zeros(g)
-        for (cols, counts, total), h in zip(cells, held):
+        for (cols, counts, total), h in zip(cells, held, strict=True):
             if not h:
                 np.add.at(gene_logsum, cols, np.log1p(counts / total * 1e4))
                 np.add.at(gene_n, cols, 1)
         gene_logmean = gene_logsum / np.maximum(gene_n, 1)
-        for (cols, counts, total), b, h in zip(cells, binned, held):
+        for (cols, counts, total), b, h in zip(cells, binned, held, strict=True):
             if not h or len(cols) < 4:
                 continue
             m = mask_rng.random(len(cols)) < 0.15
