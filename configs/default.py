@@ -30,6 +30,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.model.pooling = "cls"  # Cell embedding: "cls" token or "mean" of gene tokens.
     c.model.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
     c.model.mask_prob = 0.15  # Fraction of gene values masked for the objective.
+    c.model.masked_weight = 1.0  # Weight of the masked-value loss.
+    c.model.expression_weight = 0.0  # Weight of the expression-decoder loss (0: old objective).
+    c.model.expression_center = False  # Centre the expression loss over the batch, gene by gene.
     c.model.value_encoding = c.data.get_ref("value_encoding")  # Follows data.value_encoding.
 
     c.train = ml_collections.ConfigDict()

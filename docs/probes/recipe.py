@@ -65,6 +65,26 @@ VARIANTS = {
     "mask40": {**RECIPE, "model.mask_prob": 0.4},
     "lr3e-3": {**RECIPE, "train.learning_rate": 3e-3},
     "steps600": {**RECIPE, "train.num_steps": 600},
+    "center": {**RECIPE, "model.expression_center": True},
+    "center_lr3e-3": {**RECIPE, "model.expression_center": True, "train.learning_rate": 3e-3},
+    "center_only_lr1e-2": {
+        **RECIPE,
+        "model.expression_center": True,
+        "model.masked_weight": 0.0,
+        "train.learning_rate": 1e-2,
+    },
+    "center_mw0.1_lr3e-3": {
+        **RECIPE,
+        "model.expression_center": True,
+        "model.masked_weight": 0.1,
+        "train.learning_rate": 3e-3,
+    },
+    "center_only_lr3e-3": {
+        **RECIPE,
+        "model.expression_center": True,
+        "model.masked_weight": 0.0,
+        "train.learning_rate": 3e-3,
+    },
 }
 
 

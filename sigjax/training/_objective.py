@@ -77,7 +77,8 @@ def objective_loss(model, batch, key, model_cfg, dropout_key=None):
     masked loss is `masked_loss`'s (cross-entropy over bins, or squared error on log1p values).
     The expression loss is the mean squared error, over all cells and all vocabulary genes (the
     cell's unexpressed genes included, target 0), of `model.predict_expression(embedding)`
-    against `expression_targets`: a denoising autoencoder through the cell embedding, which is
+    against `expression_targets` (with model.expression_center, both centred over the batch's
+    cells gene by gene): a denoising autoencoder through the cell embedding, which is
     what trains that embedding (the masked loss alone never reaches it). With
     model.expression_weight = 0 (the default of configs written before it) this is the old
     masked objective exactly.
@@ -86,7 +87,8 @@ def objective_loss(model, batch, key, model_cfg, dropout_key=None):
       model: a `CellEncoder` (with the expression decoder when expression_weight > 0).
       batch: dict with "genes", "values", "lengths" (and "targets" for the expression loss).
       key: PRNG key of the masks.
-      model_cfg: `config.model` (mask_prob, masked_weight, expression_weight).
+      model_cfg: `config.model` (mask_prob, masked_weight, expression_weight,
+        expression_center).
       dropout_key: PRNG key for dropout; None = deterministic.
 
     Returns:
@@ -116,8 +118,13 @@ def objective_loss(model, batch, key, model_cfg, dropout_key=None):
                 "expected 'targets' (log-normalised values, from TokenizedCells.targets)"
             )
         pred = model.predict_expression(out["embedding"])
-        target = expression_targets(batch, pred.shape[-1])
-        expression = jnp.mean(jnp.square(pred - target)[:, 3:])  # Specials excluded.
+        error = pred - expression_targets(batch, pred.shape[-1])
+        if model_cfg.get("expression_center", False):
+            # Centre prediction and target over the batch's cells, gene by gene: the loss sees
+            # only how cells differ (as PCA does), not each gene's mean level, which a bias
+            # learning at the Adam step size (~lr per step) would take thousands of steps to fit.
+            error = error - jnp.mean(error, axis=0, keepdims=True)
+        expression = jnp.mean(jnp.square(error)[:, 3:])  # Specials excluded.
     loss = w_mask * masked + w_expr * expression
     return loss, {"masked": masked, "expression": expression, "count": count}
 

@@ -22,7 +22,7 @@ from jax.sharding import PartitionSpec as P
 
 from sigjax.data import CellLoader, Vocab, make_datasets
 from sigjax.model import CellEncoder
-from sigjax.training._objective import group_norms, masked_loss
+from sigjax.training._objective import group_norms, masked_loss, objective_loss
 
 log = logging.getLogger(__name__)
 BATCH_AXES = ("data", "fsdp")
@@ -227,15 +227,11 @@ def train_step(setup: Setup, config, state, batch):
         # FSDP: parameters are sharded at rest and gathered for use; their gradients come back
         # sharded like them (the transpose of the gather).
         model = nnx.merge(setup.graphdef, _replicate(params))
-        return masked_loss(
-            model,
-            batch,
-            mask_key,
-            config.model.mask_prob,
-            dropout_key if config.model.dropout else None,
+        return objective_loss(
+            model, batch, mask_key, config.model, dropout_key if config.model.dropout else None
         )
 
-    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = setup.tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     grad_norm = optax.global_norm(grads)
@@ -245,6 +241,8 @@ def train_step(setup: Setup, config, state, batch):
     new["step"] = state["step"] + 1
     metrics = {
         "train/loss": loss,
+        "train/masked_loss": aux["masked"],
+        "train/expression_loss": aux["expression"],
         "train/grad_norm": grad_norm,
         "train/param_norm": optax.global_norm(state["params"]),
         "train/update_norm": optax.global_norm(updates),
