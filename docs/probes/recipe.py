@@ -40,6 +40,18 @@ from sigjax.training._objective import group_norms, objective_loss  # noqa: E402
 from sigjax.training._train import make_optimizer  # noqa: E402
 
 HELD_OUT = 0.3
+# configs/small.py as it was on main (before the recipe became its default); every variant is
+# these fields plus its overrides, so "old" stays the old model whatever small.py holds.
+OLD = {
+    "data.gene_selection": "top_expressed",
+    "data.bin_ties": "average",
+    "model.expression_weight": 0.0,
+    "model.expression_center": False,
+    "model.masked_weight": 1.0,
+    "model.attention_output_norm": False,
+    "model.pooling": "cls",
+    "train.learning_rate": 1e-3,
+}
 # First try (v0): HVGs, random ties, the expression decoder beside the masked loss, hybrid norm,
 # mean pooling, LR 1e-3; its ablations are the v0_* variants.
 RECIPE_V0 = {
@@ -104,7 +116,7 @@ def make_config(overrides: dict, attention: str, seed: int):
     c.seed = seed
     c.data.seed = seed
     c.train.progress_bar = False
-    for key, value in overrides.items():
+    for key, value in {**OLD, **overrides}.items():
         *path, leaf = key.split(".")
         node = c
         for p in path:

@@ -1,5 +1,8 @@
 """Probe: are sigmoid's MLPs alive under a recipe? configs/stress_tiny.py (no clipping, LR 1e-2).
 
+The variant's data and model fields (docs/probes/recipe.py) on stress_tiny; its train fields
+are ignored, so every run has stress_tiny's LR 1e-2, no clipping and 150 steps.
+
 Trains stress_tiny with the given variant's overrides (docs/probes/recipe.py VARIANTS), sigmoid
 and softmax, and reports each block's median MLP and attention gradient norm over the last 20
 steps, and sigmoid/softmax ratios. One JSON line per variant to --out.
@@ -19,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.getcwd())
 from configs import stress_tiny  # noqa: E402
-from docs.probes.recipe import VARIANTS, train  # noqa: E402
+from docs.probes.recipe import OLD, VARIANTS, train  # noqa: E402
 from sigjax.data import Vocab, load_adata, tokenize_with  # noqa: E402
 from sigjax.data._tokenize import select_genes  # noqa: E402
 
@@ -28,7 +31,9 @@ def run(variant: str, attention: str) -> dict:
     c = stress_tiny.get_config()
     c.model.attention = attention
     c.model.implementation = "xla"
-    for key, value in VARIANTS[variant].items():
+    # The variant's data and model fields; train.* stays stress_tiny's (LR 1e-2, no clipping).
+    fields = {k: v for k, v in {**OLD, **VARIANTS[variant]}.items() if not k.startswith("train.")}
+    for key, value in fields.items():
         *path, leaf = key.split(".")
         node = c
         for p in path:

@@ -337,7 +337,12 @@ def _config_json(config) -> dict:
 
 
 # config.model fields added after the first release, with the value that keeps the old model.
-_MODEL_FIELDS_ADDED = {"attention_output_norm": False}
+_MODEL_FIELDS_ADDED = {
+    "attention_output_norm": False,
+    "masked_weight": 1.0,
+    "expression_weight": 0.0,
+    "expression_center": False,
+}
 
 
 def _prepare_workdir(config, workdir: pathlib.Path, vocab: Vocab, resuming: bool):
