@@ -106,6 +106,8 @@ VARIANTS = {
     "cls": {**RECIPE, "model.pooling": "cls"},
     "hvg2000": {**RECIPE, "data.n_top_genes": 2000},
     "steps600": {**RECIPE, "train.num_steps": 600},
+    # 500 HVGs and room for all of a cell's expressed HVGs (Zeisel, CBMC cells are cut at 256).
+    "hvg500_len512": {**RECIPE, "data.n_top_genes": 500, "data.max_len": 512},
 }
 
 

@@ -109,3 +109,16 @@ def test_as_counts_and_pca_baseline():
     assert adata.obsm["X_pca_hvg"].shape == (60, 6)
     # Synthetic types have their own marker genes: the baseline must separate them.
     assert score_embedding(adata.obsm["X_pca_hvg"], adata.obs["cell_type"])["nmi"] > 0.8
+
+
+def test_knn_accuracy_from_reference_cells():
+    from sigjax.evaluation._score import knn_accuracy
+
+    x, labels = clusters()
+    ref, ref_labels = clusters(seed=0)
+    assert knn_accuracy(ref, ref_labels, x, labels) == 1.0
+    assert knn_accuracy(ref, np.roll(ref_labels, 20), x, labels) == 0.0  # Wrong reference labels.
+    scores = score_embedding(x, labels, ref, ref_labels)
+    assert scores["knn_accuracy"] == 1.0 and "knn_accuracy" not in score_embedding(x, labels)
+    with pytest.raises(ValueError, match="embeddings"):
+        knn_accuracy(ref[:, :3], ref_labels, x, labels)
