@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 
 def mask_values(key, genes, lengths, mask_prob: float):
@@ -63,11 +64,20 @@ def expression_targets(batch, vocab_size: int):
     genes, lengths = batch["genes"], batch["lengths"]
     pos = jnp.arange(genes.shape[1])[None, :]
     valid = (pos >= 1) & (pos < lengths[:, None])
-    rows = jnp.broadcast_to(jnp.arange(genes.shape[0])[:, None], genes.shape)
     # Invalid positions write 0 into column 0 (<pad>), which the loss ignores.
     cols = jnp.where(valid, genes, 0)
     vals = jnp.where(valid, batch["targets"], 0.0).astype(jnp.float32)
-    return jnp.zeros((genes.shape[0], vocab_size), jnp.float32).at[rows, cols].set(vals)
+    shape = (genes.shape[0], vocab_size)
+    sharding = getattr(jax.typeof(genes), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or mesh.empty:
+        rows = jnp.broadcast_to(jnp.arange(genes.shape[0])[:, None], genes.shape)
+        return jnp.zeros(shape, jnp.float32).at[rows, cols].set(vals)
+    # Under an explicit mesh every operand of the scatter carries the batch's sharding.
+    spec = P(sharding.spec[0], None)
+    rows = jax.lax.broadcasted_iota(jnp.int32, genes.shape, 0, out_sharding=sharding)
+    zeros = jnp.zeros(shape, jnp.float32, out_sharding=spec)
+    return zeros.at[rows, cols].set(vals, out_sharding=spec)
 
 
 def objective_loss(model, batch, key, model_cfg, dropout_key=None):
