@@ -10,6 +10,8 @@ import collections
 import json
 
 METRICS = ("knn_purity", "nmi", "ari", "silhouette", "knn_accuracy")
+# Rows run under another name with the same fields (recipe.py VARIANTS says so).
+ALIASES = {"hvg500_len512": "recipe"}
 
 
 def main():
@@ -21,6 +23,7 @@ def main():
     keep = args.variants.split(",") if args.variants else None
     groups = collections.defaultdict(list)
     for r in rows:
+        r["variant"] = ALIASES.get(r["variant"], r["variant"])
         if keep is None or r["variant"] in keep:
             groups[r["variant"], r["dataset"], r["attention"]].append(r)
     head = " | ".join(f"{m} (PCA)" for m in METRICS)
