@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 
-from sigjax.data._tokenize import TokenizedCells, Vocab, tokenize
+from sigjax.data._tokenize import TokenizedCells, Vocab, select_genes, tokenize
 from sigjax.data._values import LEGACY_VALUES
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ def default_data_config():
     c.max_len = 512  # Tokens per cell, CLS included; longer cells keep their top-expressed genes.
     c.value_encoding = "binned"  # "binned" (per-cell quantile bins) or "continuous" (log1p).
     c.n_bins = 51  # Value bins for "binned" (bin 0 is reserved).
+    c.bin_ties = "random"  # Tied counts: "random" (scGPT; no shortcut) or "average" (old runs).
+    c.gene_selection = "top_expressed"  # "top_expressed" | "highly_variable" | "all_expressed".
+    c.n_top_genes = 1000  # HVGs kept by gene_selection="highly_variable" (on training cells).
     c.target_sum = 1e4  # Library size after per-cell normalisation.
     c.val_fraction = 0.1  # Fraction of cells held out for validation.
     c.seed = 0  # Seed of the split and the batch order.
@@ -80,8 +83,10 @@ def load_from_config(cfg):
 
 
 def tokenize_with(cfg, adata, vocab: Vocab, input_values: str | None = None) -> TokenizedCells:
-    """`tokenize(adata, vocab)` with the config's max_len, value_encoding, n_bins, target_sum and
-    input_values: the one way training, evaluation and embedding read and tokenise cells.
+    """`tokenize(adata, vocab)` with the config's max_len, value_encoding, n_bins, target_sum,
+    input_values, bin_ties and gene_selection ("all_expressed" truncates long cells at random, the
+    others keep the highest counts): the one way training, evaluation and embedding read and
+    tokenise cells. Configs written before a field existed get the old behaviour.
 
     Args:
       cfg: a data config; a saved one without `input_values` (a run older than the field) reads
@@ -101,6 +106,9 @@ def tokenize_with(cfg, adata, vocab: Vocab, input_values: str | None = None) -> 
         n_bins=cfg.n_bins,
         target_sum=cfg.target_sum,
         input_values=input_values or cfg.get("input_values", LEGACY_VALUES),
+        bin_ties=cfg.get("bin_ties", "average"),
+        truncate="random" if cfg.get("gene_selection") == "all_expressed" else "top",
+        seed=cfg.seed,
     )
 
 
@@ -125,7 +133,22 @@ def make_datasets(cfg, vocab: Vocab | None = None):
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise ValueError(f"data.val_fraction: got {cfg.val_fraction}, expected a value in [0, 1)")
     adata = load_from_config(cfg)
-    if vocab is None:
+    selection = cfg.get("gene_selection", "top_expressed")
+    if vocab is None and selection == "highly_variable":
+        # HVGs from the training cells only (the same split as below when no cell is dropped).
+        order = np.random.default_rng(cfg.seed).permutation(adata.n_obs)
+        n_val = int(round(adata.n_obs * cfg.val_fraction))
+        train_rows = np.sort(order[n_val:])
+        genes = select_genes(
+            adata[train_rows].to_memory() if adata.isbacked else adata[train_rows],
+            selection,
+            cfg.n_top_genes,
+            cfg.get("input_values", LEGACY_VALUES),
+        )
+        log.info("gene_selection=highly_variable: %d genes", len(genes))
+        vocab = Vocab.from_genes(genes)
+    elif vocab is None:
+        select_genes(adata, selection, cfg.get("n_top_genes", 1))  # Validates the name.
         vocab = Vocab.from_genes(adata.var_names)
     else:
         matched = int(np.sum(vocab.encode(adata.var_names) >= 0))

@@ -43,7 +43,9 @@ def pad_batch(cells: TokenizedCells, idx, max_len: int) -> dict:
 
     Returns:
       {"genes": int32 [B, L] (0 = pad, <cls> = 1 first), "values": float32 [B, L] (0 at <cls> and
-      pad), "lengths": int32 [B] (tokens incl. <cls>), "labels": int32 [B] (-1 unknown)}.
+      pad), "lengths": int32 [B] (tokens incl. <cls>), "labels": int32 [B] (-1 unknown)}, plus
+      "targets": float32 [B, L] (log-normalised values, 0 at <cls> and pad) when the cells carry
+      them.
     """
     idx = np.asarray(idx, np.int64)
     lens = cells.lengths[idx]
@@ -58,12 +60,17 @@ def pad_batch(cells: TokenizedCells, idx, max_len: int) -> dict:
     values = np.zeros((len(idx), length), np.float32)
     genes[rows, cols] = cells.genes[src]
     values[rows, cols] = cells.values[src]
-    return {
+    batch = {
         "genes": genes,
         "values": values,
         "lengths": lens.astype(np.int32),
         "labels": cells.labels[idx].astype(np.int32),
     }
+    if cells.targets is not None:  # Log-normalised values, for the expression objective.
+        targets = np.zeros((len(idx), length), np.float32)
+        targets[rows, cols] = cells.targets[src]
+        batch["targets"] = targets
+    return batch
 
 
 class CellLoader:

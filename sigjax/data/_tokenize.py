@@ -19,6 +19,8 @@ PAD, CLS, MASK = "<pad>", "<cls>", "<mask>"
 SPECIALS = (PAD, CLS, MASK)
 PAD_ID, CLS_ID, MASK_ID = 0, 1, 2
 VALUE_ENCODINGS = ("binned", "continuous")
+BIN_TIES = ("average", "random")
+GENE_SELECTIONS = ("top_expressed", "highly_variable", "all_expressed")
 _CHUNK = 2048  # Cells read at a time (backed files are read chunk by chunk).
 
 
@@ -140,6 +142,9 @@ class TokenizedCells:
       offsets: int64 [C + 1], offsets[0] = 0.
       labels: int32 [C], -1 when unknown.
       label_names: names of label ids.
+      targets: float32 [N] log-normalised values log1p(count / total * target_sum), 0 at <cls>:
+        the expression objective's targets whatever the value encoding; None in cells built
+        without them.
     """
 
     genes: Int[np.ndarray, " N"]
@@ -147,6 +152,7 @@ class TokenizedCells:
     offsets: Int[np.ndarray, " C+1"]
     labels: Int[np.ndarray, " C"]
     label_names: list
+    targets: Float[np.ndarray, " N"] | None = None
 
     @property
     def lengths(self) -> Int[np.ndarray, " C"]:
@@ -171,30 +177,87 @@ class TokenizedCells:
         # Source position of every output token: its cell's start plus its rank within the cell.
         take = np.repeat(self.offsets[idx] - offsets[:-1], lens) + np.arange(offsets[-1])
         return TokenizedCells(
-            self.genes[take], self.values[take], offsets, self.labels[idx], list(self.label_names)
+            self.genes[take],
+            self.values[take],
+            offsets,
+            self.labels[idx],
+            list(self.label_names),
+            None if self.targets is None else self.targets[take],
         )
 
 
-def bin_values(counts: Float[np.ndarray, " G"], n_bins: int) -> Float[np.ndarray, " G"]:
+def bin_values(
+    counts: Float[np.ndarray, " G"], n_bins: int, rng: np.random.Generator | None = None
+) -> Float[np.ndarray, " G"]:
     """Per-cell quantile bins 1..n_bins-1 of positive values (0 is kept for <cls> and padding).
 
     Equal-frequency bins of the cell's own value distribution, as scGPT does: bin =
-    floor(q * (n_bins - 1)) + 1 with q = (rank - 0.5) / n the mid-rank quantile. Tied values share
-    the bin of their average rank (scGPT breaks ties at random; this is its deterministic form).
-    The bins depend only on the order of the values, so counts, normalised counts and their log1p
-    give the same bins.
+    floor(q * (n_bins - 1)) + 1 with q = (rank - 0.5) / n the mid-rank quantile. Without `rng`,
+    tied values share the bin of their average rank; then all of a cell's count-1 genes (often
+    half of them) sit in one bin, and a masked count-1 gene's bin can be read off the visible
+    ones (a shortcut, docs/probes/recipe.md). With `rng`, ties are broken at random (as scGPT
+    does): tied genes spread over the bins their ranks cover. The bins depend only on the order of
+    the values, so counts, normalised counts and their log1p give the same bins.
 
     Args:
       counts: one cell's positive values.
       n_bins: number of bins, bin 0 included.
+      rng: breaks ties at random when given; None = average rank.
 
     Returns:
       float32 bins.
     """
     if counts.size == 0:
         return counts.astype(np.float32)
-    q = (scipy.stats.rankdata(counts, method="average") - 0.5) / counts.size
+    if rng is None:
+        rank = scipy.stats.rankdata(counts, method="average")
+    else:
+        # Ordinal ranks of the values, ties in a random order.
+        order = np.lexsort((rng.random(counts.size), counts))
+        rank = np.empty(counts.size)
+        rank[order] = np.arange(1, counts.size + 1)
+    q = (rank - 0.5) / counts.size
     return (np.floor(q * (n_bins - 1)) + 1).astype(np.float32)
+
+
+def select_genes(adata, method: str, n_top_genes: int, input_values: str = "auto") -> list:
+    """The genes a model is built on (its vocabulary), from training cells.
+
+    "top_expressed" and "all_expressed" keep every gene (cells then keep their highest-count or
+    a random `max_len - 1` expressed genes). "highly_variable" keeps `n_top_genes` highly
+    variable genes (scanpy `highly_variable_genes`, flavor "seurat", on counts normalised to
+    1e4 and log1p), in the data's gene order: raw counts favour housekeeping genes, which say
+    little about cell type, while HVGs are the genes PCA baselines and scGPT use.
+
+    Args:
+      adata: AnnData with counts in X (the training cells; in memory).
+      method: one of GENE_SELECTIONS.
+      n_top_genes: HVGs kept ("highly_variable" only; capped at the number of genes minus one).
+      input_values: what X holds (see `tokenize`); read back to the count scale first.
+
+    Returns:
+      list of gene ids (`var_names`).
+
+    Raises:
+      ValueError: an unknown method, or n_top_genes < 1.
+    """
+    if method not in GENE_SELECTIONS:
+        raise ValueError(f"data.gene_selection: got {method!r}, expected one of {GENE_SELECTIONS}")
+    if method != "highly_variable":
+        return [str(g) for g in adata.var_names]
+    if int(n_top_genes) < 1:
+        raise ValueError(f"data.n_top_genes: got {n_top_genes}, expected >= 1")
+    import anndata as ad
+    import scanpy as sc
+
+    kind = resolve_values(adata.X, input_values, "adata.X (gene selection)")
+    x = to_count_scale(sp.csr_matrix(adata.X), kind).astype(np.float32)
+    work = ad.AnnData(X=x, var=adata.var[[]].copy())
+    sc.pp.normalize_total(work, target_sum=1e4)
+    sc.pp.log1p(work)
+    n = min(int(n_top_genes), work.n_vars - 1)
+    sc.pp.highly_variable_genes(work, n_top_genes=n, flavor="seurat")
+    return [str(g) for g in work.var_names[work.var["highly_variable"].to_numpy()]]
 
 
 def tokenize(
@@ -206,6 +269,9 @@ def tokenize(
     n_bins: int = 51,
     target_sum: float = 1e4,
     input_values: str = "auto",
+    bin_ties: str = "average",
+    truncate: str = "top",
+    seed: int = 0,
     chunk_size: int = _CHUNK,
 ) -> TokenizedCells:
     """Tokenises each cell as <cls> followed by its expressed genes, highest count first.
@@ -218,8 +284,10 @@ def tokenize(
     ones robust; "continuous" keeps magnitudes for within-data-set work. Bins are computed over all
     of the cell's expressed (and matched) genes before truncation, so a gene's value does not
     depend on `max_len`. Cells longer than `max_len` tokens keep their `max_len - 1` highest
-    counts (ties by gene order). Genes absent from `vocab` are dropped; a cell left with no gene
-    becomes <cls> alone (kept, so rows still match `adata`; warned).
+    counts (ties by gene order), or with `truncate="random"` a random `max_len - 1` of its genes.
+    Genes absent from `vocab` are dropped; a cell left with no gene becomes <cls> alone (kept, so
+    rows still match `adata`; warned). The log1p values are also kept as `targets` for the
+    expression objective.
 
     X is read as `input_values` says, one decision for all cells (`sigjax.data._values`): counts
     and normalised values (TPM, CPM) as they are, log1p values expm1'd back to that scale first.
@@ -233,6 +301,10 @@ def tokenize(
       target_sum: library size after normalisation (> 0).
       input_values: what X holds: "auto" (detected and logged), "counts", "log1p" or
         "normalized" (see `sigjax.data._values`).
+      bin_ties: "average" (tied values share a bin) or "random" (ties broken at random, seeded by
+        `seed` and the cell's row; see `bin_values`).
+      truncate: which genes a cell longer than max_len keeps: "top" (highest counts) or "random".
+      seed: seed of the random tie-breaking and truncation.
       chunk_size: cells read at a time.
 
     Returns:
@@ -254,6 +326,10 @@ def tokenize(
         raise ValueError(f"data.n_bins: got {n_bins}, expected >= 2 (bin 0 is reserved)")
     if not target_sum > 0:
         raise ValueError(f"data.target_sum: got {target_sum}, expected > 0")
+    if bin_ties not in BIN_TIES:
+        raise ValueError(f"data.bin_ties: got {bin_ties!r}, expected one of {BIN_TIES}")
+    if truncate not in ("top", "random"):
+        raise ValueError(f"truncate: got {truncate!r}, expected 'top' or 'random'")
     gene_ids = vocab.encode(adata.var_names)
     known = np.flatnonzero(gene_ids >= 0)
     if known.size == 0:
@@ -268,7 +344,7 @@ def tokenize(
         )
     known_ids = gene_ids[known]
     kind = resolve_values(adata.X, input_values, "adata.X")  # One decision for all cells.
-    genes_out, values_out, lens = [], [], []
+    genes_out, values_out, targets_out, lens = [], [], [], []
     for start in range(0, adata.n_obs, chunk_size):
         x = adata.X[start : start + chunk_size]
         x = to_count_scale(sp.csr_matrix(x) if not sp.issparse(x) else x.tocsr(), kind)
@@ -279,13 +355,20 @@ def tokenize(
             cols, counts = x.indices[lo:hi], x.data[lo:hi]
             keep = counts > 0
             cols, counts = cols[keep], counts[keep]
+            # One generator per cell (seed, row): a cell's tokens do not depend on the chunking.
+            rng = np.random.default_rng([seed, start + r])
+            logs = np.log1p(counts / totals[r] * target_sum).astype(np.float32)
             if value_encoding == "binned":
-                vals = bin_values(counts, n_bins)
+                vals = bin_values(counts, n_bins, rng if bin_ties == "random" else None)
             else:
-                vals = np.log1p(counts / totals[r] * target_sum).astype(np.float32)
-            order = np.lexsort((cols, -counts))[: max_len - 1]  # Highest count, then gene order.
+                vals = logs
+            order = np.lexsort((cols, -counts))  # Highest count, then gene order.
+            if truncate == "random" and order.size > max_len - 1:
+                order = order[np.sort(rng.choice(order.size, max_len - 1, replace=False))]
+            order = order[: max_len - 1]
             genes_out.append(np.concatenate([[CLS_ID], known_ids[cols[order]]]).astype(np.int32))
             values_out.append(np.concatenate([[0.0], vals[order]]).astype(np.float32))
+            targets_out.append(np.concatenate([[0.0], logs[order]]).astype(np.float32))
             lens.append(order.size + 1)
     lens = np.asarray(lens, np.int64)
     n_bare = int(np.sum(lens == 1))
@@ -306,4 +389,5 @@ def tokenize(
         offsets,
         labels,
         label_names,
+        np.concatenate(targets_out) if targets_out else np.zeros(0, np.float32),
     )

@@ -23,6 +23,10 @@ is better for all of them. Exact definitions (scib-metrics 0.5.10, scikit-learn)
   Range [-1, 1].
 - `knn_purity`: the fraction of a cell's 15 exact nearest neighbours (itself excluded) that share
   its label, averaged over cells (scikit-learn `NearestNeighbors`). Range [0, 1].
+- `knn_accuracy` (only with reference cells): a 15-nearest-neighbour majority-vote classifier
+  (scikit-learn `KNeighborsClassifier`, uniform weights) fit on the reference (training) cells'
+  embeddings and labels, scored as the fraction of the scored (held-out) cells whose label it
+  predicts. Range [0, 1].
 - `nmi`, `ari`: `scib_metrics.nmi_ari_cluster_labels_kmeans`: k-means (scib-metrics' JAX k-means,
   k-means++ init, seed 0) with k = the number of labels, then scikit-learn's normalised mutual
   information (arithmetic mean) and adjusted Rand index between clusters and labels. Ranges [0, 1]
@@ -73,16 +77,67 @@ def clisi(neighbors, codes: np.ndarray, n_labels: int) -> float:
     return float((n_labels - np.median(lisi)) / (n_labels - 1))
 
 
-def score_embedding(x: Float[np.ndarray, "C E"], labels) -> dict[str, float]:
+def _known(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as strings, and which of them name a known type."""
+    labels = np.asarray(labels).astype(str)
+    return labels, ~np.isin(labels, ["-1", "nan", ""])
+
+
+def knn_accuracy(train_x, train_labels, x, labels, k: int = 15) -> float:
+    """Accuracy of a k-nearest-neighbour classifier fit on (train_x, train_labels), on (x, labels).
+
+    Cells with unknown labels (see `score_embedding`) are left out on both sides.
+
+    Args:
+      train_x: [R, E] reference embeddings (training cells).
+      train_labels: [R] their labels.
+      x: [C, E] embeddings of the cells to classify (held-out cells).
+      labels: [C] their true labels.
+      k: neighbours (capped at the number of reference cells).
+
+    Returns:
+      The fraction of cells whose predicted label is right.
+
+    Raises:
+      ValueError: mismatched shapes, or no labelled cell on either side.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    train_x, x = np.asarray(train_x, np.float32), np.asarray(x, np.float32)
+    if train_x.ndim != 2 or x.ndim != 2 or train_x.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"embeddings: got shapes {train_x.shape} (reference) and {x.shape}; expected "
+            "[cells, features] with the same features"
+        )
+    train_labels, train_ok = _known(train_labels)
+    labels, ok = _known(labels)
+    if len(train_labels) != len(train_x) or len(labels) != len(x):
+        raise ValueError(
+            f"labels: got {len(train_labels)} and {len(labels)} labels for {len(train_x)} and "
+            f"{len(x)} cells; expected one per cell"
+        )
+    if not train_ok.any() or not ok.any():
+        raise ValueError("labels: got no labelled cell; expected some on both sides")
+    clf = KNeighborsClassifier(n_neighbors=min(k, int(train_ok.sum())))
+    clf.fit(train_x[train_ok], train_labels[train_ok])
+    return float(np.mean(clf.predict(x[ok]) == labels[ok]))
+
+
+def score_embedding(
+    x: Float[np.ndarray, "C E"], labels, train_x=None, train_labels=None
+) -> dict[str, float]:
     """The scores defined in this module's docstring, for one embedding.
 
     Args:
-      x: the embedding, one row per cell.
+      x: the embedding, one row per cell (held-out cells, for an honest score).
       labels: [C] cell-type labels (strings or ints); cells labelled -1, "-1", "nan" or "" are
         left out (unknown type).
+      train_x: optional [R, E] embedding of reference (training) cells: adds `knn_accuracy`.
+      train_labels: [R] labels of the reference cells (with train_x).
 
     Returns:
-      {"silhouette", "clisi", "isolated_labels", "knn_purity", "nmi", "ari"} as floats.
+      {"silhouette", "clisi", "isolated_labels", "knn_purity", "nmi", "ari"} as floats, and
+      "knn_accuracy" when reference cells are given.
 
     Raises:
       ValueError: x is not 2-D or not finite, a label count that differs from the cell count, or
@@ -122,6 +177,8 @@ def score_embedding(x: Float[np.ndarray, "C E"], labels) -> dict[str, float]:
     }
     nmi_ari = scib_metrics.nmi_ari_cluster_labels_kmeans(x, codes)
     scores.update({k: float(v) for k, v in nmi_ari.items()})
+    if train_x is not None:
+        scores["knn_accuracy"] = knn_accuracy(train_x, train_labels, x, labels)
     return scores
 
 

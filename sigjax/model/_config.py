@@ -29,6 +29,11 @@ class EncoderConfig:
       dtype: compute dtype name, "float32" or "bfloat16" (parameters stay float32).
       value_encoding: "binned" (embedding of bins) or "continuous" (MLP of log1p values).
       attention_output_norm: LayerNorm on the attention branch's output (hybrid norm).
+      mask_prob: fraction of gene values hidden for the masked objective.
+      masked_weight: weight of the masked-value loss in the objective.
+      expression_weight: weight of the expression loss (the decoder from the cell embedding to
+        every gene's value; 0 = no decoder, the first release's objective).
+      expression_center: centre the expression loss over the batch's cells, gene by gene.
     """
 
     vocab_size: int
@@ -44,6 +49,10 @@ class EncoderConfig:
     dtype: str
     value_encoding: str
     attention_output_norm: bool = False
+    mask_prob: float = 0.15
+    masked_weight: float = 1.0
+    expression_weight: float = 0.0
+    expression_center: bool = False
 
     def __post_init__(self):
         from sigjax.model._layers import check_attention
@@ -58,6 +67,14 @@ class EncoderConfig:
                 raise ValueError(
                     f"model.{name}: got {value!r}, expected one of {', '.join(map(repr, choices))}"
                 )
+        for name in ("masked_weight", "expression_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"model.{name}: got {getattr(self, name)}, expected >= 0")
+        if not self.masked_weight + self.expression_weight > 0:
+            raise ValueError(
+                "model.masked_weight, model.expression_weight: got both 0, expected a positive "
+                "weight on at least one objective"
+            )
 
     @classmethod
     def added_defaults(cls) -> dict:

@@ -124,6 +124,14 @@ class CellEncoder(nnx.Module):
             self.head = nnx.Linear(e, 1, dtype=dtype, rngs=rngs)
         self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.num_layers)])
         self.final_norm = nnx.LayerNorm(e, dtype=dtype, rngs=rngs)
+        # The expression decoder (scGPT's MVC/GEPC): every vocabulary gene's log-normalised value
+        # from the cell embedding and the gene's own input embedding. It is the only path from
+        # the loss to the cell embedding, so it is what makes the embedding a summary of the cell.
+        if cfg.expression_weight > 0:
+            self.expression_query = nnx.Linear(e, e, rngs=rngs)
+            self.expression_bias = nnx.Param(jnp.zeros((cfg.vocab_size,)))
+        else:
+            self.expression_query = None
         self.dtype = dtype
         self.dropout = float(cfg.dropout)
 
@@ -188,6 +196,22 @@ class CellEncoder(nnx.Module):
         else:
             result["pred"] = out[..., 0]
         return result
+
+    def predict_expression(self, embedding: Float[Array, "B E"]) -> Float[Array, "B V"]:
+        """Every vocabulary gene's predicted log-normalised value from the cell embedding:
+        <W embedding, gene_embedding_g> + bias_g, one matmul over the vocabulary (float32).
+
+        Raises:
+          ValueError: the model was built without the decoder (model.expression_weight = 0).
+        """
+        if self.expression_query is None:
+            raise ValueError(
+                "model.expression_weight: got 0 (no expression decoder); expected > 0 to "
+                "predict expression"
+            )
+        query = self.expression_query(embedding.astype(jnp.float32))
+        table = self.gene_embed.embedding[...].astype(jnp.float32)
+        return query @ table.T + self.expression_bias[...]
 
     def pool(
         self, hidden: Float[Array, "B L E"], lengths: Int[Array, " B"], pooling: str | None = None

@@ -5,7 +5,13 @@ from sigjax.training._flags import unknown_config_field
 from sigjax.training._mesh import fsdp_spec, make_mesh
 from sigjax.training._metrics import MetricsWriter, read_metrics
 from sigjax.training._objective import mask_values, masked_loss
-from sigjax.training._steps import build_model, evaluate_loss, group_norms, map_batches
+from sigjax.training._steps import (
+    build_model,
+    evaluate_loss,
+    evaluate_losses,
+    group_norms,
+    map_batches,
+)
 from sigjax.training._train import NonFiniteError, train_and_evaluate
 
 __all__ = [
@@ -13,6 +19,7 @@ __all__ = [
     "NonFiniteError",
     "build_model",
     "evaluate_loss",
+    "evaluate_losses",
     "fsdp_spec",
     "group_norms",
     "load_model",

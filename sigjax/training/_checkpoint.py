@@ -63,6 +63,9 @@ RESUME_SAFE = frozenset(
 # plays this role (see `added_defaults`).
 ADDED_FIELDS: dict[str, object] = {
     "data.input_values": LEGACY_VALUES,  # Values were read as they were, never expm1'd.
+    "data.bin_ties": "average",  # Tied counts shared one bin.
+    "data.gene_selection": "top_expressed",
+    "data.n_top_genes": 1000,  # Unused by top_expressed; compared as the default.
 }
 
 

@@ -1,12 +1,14 @@
-"""The objective: which value tokens are masked, and the loss of predicting them.
+"""The objective: what the model learns, and nothing else.
 
-This module defines what the model learns and nothing else; `_steps.py` turns `masked_loss` into
-the jitted train step and the validation loss.
+Two terms: masked values (which value tokens are hidden, and the loss of predicting them) and
+whole-cell expression predicted from the cell embedding (the term that trains the embedding).
+`_steps.py` turns `objective_loss` into the jitted train step and the validation loss.
 """
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec as P
 
 
 def mask_values(key, genes, lengths, mask_prob: float):
@@ -48,6 +50,100 @@ def masked_loss(model, batch, key, mask_prob: float, dropout_key=None):
         deterministic=dropout_key is None,
         dropout_key=dropout_key,
     )
+    return _masked_term(model, out, batch, value_mask)
+
+
+def expression_targets(batch, vocab_size: int):
+    """Dense log-normalised expression [B, V] of each cell over the vocabulary: the token's
+    `targets` at its gene, 0 for every gene the cell does not carry (not expressed; or, in a cell
+    cut at max_len, expressed below the cut: small values, taken as 0).
+
+    Args:
+      batch: dict with "genes", "lengths" and "targets" (log-normalised values per token).
+      vocab_size: V.
+
+    Returns:
+      float32 [B, V]; the special tokens' columns are 0.
+    """
+    genes, lengths = batch["genes"], batch["lengths"]
+    pos = jnp.arange(genes.shape[1])[None, :]
+    valid = (pos >= 1) & (pos < lengths[:, None])
+    # Invalid positions write 0 into column 0 (<pad>), which the loss ignores.
+    cols = jnp.where(valid, genes, 0)
+    vals = jnp.where(valid, batch["targets"], 0.0).astype(jnp.float32)
+    shape = (genes.shape[0], vocab_size)
+    sharding = getattr(jax.typeof(genes), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or mesh.empty:
+        rows = jnp.broadcast_to(jnp.arange(genes.shape[0])[:, None], genes.shape)
+        return jnp.zeros(shape, jnp.float32).at[rows, cols].set(vals)
+    # Under an explicit mesh every operand of the scatter carries the batch's sharding.
+    spec = P(sharding.spec[0], None)
+    rows = jax.lax.broadcasted_iota(jnp.int32, genes.shape, 0, out_sharding=sharding)
+    zeros = jnp.zeros(shape, jnp.float32, out_sharding=spec)
+    return zeros.at[rows, cols].set(vals, out_sharding=spec)
+
+
+def objective_loss(model, batch, key, dropout_key=None):
+    """The configured objective: masked_weight * masked loss + expression_weight * expression loss.
+
+    Both terms come from one forward pass with the masked values hidden from the input. The
+    masked loss is `masked_loss`'s (cross-entropy over bins, or squared error on log1p values).
+    The expression loss is the mean squared error, over all cells and all vocabulary genes (the
+    cell's unexpressed genes included, target 0), of `model.predict_expression(embedding)`
+    against `expression_targets` (with model.expression_center, both centred over the batch's
+    cells gene by gene): a denoising autoencoder through the cell embedding, which is
+    what trains that embedding (the masked loss alone never reaches it). With
+    model.expression_weight = 0 (the default of configs written before it) this is the old
+    masked objective exactly.
+
+    Args:
+      model: a `CellEncoder`; its `config` (EncoderConfig) gives mask_prob, masked_weight,
+        expression_weight and expression_center.
+      batch: dict with "genes", "values", "lengths" (and "targets" for the expression loss).
+      key: PRNG key of the masks.
+      dropout_key: PRNG key for dropout; None = deterministic.
+
+    Returns:
+      (loss, {"masked": masked loss, "expression": expression loss (0 when off), "count":
+      masked tokens}).
+
+    Raises:
+      ValueError: expression_weight > 0 and the batch has no "targets".
+    """
+    cfg = model.config
+    w_expr, w_mask = float(cfg.expression_weight), float(cfg.masked_weight)
+    value_mask = mask_values(key, batch["genes"], batch["lengths"], cfg.mask_prob)
+    out = model(
+        batch["genes"],
+        batch["values"],
+        batch["lengths"],
+        value_mask=value_mask,
+        deterministic=dropout_key is None,
+        dropout_key=dropout_key,
+    )
+    masked, count = _masked_term(model, out, batch, value_mask)
+    expression = jnp.zeros((), jnp.float32)
+    if w_expr > 0:
+        if "targets" not in batch:
+            raise ValueError(
+                f"batch: got keys {sorted(batch)} with model.expression_weight={w_expr}; "
+                "expected 'targets' (log-normalised values, from TokenizedCells.targets)"
+            )
+        pred = model.predict_expression(out["embedding"])
+        error = pred - expression_targets(batch, pred.shape[-1])
+        if cfg.expression_center:
+            # Centre prediction and target over the batch's cells, gene by gene: the loss sees
+            # only how cells differ (as PCA does), not each gene's mean level, which a bias
+            # learning at the Adam step size (~lr per step) would take thousands of steps to fit.
+            error = error - jnp.mean(error, axis=0, keepdims=True)
+        expression = jnp.mean(jnp.square(error)[:, 3:])  # Specials excluded.
+    loss = w_mask * masked + w_expr * expression
+    return loss, {"masked": masked, "expression": expression, "count": count}
+
+
+def _masked_term(model, out, batch, value_mask):
+    """Mean masked-token loss of a forward pass `out`, and the number of masked tokens."""
     if model.binned:
         targets = jnp.clip(batch["values"].astype(jnp.int32), 0, model.n_bins - 1)
         per_token = optax.softmax_cross_entropy_with_integer_labels(out["logits"], targets)

@@ -1,6 +1,6 @@
 """Steps: the model and optimizer of a config, the jitted train step, batched evaluation.
 
-The loss itself is `_objective.masked_loss`; this module turns it into an optimizer step
+The loss itself is `_objective.objective_loss`; this module turns it into an optimizer step
 (`train_step`, with per-group gradient norms) and into a batched, jitted pass over a set of
 cells (`map_batches`, shared by the validation loss and by embedding).
 """
@@ -18,7 +18,7 @@ from jax.sharding import PartitionSpec as P
 from sigjax.data import CellLoader, TokenizedCells
 from sigjax.model import CellEncoder, EncoderConfig
 from sigjax.training._mesh import replicate, state_shardings
-from sigjax.training._objective import masked_loss
+from sigjax.training._objective import objective_loss
 
 
 def build_model(config, vocab_size: int) -> CellEncoder:
@@ -107,7 +107,7 @@ def group_norms(grads: nnx.State, num_layers: int) -> dict:
             groups[f"grad_norm/block_{keys[1]}/{part}"].append(leaf)
         elif keys[0] in ("gene_embed", "value_embed", "mask_embed"):
             groups["grad_norm/embed"].append(leaf)
-        else:  # final_norm and head.
+        else:  # final_norm, head and the expression decoder.
             groups["grad_norm/head"].append(leaf)
     return {k: optax.global_norm([getattr(x, "value", x) for x in v]) for k, v in groups.items()}
 
@@ -132,15 +132,9 @@ def train_step(setup: Setup, config, state, batch):
         # FSDP: parameters are sharded at rest and gathered for use; their gradients come back
         # sharded like them (the transpose of the gather).
         model = nnx.merge(setup.graphdef, replicate(params))
-        return masked_loss(
-            model,
-            batch,
-            mask_key,
-            config.model.mask_prob,
-            dropout_key if config.model.dropout else None,
-        )
+        return objective_loss(model, batch, mask_key, dropout_key if config.model.dropout else None)
 
-    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = setup.tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     grad_norm = optax.global_norm(grads)
@@ -152,6 +146,8 @@ def train_step(setup: Setup, config, state, batch):
     new["step"] = state["step"] + 1
     metrics = {
         "train/loss": loss,
+        "train/masked_loss": aux["masked"],
+        "train/expression_loss": aux["expression"],
         "train/grad_norm": grad_norm,
         "train/param_norm": optax.global_norm(state["params"]),
         "train/update_norm": optax.global_norm(updates),
@@ -229,13 +225,15 @@ def map_batches(
     ]
 
 
-def _loss_sums(model, batch, key, mask_prob):
-    loss, count = masked_loss(model, batch, key, mask_prob)
-    return loss * count, count
+def _loss_sums(model, batch, key):
+    _, aux = objective_loss(model, batch, key)
+    cells = batch["genes"].shape[0]
+    return aux["masked"] * aux["count"], aux["count"], aux["expression"] * cells, cells
 
 
-def evaluate_loss(model: CellEncoder, cells: TokenizedCells, config) -> float:
-    """Validation masked-expression loss: mean over the masked tokens of all cells.
+def evaluate_losses(model: CellEncoder, cells: TokenizedCells, config) -> dict:
+    """Validation losses: the masked loss (mean over the masked tokens of all cells), the
+    expression loss (mean over cells) and the objective that weighs them as training does.
 
     The masks are deterministic (from `config.seed` and the batch index), so two models are
     scored on the same targets. Runs without dropout.
@@ -243,21 +241,30 @@ def evaluate_loss(model: CellEncoder, cells: TokenizedCells, config) -> float:
     Args:
       model: a CellEncoder (parameters on one device, or replicated on a mesh).
       cells: TokenizedCells.
-      config: the run's config (data.eval_batch_size, data.max_len, model.mask_prob, seed).
+      config: the run's config (data.eval_batch_size, data.max_len, seed).
 
     Returns:
-      The loss (float); 0.0 when no token was masked.
+      {"val/loss", "val/masked_loss", "val/expression_loss"} (floats; a term with nothing to
+      average is 0.0).
     """
     sums = map_batches(
         model,
         cells,
         _loss_sums,
-        (float(config.model.mask_prob),),
         batch_size=config.data.eval_batch_size,
         max_len=config.data.max_len,
         key=jax.random.key(config.seed + 1),
     )
-    total, count = 0.0, 0.0
-    for s, c in sums:
-        total, count = total + float(s), count + float(c)
-    return total / max(count, 1.0)
+    masked, count, expression, n = (float(sum(float(s[i]) for s in sums)) for i in range(4))
+    masked, expression = masked / max(count, 1.0), expression / max(n, 1.0)
+    cfg = model.config
+    return {
+        "val/loss": cfg.masked_weight * masked + cfg.expression_weight * expression,
+        "val/masked_loss": masked,
+        "val/expression_loss": expression,
+    }
+
+
+def evaluate_loss(model: CellEncoder, cells: TokenizedCells, config) -> float:
+    """`evaluate_losses(...)["val/loss"]`: the validation objective."""
+    return evaluate_losses(model, cells, config)["val/loss"]

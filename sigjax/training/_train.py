@@ -30,7 +30,7 @@ from sigjax.training._mesh import (
     replicate,
 )
 from sigjax.training._metrics import MetricsWriter, read_metrics
-from sigjax.training._steps import build_model, evaluate_loss, make_setup, train_step
+from sigjax.training._steps import build_model, evaluate_losses, make_setup, train_step
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
         row["perf/tokens_per_sec"] = tokens / (now - t_last)
         if at_eval:
             model = nnx.merge(setup.graphdef, replicate(state["params"]))
-            row["val/loss"] = evaluate_loss(model, val_cells, config)
+            row.update(evaluate_losses(model, val_cells, config))
         writer.write(done, row)
         step_times.append(row["perf/step_time"])
         last = row

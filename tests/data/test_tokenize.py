@@ -146,3 +146,51 @@ def test_bin_values():
         np.bincount(many.astype(int))[1:], np.full(50, 20)
     )  # Equal-sized.
     np.testing.assert_array_equal(bin_values(v * 7.3, 11), bins)  # Scale-free.
+
+
+def test_random_ties_spread_tied_counts_over_their_rank_range():
+    counts = np.array([1.0] * 10 + [2.0] * 5 + [7.0])
+    average = bin_values(counts, 17)
+    assert len(np.unique(average[:10])) == 1  # All count-1 genes share one bin.
+    rng = np.random.default_rng(0)
+    spread = bin_values(counts, 17, rng)
+    # Ranks 1..10 of 16 values: bins floor((r - 0.5) / 16 * 16) + 1 = r, one per tied gene.
+    assert sorted(spread[:10]) == list(range(1, 11))
+    assert sorted(spread[10:15]) == list(range(11, 16)) and spread[15] == 16
+    assert not np.array_equal(spread, bin_values(counts, 17, np.random.default_rng(1)))
+    assert spread.mean() == pytest.approx(average.mean(), abs=0.5)  # Same ranks on average.
+
+
+def test_targets_random_ties_and_random_truncation(pbmc):
+    vocab = Vocab.from_genes(pbmc.var_names)
+    x = _counts(pbmc)
+    cells = tokenize(pbmc, vocab, max_len=1024, value_encoding="binned", bin_ties="random", seed=3)
+    again = tokenize(pbmc, vocab, max_len=1024, bin_ties="random", seed=3, chunk_size=97)
+    assert np.array_equal(cells.values, again.values)  # Per-cell seeds: chunking plays no part.
+    cont = tokenize(pbmc, vocab, max_len=1024, value_encoding="continuous")
+    assert np.allclose(cells.targets, cont.values)  # Targets are the log1p values either way.
+    genes = cells.cell(5)[0]
+    own = cells.targets[cells.offsets[5] : cells.offsets[6]]
+    # Gene ids are columns + 3 (vocabulary of the data's genes, specials first).
+    assert own[0] == 0 and np.allclose(own[1:], np.log1p(x[5, genes[1:] - 3] / x[5].sum() * 1e4))
+    short = tokenize(pbmc, vocab, max_len=20, truncate="random", seed=0)
+    top = tokenize(pbmc, vocab, max_len=20)
+    assert (short.lengths == top.lengths).all()
+    assert not np.array_equal(short.genes, top.genes)  # A random subset, not the top counts.
+    sub = cells.subset([5, 2])
+    assert np.array_equal(
+        sub.targets[: sub.offsets[1]], cells.targets[cells.offsets[5] : cells.offsets[6]]
+    )
+    with pytest.raises(ValueError, match="data.bin_ties"):
+        tokenize(pbmc, vocab, max_len=20, bin_ties="first")
+
+
+def test_select_genes_highly_variable(pbmc):
+    from sigjax.data._tokenize import select_genes
+
+    assert select_genes(pbmc, "top_expressed", 10) == list(pbmc.var_names)
+    hvg = select_genes(pbmc, "highly_variable", 100)
+    assert len(hvg) == 100 and set(hvg) <= set(pbmc.var_names)
+    assert hvg == [g for g in pbmc.var_names if g in set(hvg)]  # Data order kept.
+    with pytest.raises(ValueError, match="data.gene_selection"):
+        select_genes(pbmc, "hvg", 100)

@@ -138,3 +138,16 @@ def test_clisi_few_cells_value_and_many_cells_unchanged():
     expected = float(scib_metrics.clisi_knn(_neighbors(x, 30), labels))
     assert 0.0 < expected < 1.0
     assert score_embedding(x, labels)["clisi"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_knn_accuracy_from_reference_cells():
+    from sigjax.evaluation._score import knn_accuracy
+
+    x, labels = clusters()
+    ref, ref_labels = clusters(seed=0)
+    assert knn_accuracy(ref, ref_labels, x, labels) == 1.0
+    assert knn_accuracy(ref, np.roll(ref_labels, 20), x, labels) == 0.0  # Wrong reference labels.
+    scores = score_embedding(x, labels, ref, ref_labels)
+    assert scores["knn_accuracy"] == 1.0 and "knn_accuracy" not in score_embedding(x, labels)
+    with pytest.raises(ValueError, match="embeddings"):
+        knn_accuracy(ref[:, :3], ref_labels, x, labels)

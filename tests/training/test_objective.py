@@ -1,0 +1,89 @@
+"""The training objectives: dense expression targets and the combined loss."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from sigjax.model import CellEncoder
+from sigjax.training._objective import expression_targets, masked_loss, objective_loss
+
+VOCAB = 30
+
+
+def model_config(**overrides):
+    c = ml_collections.ConfigDict(
+        dict(
+            attention="sigmoid",
+            implementation="xla",
+            num_layers=1,
+            num_heads=2,
+            embed_dim=32,
+            mlp_dim=64,
+            dropout=0.0,
+            pooling="mean",
+            dtype="float32",
+            mask_prob=0.3,
+            value_encoding="binned",
+            masked_weight=1.0,
+            expression_weight=0.0,
+            expression_center=False,
+        )
+    )
+    c.update(overrides)
+    return c
+
+
+def batch():
+    genes = np.array([[1, 5, 7, 9, 0], [1, 4, 0, 0, 0]], np.int32)
+    values = np.array([[0, 3, 2, 1, 0], [0, 5, 0, 0, 0]], np.float32)
+    targets = np.array([[0, 2.5, 1.5, 0.7, 0], [0, 3.0, 0, 0, 0]], np.float32)
+    return {
+        "genes": jnp.asarray(genes),
+        "values": jnp.asarray(values),
+        "lengths": jnp.asarray([4, 2], jnp.int32),
+        "targets": jnp.asarray(targets),
+    }
+
+
+def test_expression_targets_are_dense_with_zeros_for_absent_genes():
+    t = np.asarray(expression_targets(batch(), VOCAB))
+    want = np.zeros((2, VOCAB), np.float32)
+    want[0, [5, 7, 9]] = [2.5, 1.5, 0.7]
+    want[1, 4] = 3.0
+    np.testing.assert_allclose(t, want)
+
+
+def test_objective_without_expression_is_the_masked_loss():
+    model = CellEncoder(model_config(), VOCAB, 8, rngs=nnx.Rngs(0))
+    key = jax.random.key(1)
+    loss, aux = objective_loss(model, batch(), key, model_config())
+    old, count = masked_loss(model, batch(), key, 0.3)
+    assert float(loss) == pytest.approx(float(old)) and int(aux["count"]) == int(count)
+    assert float(aux["expression"]) == 0.0 and model.expression_query is None
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_expression_loss_reaches_the_cell_embedding(center):
+    cfg = model_config(expression_weight=1.0, masked_weight=0.0, expression_center=center)
+    model = CellEncoder(cfg, VOCAB, 8, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+
+    def loss(p):
+        return objective_loss(nnx.merge(graphdef, p), batch(), jax.random.key(1), cfg)[0]
+
+    grads = nnx.to_flat_state(jax.grad(loss)(params))
+    norms = {
+        ".".join(str(getattr(k, "key", k)) for k in path): float(jnp.linalg.norm(v[...]))
+        for path, v in grads
+    }
+    assert norms["expression_query.kernel"] > 0
+    assert any(v > 0 for k, v in norms.items() if k.startswith("blocks.0.mlp"))
+    # Centred over the batch, a gene's bias cannot change the loss.
+    assert (norms["expression_bias"] < 1e-6) == center
+    with pytest.raises(ValueError, match="targets"):
+        b = batch()
+        del b["targets"]
+        objective_loss(model, b, jax.random.key(1), cfg)
