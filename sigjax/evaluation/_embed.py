@@ -155,19 +155,15 @@ def _embed(adata, workdir, *, values, layer, use_raw, gene_column, batch_size, p
     saved = config.data.get("input_values")
     # Resolved here, where the source of the values is known, and passed on to tokenisation.
     kind = resolve_values(source.X, values or saved or LEGACY_VALUES, where, hint, stats)
-    if values is None and saved is None:
-        log.info(
-            "the run predates data.input_values: reading values as %r, as its training did "
-            "(choose with --values)",
-            LEGACY_VALUES,
+    # A run older than data.input_values reads as "counts" (load_model fills the field in with
+    # the behaviour that run had), so non-integer data deserve a word.
+    if values is None and kind == "counts" and not stats["integer"]:
+        log.warning(
+            "%s is not integer-valued but the run reads values as 'counts' (its "
+            "data.input_values, or the behaviour of runs older than that field); pass "
+            "--values=log1p for log-normalised data (or --values=auto)",
+            where,
         )
-        if not stats["integer"]:
-            log.warning(
-                "%s is not integer-valued but is read as %r; pass --values=log1p for "
-                "log-normalised data (or --values=auto)",
-                where,
-                LEGACY_VALUES,
-            )
     matched = int(np.sum(vocab.encode(source.var_names) >= 0))
     print(
         f"genes matched to the model's vocabulary: {matched} of {source.n_vars} "

@@ -259,7 +259,7 @@ def test_encoder_config_from_a_training_config_and_an_old_config_json():
             dropout=0.0,
             pooling="mean",
             dtype="float32",
-            mask_prob=0.15,  # An objective field: not the encoder's.
+            mask_prob=0.15,
             value_encoding="binned",
         )
     )
@@ -269,7 +269,14 @@ def test_encoder_config_from_a_training_config_and_an_old_config_json():
     assert got == model_config(
         vocab_size=50, n_bins=7, attention="softmax", num_layers=2, pooling="mean"
     )
-    assert EncoderConfig.added_defaults() == {"attention_output_norm": False}
+    # The old behaviour of each field added since: no norm, the masked objective alone.
+    assert EncoderConfig.added_defaults() == {
+        "attention_output_norm": False,
+        "mask_prob": 0.15,
+        "masked_weight": 1.0,
+        "expression_weight": 0.0,
+        "expression_center": False,
+    }
     config.model.attention_output_norm = True
     assert EncoderConfig.from_config(config, 50).attention_output_norm is True
     del config.model["embed_dim"]

@@ -2,38 +2,36 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
 
-from sigjax.model import CellEncoder
+from sigjax.model import CellEncoder, EncoderConfig
 from sigjax.training._objective import expression_targets, masked_loss, objective_loss
 
 VOCAB = 30
 
 
-def model_config(**overrides):
-    c = ml_collections.ConfigDict(
-        dict(
-            attention="sigmoid",
-            implementation="xla",
-            num_layers=1,
-            num_heads=2,
-            embed_dim=32,
-            mlp_dim=64,
-            dropout=0.0,
-            pooling="mean",
-            dtype="float32",
-            mask_prob=0.3,
-            value_encoding="binned",
-            masked_weight=1.0,
-            expression_weight=0.0,
-            expression_center=False,
-        )
+def model_config(**overrides) -> EncoderConfig:
+    fields = dict(
+        vocab_size=VOCAB,
+        n_bins=8,
+        attention="sigmoid",
+        implementation="xla",
+        num_layers=1,
+        num_heads=2,
+        embed_dim=32,
+        mlp_dim=64,
+        dropout=0.0,
+        pooling="mean",
+        dtype="float32",
+        mask_prob=0.3,
+        value_encoding="binned",
+        masked_weight=1.0,
+        expression_weight=0.0,
+        expression_center=False,
     )
-    c.update(overrides)
-    return c
+    return EncoderConfig(**{**fields, **overrides})
 
 
 def batch():
@@ -57,9 +55,9 @@ def test_expression_targets_are_dense_with_zeros_for_absent_genes():
 
 
 def test_objective_without_expression_is_the_masked_loss():
-    model = CellEncoder(model_config(), VOCAB, 8, rngs=nnx.Rngs(0))
+    model = CellEncoder(model_config(), rngs=nnx.Rngs(0))
     key = jax.random.key(1)
-    loss, aux = objective_loss(model, batch(), key, model_config())
+    loss, aux = objective_loss(model, batch(), key)
     old, count = masked_loss(model, batch(), key, 0.3)
     assert float(loss) == pytest.approx(float(old)) and int(aux["count"]) == int(count)
     assert float(aux["expression"]) == 0.0 and model.expression_query is None
@@ -68,11 +66,11 @@ def test_objective_without_expression_is_the_masked_loss():
 @pytest.mark.parametrize("center", [False, True])
 def test_expression_loss_reaches_the_cell_embedding(center):
     cfg = model_config(expression_weight=1.0, masked_weight=0.0, expression_center=center)
-    model = CellEncoder(cfg, VOCAB, 8, rngs=nnx.Rngs(0))
+    model = CellEncoder(cfg, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model)
 
     def loss(p):
-        return objective_loss(nnx.merge(graphdef, p), batch(), jax.random.key(1), cfg)[0]
+        return objective_loss(nnx.merge(graphdef, p), batch(), jax.random.key(1))[0]
 
     grads = nnx.to_flat_state(jax.grad(loss)(params))
     norms = {
@@ -86,4 +84,4 @@ def test_expression_loss_reaches_the_cell_embedding(center):
     with pytest.raises(ValueError, match="targets"):
         b = batch()
         del b["targets"]
-        objective_loss(model, b, jax.random.key(1), cfg)
+        objective_loss(model, b, jax.random.key(1))

@@ -34,10 +34,12 @@ def test_one_evaluation_loop_compiled_once_for_loss_and_embeddings(tiny):
 
 def test_embedding_with_another_pooling_does_not_touch_the_model(tiny):
     config, model, cells = tiny
-    cls = embed_cells(model, config, cells)
-    mean = embed_cells(model, config, cells, pooling="mean")
-    assert model.pooling == "cls" and not np.allclose(cls, mean)
-    np.testing.assert_array_equal(embed_cells(model, config, cells), cls)
+    own = embed_cells(model, config, cells)
+    other = "cls" if model.pooling == "mean" else "mean"
+    before = model.pooling
+    changed = embed_cells(model, config, cells, pooling=other)
+    assert model.pooling == before and not np.allclose(own, changed)
+    np.testing.assert_array_equal(embed_cells(model, config, cells), own)
     with pytest.raises(ValueError, match="batch_size"):
         embed_cells(model, config, cells, batch_size=0)
 
