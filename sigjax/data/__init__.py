@@ -19,6 +19,7 @@ from sigjax.data._config import (
     default_data_config,
     load_from_config,
     make_datasets,
+    split_rows,
     tokenize_with,
 )
 from sigjax.data._loader import CellLoader, bucket_length, pad_batch
@@ -54,6 +55,7 @@ __all__ = [
     "load_dataset",
     "load_from_config",
     "make_datasets",
+    "split_rows",
     "pad_batch",
     "pbmc68k_reduced",
     "resolve_values",

@@ -112,6 +112,28 @@ def tokenize_with(cfg, adata, vocab: Vocab, input_values: str | None = None) -> 
     )
 
 
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of n items: a seeded permutation, each part sorted."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def split_rows(cfg, cells: TokenizedCells) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of `cells` (one per AnnData row, as `tokenize_with` returns them) that a run with
+    data config `cfg` trains on and holds out. Cells with no gene in the vocabulary carry nothing
+    to learn and are in neither (warned).
+
+    Returns:
+      (train_rows, val_rows): sorted int arrays.
+    """
+    kept = np.flatnonzero(cells.lengths > 1)
+    if len(kept) < len(cells):
+        log.warning("dropping %d cells with no gene in the vocabulary", len(cells) - len(kept))
+    train, val = split_indices(len(kept), cfg.val_fraction, cfg.seed)
+    return kept[train], kept[val]
+
+
 def make_datasets(cfg, vocab: Vocab | None = None):
     """Train and validation cells (split by cells, deterministic by seed) and the vocabulary.
 
@@ -136,9 +158,7 @@ def make_datasets(cfg, vocab: Vocab | None = None):
     selection = cfg.get("gene_selection", "top_expressed")
     if vocab is None and selection == "highly_variable":
         # HVGs from the training cells only (the same split as below when no cell is dropped).
-        order = np.random.default_rng(cfg.seed).permutation(adata.n_obs)
-        n_val = int(round(adata.n_obs * cfg.val_fraction))
-        train_rows = np.sort(order[n_val:])
+        train_rows, _ = split_indices(adata.n_obs, cfg.val_fraction, cfg.seed)
         genes = select_genes(
             adata[train_rows].to_memory() if adata.isbacked else adata[train_rows],
             selection,
@@ -154,12 +174,7 @@ def make_datasets(cfg, vocab: Vocab | None = None):
         matched = int(np.sum(vocab.encode(adata.var_names) >= 0))
         log.info("genes matched to the given vocabulary: %d of %d", matched, adata.n_vars)
     cells = tokenize_with(cfg, adata, vocab)
-    bare = cells.lengths <= 1
-    if bare.any():
-        log.warning("dropping %d cells with no gene in the vocabulary", int(bare.sum()))
-        cells = cells.subset(~bare)
-    order = np.random.default_rng(cfg.seed).permutation(len(cells))
-    n_val = int(round(len(cells) * cfg.val_fraction))
-    val, train = cells.subset(np.sort(order[:n_val])), cells.subset(np.sort(order[n_val:]))
+    train_rows, val_rows = split_rows(cfg, cells)
+    val, train = cells.subset(val_rows), cells.subset(train_rows)
     log.info("cells: %d train, %d validation; vocabulary %d", len(train), len(val), vocab.size)
     return train, val, vocab

@@ -3,7 +3,7 @@
 Every (data set, seed) pair trains both attentions from the same config with the same seed
 (`config.seed`: parameters, masks; `config.data.seed`: train/validation split and batch order), so
 the two runs see identical initial parameters, cells, batches and masks and differ only in the
-attention. Each run is evaluated with `evaluate_run(cells="all")` (val loss on its held-out cells;
+attention. Each run is evaluated with `evaluate_run(cells="val")` (val loss on its held-out cells;
 embedding scores on all cells of the data set), and the PCA-of-HVG baseline is scored on the same
 cells. Finished runs (those with DIR/scores.json) are skipped, so an interrupted study resumes.
 """
@@ -96,7 +96,7 @@ def run_study(base, out, *, datasets, seeds=(0, 1, 2), max_cells: int | None = N
                     other = "cls" if base.model.pooling == "mean" else "mean"
                     scores = evaluate_run(
                         workdir,
-                        cells="all",
+                        cells="val",
                         max_cells=max_cells,
                         baseline=True,
                         extra_poolings=(other,),

@@ -78,9 +78,28 @@ def test_compare_evaluates_runs_without_scores(run, tmp_path):
     assert scores["cells"] == "val" and scores["n_cells"] == 70
     # The same deterministic validation loss that training logged at its last step.
     assert scores["val_loss"] == pytest.approx(read_metrics(run)[-1]["val/loss"], rel=1e-4)
-    assert all(np.isfinite(scores[k]) for k in SCORE_NAMES)
+    assert all(np.isfinite(scores[k]) for k in (*SCORE_NAMES, "knn_accuracy"))
     header, _, row = table.splitlines()
-    assert header.split(" | ")[-3:] == ["knn_purity", "nmi", "ari |"]
-    assert row.split(" | ")[-1] == f"{scores['ari']:.4g} |"
+    assert header.split(" | ")[-4:] == ["knn_purity", "nmi", "ari", "knn_accuracy |"]
+    assert row.split(" | ")[-1] == f"{scores['knn_accuracy']:.4g} |"
     with pytest.raises(ValueError, match="cells: got 'train'"):
         evaluate_run(run, cells="train")
+
+
+def test_held_out_scores_with_the_pca_baseline_of_the_same_cells_and_a_verdict(run, tmp_path):
+    from sigjax.evaluation import evaluate_run
+    from sigjax.evaluation._demo import _verdict
+
+    s = evaluate_run(run, cells="val", baseline=True, umap=True, write=False)
+    # 70 held-out cells, scored with kNN accuracy from the training cells, model and baseline.
+    assert s["n_cells"] == 70 and (run / "umap.png").stat().st_size > 0
+    for k in ("knn_purity", "nmi", "knn_accuracy"):
+        assert 0.0 <= s[k] <= 1.0 and 0.0 <= s[f"pca_hvg/{k}"] <= 1.0
+    every = evaluate_run(run, cells="all", baseline=True, write=False)
+    assert every["n_cells"] > s["n_cells"] and "knn_accuracy" not in every
+    worse = {**s, **{k: s[f"pca_hvg/{k}"] - 0.1 for k in ("knn_purity", "nmi", "knn_accuracy")}}
+    better = {**s, **{k: s[f"pca_hvg/{k}"] + 0.1 for k in ("knn_purity", "nmi", "knn_accuracy")}}
+    line = _verdict({"sigmoid": better, "softmax": worse})
+    assert "sigmoid beats or ties PCA on 3 of 3" in line
+    assert "softmax beats or ties PCA on 0 of 3" in line
+    assert line.endswith("Best kNN purity: sigmoid.")
