@@ -53,6 +53,12 @@ def parse(argv):
     s.add_argument("--labels", required=True)
     s.add_argument("--embedding", default="X_sigjax")
     s.add_argument("--no_umap", action="store_true")
+    s.add_argument(
+        "--heldout",
+        default=None,
+        metavar="WORKDIR",
+        help="score only the cells this run held out (the file holds its training cells)",
+    )
     c = sub.add_parser("compare", help="runs side by side: table and plots")
     c.add_argument("runs", nargs="+")
     c.add_argument("--out", required=True)
@@ -93,7 +99,10 @@ def main(argv):
     elif args.cmd == "score":
         print(
             json.dumps(
-                ev.score_file(args.data, args.labels, args.embedding, not args.no_umap), indent=2
+                ev.score_file(
+                    args.data, args.labels, args.embedding, not args.no_umap, args.heldout
+                ),
+                indent=2,
             )
         )
     elif args.cmd == "compare":

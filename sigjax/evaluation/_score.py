@@ -251,8 +251,34 @@ def umap_png(adata, embedding: str, labels: str, path) -> None:
     plt.close(fig)
 
 
-def score_file(data_path, labels: str, embedding: str = "X_sigjax", umap: bool = True) -> dict:
+def heldout_rows(workdir, adata) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of `adata` that the run in `workdir` trained on and held out, when `adata` holds
+    that run's training cells in their order (e.g. its data file after `eval embed`).
+
+    Returns:
+      (train_rows, val_rows), as `sigjax.data.split_rows` gives them in training.
+    """
+    import ml_collections
+
+    from sigjax.data import Vocab, split_rows, tokenize_with
+    from sigjax.training._checkpoint import CONFIG_FILE, VOCAB_FILE, read_saved_config
+
+    workdir = pathlib.Path(workdir)
+    if not (workdir / CONFIG_FILE).exists():
+        raise FileNotFoundError(f"--heldout: no {CONFIG_FILE} in {workdir}; expected a run")
+    config = ml_collections.ConfigDict(read_saved_config(workdir / CONFIG_FILE))
+    tokens = tokenize_with(config.data, adata, Vocab.load(workdir / VOCAB_FILE))
+    return split_rows(config.data, tokens)
+
+
+def score_file(
+    data_path, labels: str, embedding: str = "X_sigjax", umap: bool = True, heldout=None
+) -> dict:
     """`python -m eval score`: scores an embedding in an .h5ad and the PCA baseline of its X.
+
+    With `heldout` (a run directory), only the cells that run held out are scored (it never
+    trained on them), with kNN accuracy from the cells it trained on; the file must hold the
+    run's training cells in their order. The PCA baseline is scored on the same cells.
 
     Writes `<data>.scores.json` ({embedding: scores, "X_pca_hvg": scores}) and, with `umap`,
     `<data>.umap.png` beside the input. The baseline needs counts or log-normalised values in X;
@@ -264,6 +290,7 @@ def score_file(data_path, labels: str, embedding: str = "X_sigjax", umap: bool =
       labels: the `obs` column with cell-type labels.
       embedding: the `obsm` key to score.
       umap: also write the UMAP PNG.
+      heldout: a run directory: score its held-out cells only.
 
     Returns:
       The dict written to the JSON file.
@@ -284,11 +311,22 @@ def score_file(data_path, labels: str, embedding: str = "X_sigjax", umap: bool =
         raise ValueError(
             f"--embedding: got {embedding!r}, expected one of {list(adata.obsm.keys())}"
         )
-    result = {embedding: score_embedding(adata.obsm[embedding], adata.obs[labels])}
+    cell_labels = np.asarray(adata.obs[labels])
+
+    def scores(x) -> dict:
+        x = np.asarray(x)
+        if heldout is None:
+            return score_embedding(x, cell_labels)
+        return score_embedding(x[val], cell_labels[val], x[train], cell_labels[train])
+
+    if heldout is not None:
+        train, val = heldout_rows(heldout, adata)
+        print(f"scoring the {len(val)} cells {heldout} held out ({len(train)} trained on)")
+    result = {embedding: scores(adata.obsm[embedding])}
     if embedding != BASELINE_KEY:
         try:
             pca_baseline(adata)
-            result[BASELINE_KEY] = score_embedding(adata.obsm[BASELINE_KEY], adata.obs[labels])
+            result[BASELINE_KEY] = scores(adata.obsm[BASELINE_KEY])
         except ValueError as e:  # X holds no counts (e.g. scaled): report it, keep the main scores.
             log.warning("PCA baseline skipped: %s", e)
             result[BASELINE_KEY] = {"error": str(e)}

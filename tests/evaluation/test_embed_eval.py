@@ -103,3 +103,21 @@ def test_held_out_scores_with_the_pca_baseline_of_the_same_cells_and_a_verdict(r
     assert "sigmoid beats or ties PCA on 3 of 3" in line
     assert "softmax beats or ties PCA on 0 of 3" in line
     assert line.endswith("Best kNN purity: sigmoid.")
+
+
+def test_score_file_of_held_out_cells_equals_the_run_evaluation(run, pbmc_files, tmp_path):
+    import anndata as ad
+
+    import sigjax.evaluation as ev
+    from sigjax.evaluation._score import score_file
+
+    adata = ad.read_h5ad(pbmc_files / "counts.h5ad")
+    ev.embed(adata, run)
+    adata.write_h5ad(tmp_path / "emb.h5ad")
+    got = score_file(tmp_path / "emb.h5ad", "cell_type", umap=False, heldout=run)
+    want = ev.evaluate_run(run, cells="val", baseline=True, write=False)
+    for k in ("knn_purity", "nmi", "knn_accuracy"):
+        assert got["X_sigjax"][k] == pytest.approx(want[k], abs=1e-6)
+        assert got["X_pca_hvg"][k] == pytest.approx(want[f"pca_hvg/{k}"], abs=1e-6)
+    everything = score_file(tmp_path / "emb.h5ad", "cell_type", umap=False)
+    assert "knn_accuracy" not in everything["X_sigjax"]
