@@ -142,6 +142,24 @@ def read_metrics(workdir) -> list[dict]:
     return [rows[s] for s in sorted(rows)]
 
 
+def median_update_ratios(rows) -> dict[str, float]:
+    """Each group's median `update_ratio/<group>` over the rows (non-finite values left out).
+
+    Args:
+      rows: one metrics row (dict) or a sequence of them.
+
+    Returns:
+      {group (e.g. "block_0/mlp"): median ratio}, in logged order; empty without ratios.
+    """
+    rows = [rows] if isinstance(rows, dict) else list(rows)
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        for k, v in row.items():
+            if k.startswith(UPDATE_RATIO) and v is not None and np.isfinite(float(v)):
+                values.setdefault(k[len(UPDATE_RATIO) :], []).append(float(v))
+    return {name: float(np.median(v)) for name, v in values.items()}
+
+
 def frozen_groups(rows, fraction: float = FROZEN_FRACTION) -> dict[str, float]:
     """The groups whose update ratio falls below `fraction` x the median of the other groups'.
 
@@ -165,13 +183,7 @@ def frozen_groups(rows, fraction: float = FROZEN_FRACTION) -> dict[str, float]:
     """
     if not fraction > 0:
         raise ValueError(f"fraction: got {fraction!r}, expected a number > 0")
-    rows = [rows] if isinstance(rows, dict) else list(rows)
-    values: dict[str, list[float]] = {}
-    for row in rows:
-        for k, v in row.items():
-            if k.startswith(UPDATE_RATIO) and v is not None and np.isfinite(float(v)):
-                values.setdefault(k[len(UPDATE_RATIO) :], []).append(float(v))
-    ratios = {name: float(np.median(v)) for name, v in values.items()}
+    ratios = median_update_ratios(rows)
     frozen = {}
     for name, r in ratios.items():
         others = [v for other, v in ratios.items() if other != name]
