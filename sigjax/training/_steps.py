@@ -99,7 +99,9 @@ def param_groups(tree: nnx.State, num_layers: int) -> dict[str, list]:
     for path, leaf in nnx.to_flat_state(tree):
         keys = [str(getattr(p, "key", p)) for p in path]
         if keys[0] == "blocks":
-            part = "attention" if keys[2].startswith("attention") else "mlp"
+            # The attention, its norms and any per-branch scale name the attention; the rest of
+            # a block is its MLP branch.
+            part = "attention" if "attention" in keys[2] or "attn" in keys[2] else "mlp"
             groups[f"block_{keys[1]}/{part}"].append(getattr(leaf, "value", leaf))
         elif keys[0] in ("gene_embed", "value_embed", "mask_embed"):
             groups["embed"].append(getattr(leaf, "value", leaf))
