@@ -7,10 +7,9 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
-from train_helpers import SYNTHETIC, smoke_config
+from train_helpers import SYNTHETIC, smoke_config, with_frozen
 
 from sigjax._io import atomic_write
 from sigjax.data import CellLoader, make_datasets
@@ -143,17 +142,7 @@ def test_a_sub_block_with_zero_learning_rate_is_named_frozen():
     config = smoke_config(**SYNTHETIC, **{"model.num_layers": 2, "train.warmup_steps": 0})
     tx, _ = make_optimizer(config.train)
 
-    def labels(params):  # Block 1's MLP (and its LayerNorm) gets no update at all.
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: (
-                "frozen"
-                if "/".join(str(getattr(k, "key", k)) for k in path).startswith("blocks/1/mlp")
-                else "train"
-            ),
-            params,
-        )
-
-    frozen_tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+    frozen_tx = with_frozen(tx, "blocks/1/mlp")  # Block 1's MLP and its LayerNorm.
     _, _, metrics = _one_step(config, frozen_tx)
     assert (
         metrics["update_ratio/block_1/mlp"] == 0.0 and metrics["update_ratio/block_1/attention"] > 0
