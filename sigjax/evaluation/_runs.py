@@ -6,7 +6,16 @@ import pathlib
 
 import numpy as np
 
-from sigjax.training._metrics import read_metrics
+from sigjax.training._metrics import (
+    FROZEN_FRACTION,
+    UPDATE_RATIO,
+    frozen_groups,
+    frozen_message,
+    median_update_ratios,
+    read_metrics,
+)
+
+RATIO_ROWS = 20  # The last logged rows whose update ratios decide whether a group is frozen.
 
 
 def series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +42,7 @@ def _is_nonfinite(v) -> bool:
     return isinstance(v, (int, float)) and not math.isfinite(v)
 
 
-def stability_summary(workdir) -> dict:
+def stability_summary(workdir, last: int = RATIO_ROWS) -> dict:
     """The numbers of `python -m eval stability` for one run.
 
     Definitions (over the logged rows of metrics.jsonl; steps are logged every `log_every`):
@@ -45,18 +54,29 @@ def stability_summary(workdir) -> dict:
     - final_loss: the last logged `train/loss`; final_val_loss: the last `val/loss`.
     - mean_step_time_s: mean of `perf/step_time` (seconds per step, averaged over each logging
       interval) leaving out the first interval, which includes compilation.
+    - update_ratios: each group's median `update_ratio/<group>` (update norm over parameter
+      norm, see `sigjax.training.update_ratios`) over the last `last` rows that hold them;
+      frozen: {group: its median / the median of the others'} for the groups below 1e-3 x the
+      median of the other groups' (`sigjax.training.frozen_groups`), {} when none is, None when
+      the run logged no ratios.
 
     Args:
       workdir: a training run directory.
+      last: logged rows (the latest) over which the update ratios are taken (>= 1).
 
     Returns:
       {"run", "steps", "grad_norm_initial", "grad_norm_max", "max_over_initial",
-      "first_nonfinite_step", "final_loss", "final_val_loss", "mean_step_time_s"}.
+      "first_nonfinite_step", "final_loss", "final_val_loss", "mean_step_time_s",
+      "update_ratios", "frozen"}.
 
     Raises:
       FileNotFoundError: no metrics.jsonl.
+      ValueError: `last` < 1.
     """
+    if int(last) < 1:
+        raise ValueError(f"last: got {last!r}, expected an integer >= 1")
     rows = read_metrics(workdir)
+    ratio_rows = [r for r in rows if any(k.startswith(UPDATE_RATIO) for k in r)][-int(last) :]
     _, g = series(rows, "train/grad_norm")
     _, loss = series(rows, "train/loss")
     _, val = series(rows, "val/loss")
@@ -81,14 +101,18 @@ def stability_summary(workdir) -> dict:
         "final_loss": float(loss[-1]) if len(loss) else nan,
         "final_val_loss": float(val[-1]) if len(val) else nan,
         "mean_step_time_s": float(np.mean(st[1:] if len(st) > 1 else st)) if len(st) else nan,
+        "update_ratios": median_update_ratios(ratio_rows),
+        "frozen": frozen_groups(ratio_rows) if ratio_rows else None,
     }
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
     """A markdown table of `rows` (dicts) with the given columns; floats to 4 significant digits,
-    missing values empty."""
+    lists (and dict keys) joined by commas ("none" when empty), missing values empty."""
 
     def fmt(v):
+        if isinstance(v, (list, tuple, dict)):  # e.g. the frozen groups: "none" when empty.
+            return ", ".join(map(str, v)) or "none"
         if isinstance(v, float):
             return f"{v:.4g}"
         return "" if v is None else str(v)
@@ -102,9 +126,11 @@ def stability_report(workdirs, out=None) -> list[dict]:
     """`python -m eval stability`: plots and the `stability_summary` of each run.
 
     Writes OUT/stability.png: global gradient norm (log scale), training loss, and (when the runs
-    logged them) the per-block gradient norms `grad_norm/block_{i}/{attention,mlp}` (log scale)
-    vs step, one line per run (and block); OUT/stability.md and OUT/stability.json with the
-    summaries, which are also printed.
+    logged them) the per-block gradient norms `grad_norm/block_{i}/{attention,mlp}` and the
+    per-group update ratios `update_ratio/<group>` (log scale) vs step, one line per run (and
+    group); OUT/stability.md and OUT/stability.json with the summaries, which are also printed.
+    The table's `frozen` column names each run's frozen groups, and a warning line is printed
+    for every run that has any.
 
     Args:
       workdirs: training run directories.
@@ -121,24 +147,29 @@ def stability_report(workdirs, out=None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     summaries = [stability_summary(w) for w in workdirs]
     runs = [(run_name(w), read_metrics(w)) for w in workdirs]
-    has_blocks = any(k.startswith("grad_norm/block_") for _, rows in runs for r in rows for k in r)
-    fig, axes = plt.subplots(1, 3 if has_blocks else 2, figsize=(17 if has_blocks else 12, 4.5))
+    panels = [
+        (prefix, ylabel)
+        for prefix, ylabel in (
+            ("grad_norm/block_", "per-block gradient norm"),
+            (UPDATE_RATIO, "update norm / parameter norm"),
+        )
+        if any(k.startswith(prefix) for _, rows in runs for r in rows for k in r)
+    ]
+    n = 2 + len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n - 1, 4.5))
     for name, rows in runs:
         axes[0].plot(*series(rows, "train/grad_norm"), label=name)
         axes[1].plot(*series(rows, "train/loss"), label=name)
-        if has_blocks:
-            block_keys = sorted({k for r in rows for k in r if k.startswith("grad_norm/block_")})
-            for k in block_keys:
-                label = (
-                    f"{name} {k[len('grad_norm/') :]}"
-                    if len(block_keys) * len(runs) <= 12
-                    else None
-                )
-                axes[2].plot(*series(rows, k), lw=0.8, alpha=0.7, label=label)
+        for ax, (prefix, _) in zip(axes[2:], panels, strict=True):
+            keys = sorted({k for r in rows for k in r if k.startswith(prefix)})
+            for k in keys:
+                short = k[len("grad_norm/") :] if prefix.startswith("grad_norm/") else k
+                label = f"{name} {short}" if len(keys) * len(runs) <= 12 else None
+                ax.plot(*series(rows, k), lw=0.8, alpha=0.7, label=label)
     axes[0].set(yscale="log", xlabel="step", ylabel="gradient norm (global, before clipping)")
     axes[1].set(xlabel="step", ylabel="training loss")
-    if has_blocks:
-        axes[2].set(yscale="log", xlabel="step", ylabel="per-block gradient norm")
+    for ax, (_, ylabel) in zip(axes[2:], panels, strict=True):
+        ax.set(yscale="log", xlabel="step", ylabel=ylabel)
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
@@ -155,11 +186,15 @@ def stability_report(workdirs, out=None) -> list[dict]:
         "final_loss",
         "final_val_loss",
         "mean_step_time_s",
+        "frozen",
     ]
     table = markdown_table(summaries, cols)
     (out / "stability.md").write_text(table + "\n")
     (out / "stability.json").write_text(json.dumps(summaries, indent=2))
     print(table)
+    for s in summaries:
+        if s["frozen"]:
+            print(f"WARNING {s['run']}: {frozen_message(s['frozen'], FROZEN_FRACTION)}")
     for name in ("stability.png", "stability.md", "stability.json"):
         print(f"wrote {out / name}")
     return summaries

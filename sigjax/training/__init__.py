@@ -3,7 +3,7 @@
 from sigjax.training._checkpoint import load_model
 from sigjax.training._flags import unknown_config_field
 from sigjax.training._mesh import fsdp_spec, make_mesh
-from sigjax.training._metrics import MetricsWriter, read_metrics
+from sigjax.training._metrics import MetricsWriter, frozen_groups, read_metrics
 from sigjax.training._objective import mask_values, masked_loss
 from sigjax.training._steps import (
     build_model,
@@ -11,6 +11,8 @@ from sigjax.training._steps import (
     evaluate_losses,
     group_norms,
     map_batches,
+    param_groups,
+    update_ratios,
 )
 from sigjax.training._train import NonFiniteError, train_and_evaluate
 
@@ -20,6 +22,7 @@ __all__ = [
     "build_model",
     "evaluate_loss",
     "evaluate_losses",
+    "frozen_groups",
     "fsdp_spec",
     "group_norms",
     "load_model",
@@ -27,7 +30,9 @@ __all__ = [
     "map_batches",
     "mask_values",
     "masked_loss",
+    "param_groups",
     "read_metrics",
     "train_and_evaluate",
     "unknown_config_field",
+    "update_ratios",
 ]

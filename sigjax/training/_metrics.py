@@ -1,7 +1,8 @@
 """The metrics of a run: DIR/metrics.jsonl (one JSON row per logged step) and TensorBoard events.
 
 `MetricsWriter` writes them during training (process 0 only); `read_metrics` reads them back for
-evaluation, comparison and the stability report.
+evaluation, comparison and the stability report; `frozen_groups` finds the sub-blocks that stopped
+moving, from the logged update ratios (used by the training loop and the stability report).
 """
 
 import json
@@ -17,6 +18,8 @@ from sigjax._io import atomic_write
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
+UPDATE_RATIO = "update_ratio/"  # Prefix of the per-group update/parameter norm ratios.
+FROZEN_FRACTION = 1e-3  # A group below this fraction of the median of the others is frozen.
 
 
 class MetricsWriter:
@@ -137,3 +140,67 @@ def read_metrics(workdir) -> list[dict]:
             ) from e
         rows[step] = {**rows.get(step, {}), **row, "step": step}
     return [rows[s] for s in sorted(rows)]
+
+
+def median_update_ratios(rows) -> dict[str, float]:
+    """Each group's median `update_ratio/<group>` over the rows (non-finite values left out).
+
+    Args:
+      rows: one metrics row (dict) or a sequence of them.
+
+    Returns:
+      {group (e.g. "block_0/mlp"): median ratio}, in logged order; empty without ratios.
+    """
+    rows = [rows] if isinstance(rows, dict) else list(rows)
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        for k, v in row.items():
+            if k.startswith(UPDATE_RATIO) and v is not None and np.isfinite(float(v)):
+                values.setdefault(k[len(UPDATE_RATIO) :], []).append(float(v))
+    return {name: float(np.median(v)) for name, v in values.items()}
+
+
+def frozen_groups(rows, fraction: float = FROZEN_FRACTION) -> dict[str, float]:
+    """The groups whose update ratio falls below `fraction` x the median of the other groups'.
+
+    The update ratio of a group (`update_ratio/<group>`, logged by `train_step`) is the norm of
+    its optimizer update over the norm of its parameters. Adam makes healthy groups move at
+    similar ratios, so one far below the others (a dead MLP, a sub-block cut off from the loss,
+    a zero learning rate) is frozen. Given several rows, each group's ratio is its median over
+    them (non-finite values left out), so one odd step neither raises nor hides a warning. Steps
+    where every group stands still (learning rate 0 at the start of warmup) flag nothing.
+
+    Args:
+      rows: one metrics row (dict) or a sequence of them.
+      fraction: threshold relative to the median of the other groups (> 0).
+
+    Returns:
+      {group (e.g. "block_0/mlp"): its ratio / the median of the others' ratios}, for the frozen
+      groups, in logged order; empty when none is frozen or fewer than two groups were logged.
+
+    Raises:
+      ValueError: `fraction` not > 0.
+    """
+    if not fraction > 0:
+        raise ValueError(f"fraction: got {fraction!r}, expected a number > 0")
+    ratios = median_update_ratios(rows)
+    frozen = {}
+    for name, r in ratios.items():
+        others = [v for other, v in ratios.items() if other != name]
+        if not others:
+            continue
+        median = float(np.median(others))
+        if r < fraction * median:
+            frozen[name] = r / median
+    return frozen
+
+
+def frozen_message(frozen: dict[str, float], fraction: float = FROZEN_FRACTION) -> str:
+    """One line naming the frozen groups of `frozen_groups` and how far below the others they
+    are."""
+    named = ", ".join(f"{name} ({rel:.2g}x)" for name, rel in frozen.items())
+    return (
+        f"frozen sub-blocks: {named}: update/parameter norm ratio below {fraction:g} x the median "
+        "of the other groups' ratios (the factor is in brackets); these parts of the network "
+        "barely train"
+    )

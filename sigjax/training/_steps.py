@@ -1,8 +1,8 @@
 """Steps: the model and optimizer of a config, the jitted train step, batched evaluation.
 
 The loss itself is `_objective.objective_loss`; this module turns it into an optimizer step
-(`train_step`, with per-group gradient norms) and into a batched, jitted pass over a set of
-cells (`map_batches`, shared by the validation loss and by embedding).
+(`train_step`, with per-group gradient norms and update/parameter ratios) and into a batched,
+jitted pass over a set of cells (`map_batches`, shared by the validation loss and by embedding).
 """
 
 import dataclasses
@@ -80,36 +80,73 @@ def make_setup(config, vocab_size: int, mesh) -> tuple[Setup, dict]:
     return Setup(graphdef, tx, schedule, shardings, abstract), state
 
 
-def group_norms(grads: nnx.State, num_layers: int) -> dict:
-    """Per-block gradient norms: block i's attention (with its LayerNorm), MLP (with its LayerNorm),
-    the embeddings (gene, value, mask), and the head (final LayerNorm and output layer); the groups
-    partition the parameters, so their norms combine to the global norm.
+def param_groups(tree: nnx.State, num_layers: int) -> dict[str, list]:
+    """The leaves of a tree with the model's state structure (parameters, gradients, updates) by
+    group: block i's attention (with its LayerNorm), block i's MLP (with its LayerNorm), the
+    embeddings (gene, value, mask), and the head (final LayerNorm, output layer, expression
+    decoder). The groups partition the leaves, so their norms combine to the global norm.
 
     Args:
-      grads: gradients with the model's state structure.
+      tree: an nnx.State (or a tree of the same structure, such as optax updates).
       num_layers: blocks in the model.
 
     Returns:
-      {"grad_norm/block_{i}/attention", "grad_norm/block_{i}/mlp", "grad_norm/embed",
-      "grad_norm/head"} -> scalar.
+      {"block_{i}/attention", "block_{i}/mlp", "embed", "head"} -> list of arrays, in that order.
     """
-    groups = {
-        f"grad_norm/block_{i}/{part}": []
-        for i in range(num_layers)
-        for part in ("attention", "mlp")
-    }
-    groups["grad_norm/embed"] = []
-    groups["grad_norm/head"] = []
-    for path, leaf in nnx.to_flat_state(grads):
+    groups = {f"block_{i}/{part}": [] for i in range(num_layers) for part in ("attention", "mlp")}
+    groups["embed"] = []
+    groups["head"] = []
+    for path, leaf in nnx.to_flat_state(tree):
         keys = [str(getattr(p, "key", p)) for p in path]
         if keys[0] == "blocks":
-            part = "attention" if keys[2].startswith("attention") else "mlp"
-            groups[f"grad_norm/block_{keys[1]}/{part}"].append(leaf)
+            # The attention, its norms and any per-branch scale name the attention; the rest of
+            # a block is its MLP branch.
+            part = "attention" if "attention" in keys[2] or "attn" in keys[2] else "mlp"
+            groups[f"block_{keys[1]}/{part}"].append(getattr(leaf, "value", leaf))
         elif keys[0] in ("gene_embed", "value_embed", "mask_embed"):
-            groups["grad_norm/embed"].append(leaf)
+            groups["embed"].append(getattr(leaf, "value", leaf))
         else:  # final_norm, head and the expression decoder.
-            groups["grad_norm/head"].append(leaf)
-    return {k: optax.global_norm([getattr(x, "value", x) for x in v]) for k, v in groups.items()}
+            groups["head"].append(getattr(leaf, "value", leaf))
+    return groups
+
+
+def group_norms(tree: nnx.State, num_layers: int, prefix: str = "grad_norm") -> dict:
+    """Global L2 norm of each group of `param_groups` (traceable).
+
+    Args:
+      tree: gradients (or parameters, updates) with the model's state structure.
+      num_layers: blocks in the model.
+      prefix: key prefix.
+
+    Returns:
+      {"{prefix}/block_{i}/attention", "{prefix}/block_{i}/mlp", "{prefix}/embed",
+      "{prefix}/head"} -> scalar.
+    """
+    return {
+        f"{prefix}/{name}": optax.global_norm(leaves)
+        for name, leaves in param_groups(tree, num_layers).items()
+    }
+
+
+def update_ratios(updates: nnx.State, params: nnx.State, num_layers: int) -> dict:
+    """Per group, ||update|| / ||parameters before the update|| (traceable): how fast each part
+    of the network moves. A sub-block far below the others is frozen (`frozen_groups`).
+
+    A group whose parameters are all zero has no scale to compare with; it reports its update
+    norm unchanged (0 when it does not move), rather than a division by zero.
+
+    Args:
+      updates: the optimizer's updates, with the model's state structure.
+      params: the parameters the updates apply to.
+      num_layers: blocks in the model.
+
+    Returns:
+      {"update_ratio/block_{i}/attention", "update_ratio/block_{i}/mlp", "update_ratio/embed",
+      "update_ratio/head"} -> scalar.
+    """
+    u = group_norms(updates, num_layers, "update_ratio")
+    p = group_norms(params, num_layers, "update_ratio")
+    return {k: jnp.where(p[k] > 0, u[k] / jnp.where(p[k] > 0, p[k], 1.0), u[k]) for k in u}
 
 
 def all_finite(tree) -> jax.Array:
@@ -119,7 +156,8 @@ def all_finite(tree) -> jax.Array:
 
 
 def train_step(setup: Setup, config, state, batch):
-    """One optimizer step and its metrics (norms before clipping).
+    """One optimizer step and its metrics (norms before clipping; per-group gradient norms and
+    update/parameter ratios, see `param_groups`).
 
     A step whose loss, gradient, update, new parameters or new optimizer state hold a non-finite
     value leaves params and optimizer state unchanged and reports ok=False; the loop stops on it,
@@ -154,6 +192,7 @@ def train_step(setup: Setup, config, state, batch):
         "train/lr": setup.schedule(state["step"]),
         "ok": ok,
         **group_norms(grads, config.model.num_layers),
+        **update_ratios(updates, state["params"], config.model.num_layers),
     }
     return new, metrics
 

@@ -29,7 +29,7 @@ from sigjax.training._mesh import (
     process_rows,
     replicate,
 )
-from sigjax.training._metrics import MetricsWriter, read_metrics
+from sigjax.training._metrics import MetricsWriter, frozen_groups, frozen_message, read_metrics
 from sigjax.training._steps import build_model, evaluate_losses, make_setup, train_step
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,7 @@ def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
         fetched = jax.device_get(pending)  # The only device-to-host copy of metrics.
         now = time.perf_counter()
         _stop_if_non_finite(fetched, writer, mngr)
+        _warn_if_frozen(fetched, done)
         row = {k: v for k, v in fetched[-1][1].items() if k != "ok"}
         row["perf/step_time"] = (now - t_last) / len(pending)
         row["perf/tokens_per_sec"] = tokens / (now - t_last)
@@ -246,6 +247,14 @@ def _stop_if_non_finite(fetched, writer, mngr) -> None:
                 f"update_norm={float(bad['train/update_norm'])}); training stopped, "
                 + (f"last good checkpoint: step {good}" if good else "no checkpoint saved yet")
             )
+
+
+def _warn_if_frozen(fetched, step: int) -> None:
+    """Logs a warning naming the frozen sub-blocks (`frozen_groups`) of the steps fetched at a
+    log step: once per logging interval, from the median of its steps' update ratios."""
+    frozen = frozen_groups([metrics for _, metrics in fetched])
+    if frozen:
+        log.warning("step %d: %s", step, frozen_message(frozen))
 
 
 def _checked_mesh(config) -> jax.sharding.Mesh:

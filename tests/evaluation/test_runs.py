@@ -25,7 +25,10 @@ def write_run(path, rows, scores=None):
     return path
 
 
-def fake_rows(n=5, spike_at=None, nan_at=None, blocks=True):
+GROUPS = ("block_0/attention", "block_0/mlp", "block_1/attention", "block_1/mlp", "embed", "head")
+
+
+def fake_rows(n=5, spike_at=None, nan_at=None, blocks=True, frozen=()):
     rows = []
     for i in range(1, n + 1):
         step = 10 * i
@@ -40,6 +43,9 @@ def fake_rows(n=5, spike_at=None, nan_at=None, blocks=True):
         }
         if blocks:
             row["grad_norm/block_0/attention"] = g / 2
+            for k, group in enumerate(GROUPS):  # Healthy groups move by ~1e-3 per step.
+                ratio = 1e-3 * (1 + 0.1 * k)
+                row[f"update_ratio/{group}"] = ratio * 1e-5 if group in frozen else ratio
         if step == nan_at:
             row["train/loss"] = float("nan")
         if i % 2 == 0:
@@ -80,6 +86,25 @@ def test_stability_summary(tmp_path):
     assert s["mean_step_time_s"] == pytest.approx(np.mean([0.2, 0.3, 0.4, 0.5]))  # first left out
     calm = stability_summary(write_run(tmp_path / "calm", fake_rows(5)))
     assert calm["first_nonfinite_step"] is None and calm["max_over_initial"] == 1.0
+    assert calm["frozen"] == {} and list(calm["update_ratios"]) == list(GROUPS)
+    assert calm["update_ratios"]["embed"] == pytest.approx(1.4e-3)
+    old = stability_summary(write_run(tmp_path / "old", fake_rows(5, blocks=False)))
+    assert old["frozen"] is None and old["update_ratios"] == {}  # Logged before the ratios.
+
+
+def test_stability_summary_names_frozen_groups_from_the_last_rows(tmp_path):
+    rows = fake_rows(30, frozen=("block_1/mlp",))
+    s = stability_summary(write_run(tmp_path / "dead", rows))
+    assert list(s["frozen"]) == ["block_1/mlp"]
+    assert s["frozen"]["block_1/mlp"] == pytest.approx(1.3e-8 / 1.2e-3)  # Others' median.
+    # Alive for 15 rows, then frozen: so over the last 20 rows (the default), not over all 30.
+    late = fake_rows(30)
+    for row, dead in zip(late[15:], rows[15:], strict=True):
+        row.update({k: v for k, v in dead.items() if k.startswith("update_ratio/")})
+    assert list(stability_summary(write_run(tmp_path / "late", late))["frozen"]) == ["block_1/mlp"]
+    assert stability_summary(tmp_path / "late", last=30)["frozen"] == {}
+    with pytest.raises(ValueError, match="last: got 0"):
+        stability_summary(tmp_path / "late", last=0)
 
 
 def test_stability_report_and_compare_write_files(tmp_path, capsys):
@@ -87,11 +112,21 @@ def test_stability_report_and_compare_write_files(tmp_path, capsys):
         tmp_path / "a", fake_rows(5), scores={"val_loss": 1.5, "nmi": 0.4, "cells": "val"}
     )
     b = write_run(tmp_path / "b", fake_rows(5, nan_at=20, blocks=False))
-    summaries = stability_report([a, b], tmp_path / "out")
-    assert [s["first_nonfinite_step"] for s in summaries] == [None, 20]
+    c = write_run(tmp_path / "c", fake_rows(5, frozen=("block_0/mlp", "embed")))
+    summaries = stability_report([a, b, c], tmp_path / "out")
+    assert [s["first_nonfinite_step"] for s in summaries] == [None, 20, None]
     assert (tmp_path / "out" / "stability.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "out" / "stability.json").read_text())
     assert saved[1]["run"] == "b"
+    assert list(saved[2]["frozen"]) == ["block_0/mlp", "embed"]
+    md = (tmp_path / "out" / "stability.md").read_text().splitlines()
+    assert md[0].split("|")[-2].strip() == "frozen"
+    # Healthy: "none"; no ratios logged: empty; frozen: the groups by name.
+    assert [line.split("|")[-2].strip() for line in md[2:]] == ["none", "", "block_0/mlp, embed"]
+    reported = capsys.readouterr().out
+    warnings = [line for line in reported.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING c: frozen sub-blocks: ")
+    assert "block_0/mlp (" in warnings[0] and "embed (" in warnings[0]
     table = compare_runs([a, b], tmp_path / "cmp", embed=False)
     lines = table.splitlines()
     assert lines[0].split("|")[1:-1] == [
@@ -108,7 +143,7 @@ def test_stability_report_and_compare_write_files(tmp_path, capsys):
     assert (tmp_path / "cmp" / "compare.md").read_text().strip() == table
     printed = capsys.readouterr().out  # Each file written is named, as `score` does.
     for path in ("out/stability.png", "out/stability.md", "out/stability.json"):
-        assert f"wrote {tmp_path / path}" in printed
+        assert f"wrote {tmp_path / path}" in reported
     for path in ("cmp/compare.png", "cmp/compare.md"):
         assert f"wrote {tmp_path / path}" in printed
 

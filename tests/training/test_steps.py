@@ -1,16 +1,29 @@
-"""The steps module's evaluation loop and the small shared pieces of the training package."""
+"""The steps module's evaluation loop and update ratios, and the small shared pieces of the
+training package (metrics file, frozen-group detection, atomic writes)."""
 
+import functools
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from train_helpers import SYNTHETIC, smoke_config
+from flax import nnx
+from train_helpers import SYNTHETIC, smoke_config, with_frozen
 
 from sigjax._io import atomic_write
-from sigjax.data import make_datasets
+from sigjax.data import CellLoader, make_datasets
 from sigjax.evaluation import embed_cells
-from sigjax.training import MetricsWriter, build_model, evaluate_loss, read_metrics
-from sigjax.training._steps import _apply
+from sigjax.training import (
+    MetricsWriter,
+    build_model,
+    evaluate_loss,
+    frozen_groups,
+    make_mesh,
+    param_groups,
+    read_metrics,
+)
+from sigjax.training._steps import _apply, make_optimizer, make_setup, train_step
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +80,99 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
     atomic_write(path, "new")
     assert path.read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+# ------------------------------------------------------------------ live-network diagnostics
+def _groups_by_path(tree, num_layers):
+    """The groups of `param_groups`, written out from the module names (an independent check)."""
+    flat = {
+        "/".join(str(getattr(k, "key", k)) for k in path): np.asarray(getattr(v, "value", v))
+        for path, v in nnx.to_flat_state(tree)
+    }
+    groups = {}
+    for i in range(num_layers):
+        groups[f"block_{i}/attention"] = [
+            v for k, v in flat.items() if k.startswith(f"blocks/{i}/attention")
+        ]
+        groups[f"block_{i}/mlp"] = [v for k, v in flat.items() if k.startswith(f"blocks/{i}/mlp")]
+    groups["embed"] = [v for k, v in flat.items() if k.split("/")[0].endswith("_embed")]
+    groups["head"] = [
+        v
+        for k, v in flat.items()
+        if k.split("/")[0] in ("head", "final_norm") or k.startswith("expression_")
+    ]
+    assert sum(map(len, groups.values())) == len(flat)  # Every parameter in one group.
+    return groups
+
+
+def _norm(arrays):
+    return float(np.sqrt(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays)))
+
+
+def _one_step(config, tx=None):
+    mesh = make_mesh(config.mesh)
+    train, _, vocab = make_datasets(config.data)
+    with jax.set_mesh(mesh):
+        setup, state = make_setup(config, vocab.size, mesh)
+        if tx is not None:
+            setup.tx = tx
+            state["opt_state"] = tx.init(state["params"])
+        before = jax.tree.map(np.asarray, state["params"])
+        loader = CellLoader(train, batch_size=config.data.batch_size, seed=0, max_len=64)
+        batch = {k: jnp.asarray(v) for k, v in next(iter(loader.iter_epoch())).items()}
+        new, metrics = jax.jit(functools.partial(train_step, setup, config))(state, batch)
+    return before, jax.tree.map(np.asarray, new["params"]), jax.device_get(metrics)
+
+
+def test_train_step_logs_update_ratios_of_every_group():
+    config = smoke_config(**SYNTHETIC, **{"model.num_layers": 2, "train.warmup_steps": 0})
+    before, after, metrics = _one_step(config)
+    assert bool(metrics["ok"])
+    old, new = _groups_by_path(before, 2), _groups_by_path(after, 2)
+    assert list(param_groups(before, 2)) == list(old)
+    for name in old:
+        moved = _norm([b - a for a, b in zip(old[name], new[name], strict=True)])
+        # The update applied over the parameters before it (optax.apply_updates adds it).
+        assert metrics[f"update_ratio/{name}"] == pytest.approx(moved / _norm(old[name]), rel=1e-3)
+        assert metrics[f"update_ratio/{name}"] > 0
+    assert frozen_groups(metrics) == {}
+
+
+def test_a_sub_block_with_zero_learning_rate_is_named_frozen():
+    config = smoke_config(**SYNTHETIC, **{"model.num_layers": 2, "train.warmup_steps": 0})
+    tx, _ = make_optimizer(config.train)
+
+    frozen_tx = with_frozen(tx, "blocks/1/mlp")  # Block 1's MLP and its LayerNorm.
+    _, _, metrics = _one_step(config, frozen_tx)
+    assert (
+        metrics["update_ratio/block_1/mlp"] == 0.0 and metrics["update_ratio/block_1/attention"] > 0
+    )
+    assert list(frozen_groups(metrics)) == ["block_1/mlp"]
+
+
+def _ratios(**groups):
+    return {f"update_ratio/{k}": v for k, v in groups.items()}
+
+
+def test_frozen_groups_compares_each_group_with_the_median_of_the_others():
+    healthy = _ratios(
+        **{"block_0/attention": 2e-3, "block_0/mlp": 1e-3, "embed": 4e-3, "head": 3e-3}
+    )
+    assert frozen_groups(healthy) == {}
+    dead = {**healthy, "update_ratio/block_0/mlp": 1e-9, "train/loss": 2.0}
+    assert frozen_groups(dead) == {"block_0/mlp": pytest.approx(1e-9 / 3e-3)}
+    # Just above and just below 1e-3 of the others' median (3e-3).
+    assert frozen_groups({**healthy, "update_ratio/block_0/mlp": 3.1e-6}) == {}
+    assert list(frozen_groups({**healthy, "update_ratio/block_0/mlp": 2.9e-6})) == ["block_0/mlp"]
+    # Every group at rest (learning rate 0 at the start of warmup): nothing is singled out.
+    assert (
+        frozen_groups(_ratios(**dict.fromkeys(("block_0/attention", "embed", "head"), 0.0))) == {}
+    )
+    # Several rows: the median of each group, so one odd step does not warn; NaN is left out.
+    odd = [healthy, healthy, {**healthy, "update_ratio/block_0/mlp": 0.0}]
+    assert frozen_groups(odd) == {}
+    assert list(frozen_groups([dead, dead, healthy])) == ["block_0/mlp"]
+    assert frozen_groups([{**healthy, "update_ratio/embed": float("nan")}]) == {}
+    assert frozen_groups(_ratios(embed=0.0)) == {} and frozen_groups({"step": 1}) == {}
+    with pytest.raises(ValueError, match="fraction: got 0"):
+        frozen_groups(healthy, fraction=0)

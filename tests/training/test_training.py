@@ -1,6 +1,7 @@
 """train_and_evaluate: metrics, checkpoints, resume, non-finite stop, sharding, the CLI."""
 
 import json
+import logging
 import re
 import shutil
 
@@ -8,11 +9,12 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
-from train_helpers import SYNTHETIC, cli, smoke_config
+from train_helpers import SYNTHETIC, cli, smoke_config, with_frozen
 
 from sigjax.data import make_datasets
 from sigjax.training import (
     NonFiniteError,
+    _steps,
     evaluate_loss,
     load_model,
     make_mesh,
@@ -30,6 +32,10 @@ CONTRACT_KEYS = {
     "grad_norm/block_0/attention",
     "grad_norm/block_0/mlp",
     "grad_norm/embed",
+    "update_ratio/block_0/attention",
+    "update_ratio/block_0/mlp",
+    "update_ratio/embed",
+    "update_ratio/head",
     "perf/tokens_per_sec",
     "perf/step_time",
 }
@@ -75,6 +81,11 @@ def test_smoke_run_writes_the_workdir_contract(smoke_run):
     assert log[0]["train/lr"] == 0.0 and log[0]["train/update_norm"] == 0.0
     assert log[2]["train/lr"] == pytest.approx(config.train.learning_rate, rel=1e-5)
     assert log[1]["train/update_norm"] > 0
+    # Update/parameter ratios per group: 0 while the learning rate is 0, then every group moves.
+    ratios = [k for k in log[0] if k.startswith("update_ratio/")]
+    assert sorted(ratios) == sorted(k for k in CONTRACT_KEYS if k.startswith("update_ratio/"))
+    assert all(log[0][k] == 0.0 for k in ratios)
+    assert all(0 < r[k] < 1 for r in log[1:] for k in ratios)
     # The global norm is the norm of the groups (they cover every parameter).
     groups = [v for k, v in log[0].items() if k.startswith("grad_norm/")]
     assert np.sqrt(np.sum(np.square(groups))) == pytest.approx(log[0]["train/grad_norm"], rel=1e-4)
@@ -141,10 +152,11 @@ def test_vocabulary_mismatch_on_resume_is_refused_and_keeps_the_run(smoke_run, t
         train_and_evaluate(changed, other)
 
 
-def test_run_saved_before_a_model_field_existed_still_resumes(smoke_run, tmp_path):
-    config, workdir, _ = smoke_run
+def test_run_saved_before_a_model_field_existed_still_resumes(tmp_path):
+    # A run of the first release's model: no hybrid norm (today's default is on).
+    config = smoke_config(**{**SYNTHETIC, "mesh.data": 1, "model.attention_output_norm": False})
     old = tmp_path / "old"
-    shutil.copytree(workdir, old)
+    train_and_evaluate(config, old)
     saved = json.loads((old / "config.json").read_text())
     del saved["model"]["attention_output_norm"]  # As written before the field was added.
     saved["model"]["implementation"] = "auto"  # The automatic choice's spelling before None.
@@ -153,7 +165,7 @@ def test_run_saved_before_a_model_field_existed_still_resumes(smoke_run, tmp_pat
     load_model(old)  # And the old spelling loads for inference.
     with pytest.raises(ValueError, match="model.attention_output_norm: saved False, got True"):
         train_and_evaluate(
-            smoke_config(**{"mesh.data": 1, "model.attention_output_norm": True}), old
+            smoke_config(**{**SYNTHETIC, "mesh.data": 1, "model.attention_output_norm": True}), old
         )
 
 
@@ -183,6 +195,39 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps and steps[-1] == bad_step - 1
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params_of(tmp_path)))
+
+
+def test_the_loop_warns_by_name_about_a_frozen_sub_block(tmp_path, monkeypatch, caplog):
+    config = smoke_config(
+        **SYNTHETIC,
+        **{
+            "mesh.data": 1,
+            "model.num_layers": 2,
+            "train.num_steps": 4,
+            "train.log_every": 2,
+            "train.eval_every": 0,
+            "train.checkpoint_every": 4,
+        },
+    )
+    make_optimizer = _steps.make_optimizer
+
+    def block_0_mlp_frozen(tc):  # Block 0's MLP (and its LayerNorm) gets no update.
+        tx, schedule = make_optimizer(tc)
+        return with_frozen(tx, "blocks/0/mlp"), schedule
+
+    monkeypatch.setattr(_steps, "make_optimizer", block_0_mlp_frozen)
+    with caplog.at_level(logging.WARNING, logger="sigjax.training._train"):
+        train_and_evaluate(config, tmp_path / "frozen")
+    warned = [r.getMessage() for r in caplog.records if "frozen sub-blocks" in r.getMessage()]
+    # Logged steps 2 and 4, once each; only block 0's MLP is named.
+    assert [m.split(":")[0] for m in warned] == ["step 2", "step 4"]
+    assert all("block_0/mlp (" in m and "block_1" not in m for m in warned)
+    assert all(r["update_ratio/block_0/mlp"] == 0 for r in rows(tmp_path / "frozen"))
+    caplog.clear()
+    monkeypatch.setattr(_steps, "make_optimizer", make_optimizer)
+    with caplog.at_level(logging.WARNING, logger="sigjax.training._train"):
+        train_and_evaluate(config, tmp_path / "healthy")
+    assert not [r for r in caplog.records if "frozen" in r.getMessage()]
 
 
 def test_fsdp_and_data_parallel_mesh_gives_the_same_loss(tmp_path):

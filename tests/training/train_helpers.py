@@ -57,3 +57,19 @@ def cli(args, *, env=None, timeout=300):
         text=True,
         timeout=timeout,
     )
+
+
+def with_frozen(tx, prefix: str):
+    """`tx` with no update at all for the parameters whose path starts with `prefix`
+    (e.g. "blocks/1/mlp"): a sub-block frozen on purpose, to test that it is reported."""
+    import jax
+    import optax
+
+    def labels(params):
+        def label(path, _):
+            name = "/".join(str(getattr(k, "key", k)) for k in path)
+            return "frozen" if name.startswith(prefix) else "train"
+
+        return jax.tree_util.tree_map_with_path(label, params)
+
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
