@@ -63,8 +63,17 @@ def _dense_batch(config, vocab_size: int, seed: int = 0) -> dict:
     else:
         values = rng.gamma(2.0, 1.0, size=(b, length)).astype(np.float32)
     values[:, 0] = 0.0
+    targets = rng.gamma(2.0, 1.0, size=(b, length)).astype(np.float32)  # log1p values.
+    targets[:, 0] = 0.0
     lengths = np.full((b,), length, np.int32)
-    return {"genes": genes, "values": values, "lengths": lengths, "labels": np.zeros(b, np.int32)}
+    labels = np.zeros(b, np.int32)
+    return {
+        "genes": genes,
+        "values": values,
+        "targets": targets,
+        "lengths": lengths,
+        "labels": labels,
+    }
 
 
 def time_train_step(config, *, steps: int = 20, warmup: int = 3, repeats: int = 3) -> dict:

@@ -127,11 +127,16 @@ class CellEncoder(nnx.Module):
         # The expression decoder (scGPT's MVC/GEPC): every vocabulary gene's log-normalised value
         # from the cell embedding and the gene's own input embedding. It is the only path from
         # the loss to the cell embedding, so it is what makes the embedding a summary of the cell.
-        if cfg.expression_weight > 0:
-            self.expression_query = nnx.Linear(e, e, rngs=rngs)
-            self.expression_bias = nnx.Param(jnp.zeros((cfg.vocab_size,)))
-        else:
-            self.expression_query = None
+        # Centred over the batch, a per-gene bias cancels out of the loss: its gradient is rounding
+        # noise, which Adam would scale up to full-size steps (and which differs with the
+        # sharding). So a centred decoder has no bias.
+        decoder = cfg.expression_weight > 0
+        self.expression_query = nnx.data(nnx.Linear(e, e, rngs=rngs) if decoder else None)
+        self.expression_bias = nnx.data(
+            nnx.Param(jnp.zeros((cfg.vocab_size,)))
+            if decoder and not cfg.expression_center
+            else None
+        )
         self.dtype = dtype
         self.dropout = float(cfg.dropout)
 
@@ -211,7 +216,8 @@ class CellEncoder(nnx.Module):
             )
         query = self.expression_query(embedding.astype(jnp.float32))
         table = self.gene_embed.embedding[...].astype(jnp.float32)
-        return query @ table.T + self.expression_bias[...]
+        pred = query @ table.T
+        return pred if self.expression_bias is None else pred + self.expression_bias[...]
 
     def pool(
         self, hidden: Float[Array, "B L E"], lengths: Int[Array, " B"], pooling: str | None = None

@@ -198,17 +198,21 @@ def test_resume_safe_fields_may_change(run, tmp_path):
 
 def test_a_field_the_saved_run_predates_compares_with_its_old_behaviour(run, monkeypatch):
     saved = ckpt.config_json(run[0])
-    del saved["model"]["attention_output_norm"]  # An EncoderConfig field with a default.
+    del saved["model"]["attention_output_norm"]  # An EncoderConfig field; old behaviour False.
     new = ckpt.config_json(run[0])
-    new["data"]["gene_selection"] = "all"  # A field added later, declared in ADDED_FIELDS.
-    monkeypatch.setitem(ckpt.ADDED_FIELDS, "data.gene_selection", "all")
+    new["model"]["attention_output_norm"] = False
+    new["data"]["future_field"] = "all"  # A field added later, declared in ADDED_FIELDS.
+    monkeypatch.setitem(ckpt.ADDED_FIELDS, "data.future_field", "all")
     assert ckpt.config_differences(saved, new) == {}
-    new["data"]["gene_selection"] = "hvg"
-    assert ckpt.config_differences(saved, new) == {"data.gene_selection": ("all", "hvg")}
-    monkeypatch.delitem(ckpt.ADDED_FIELDS, "data.gene_selection")
-    new["data"]["gene_selection"] = "all"
+    new["model"]["attention_output_norm"] = True
+    assert ckpt.config_differences(saved, new) == {"model.attention_output_norm": (False, True)}
+    new["model"]["attention_output_norm"] = False
+    new["data"]["future_field"] = "hvg"
+    assert ckpt.config_differences(saved, new) == {"data.future_field": ("all", "hvg")}
+    monkeypatch.delitem(ckpt.ADDED_FIELDS, "data.future_field")
+    new["data"]["future_field"] = "all"
     # Undeclared, the new field is a difference: the mechanism makes adding it a conscious step.
-    assert ckpt.config_differences(saved, new) == {"data.gene_selection": ("<absent>", "all")}
+    assert ckpt.config_differences(saved, new) == {"data.future_field": ("<absent>", "all")}
 
 
 def test_read_saved_config_fills_fields_the_run_predates(run, tmp_path, monkeypatch):
@@ -216,10 +220,10 @@ def test_read_saved_config_fills_fields_the_run_predates(run, tmp_path, monkeypa
     saved = ckpt.config_json(run[0])
     del saved["model"]["attention_output_norm"]
     path.write_text(json.dumps(saved))
-    monkeypatch.setitem(ckpt.ADDED_FIELDS, "data.gene_selection", "all")
+    monkeypatch.setitem(ckpt.ADDED_FIELDS, "data.future_field", "all")
     read = ckpt.read_saved_config(path)
     assert read["model"]["attention_output_norm"] is False
-    assert read["data"]["gene_selection"] == "all"
+    assert read["data"]["future_field"] == "all"
 
 
 def test_a_run_saved_before_input_values_existed_resumes_as_counts(run):
