@@ -129,9 +129,11 @@ class CellEncoder(nnx.Module):
         # the loss to the cell embedding, so it is what makes the embedding a summary of the cell.
         # Centred over the batch, a per-gene bias cancels out of the loss: its gradient is rounding
         # noise, which Adam would scale up to full-size steps (and which differs with the
-        # sharding). So a centred decoder has no bias.
+        # sharding). So a centred decoder has no bias, and the query none either (a query bias
+        # adds <b, gene_embed_g>, again a per-gene constant).
         decoder = cfg.expression_weight > 0
-        self.expression_query = nnx.data(nnx.Linear(e, e, rngs=rngs) if decoder else None)
+        query = nnx.Linear(e, e, use_bias=False, rngs=rngs) if decoder else None
+        self.expression_query = nnx.data(query)
         self.expression_bias = nnx.data(
             nnx.Param(jnp.zeros((cfg.vocab_size,)))
             if decoder and not cfg.expression_center
