@@ -35,14 +35,17 @@ from sigjax.data import CellLoader, Vocab, load_dataset, tokenize_with  # noqa: 
 from sigjax.data._tokenize import select_genes  # noqa: E402
 from sigjax.evaluation._embed import embed_cells  # noqa: E402
 from sigjax.evaluation._score import score_embedding  # noqa: E402
-from sigjax.model import CellEncoder  # noqa: E402
-from sigjax.training._objective import group_norms, objective_loss  # noqa: E402
-from sigjax.training._train import make_optimizer  # noqa: E402
+from sigjax.model import CellEncoder, EncoderConfig  # noqa: E402
+from sigjax.training._objective import objective_loss  # noqa: E402
+from sigjax.training._steps import group_norms, make_optimizer  # noqa: E402
 
 HELD_OUT = 0.3
 # configs/small.py as it was on main (before the recipe became its default); every variant is
 # these fields plus its overrides, so "old" stays the old model whatever small.py holds.
 OLD = {
+    # Before data.input_values existed, X was read as counts (LEGACY_VALUES); the bundled sets
+    # hold counts, so "auto" would detect the same, but this keeps the old reading by construction.
+    "data.input_values": "counts",
     "data.gene_selection": "top_expressed",
     "data.bin_ties": "average",
     "model.expression_weight": 0.0,
@@ -52,6 +55,9 @@ OLD = {
     "model.pooling": "cls",
     "train.learning_rate": 1e-3,
 }
+# configs/small.py's own old max_len (now 512 there); recipe.py's variants start from it, while
+# recipe_grads.py keeps stress_tiny's 512, as when its rows ran.
+OLD_SMALL = {"data.max_len": 256}
 # First try (v0): HVGs, random ties, the expression decoder beside the masked loss, hybrid norm,
 # mean pooling, LR 1e-3; its ablations are the v0_* variants.
 RECIPE_V0 = {
@@ -123,7 +129,7 @@ def make_config(overrides: dict, attention: str, seed: int):
     c.seed = seed
     c.data.seed = seed
     c.train.progress_bar = False
-    for key, value in {**OLD, **overrides}.items():
+    for key, value in {**OLD_SMALL, **OLD, **overrides}.items():
         *path, leaf = key.split(".")
         node = c
         for p in path:
@@ -184,7 +190,7 @@ def pca_scores(name: str, seed: int) -> dict:
 
 def train(config, cells, vocab_size: int, grad_log: bool = False):
     """Trains a CellEncoder on `cells`; returns (model, seconds, last losses, MLP grad norms)."""
-    model = CellEncoder(config.model, vocab_size, config.data.n_bins, rngs=nnx.Rngs(config.seed))
+    model = CellEncoder(EncoderConfig.from_config(config, vocab_size), rngs=nnx.Rngs(config.seed))
     graphdef, params = nnx.split(model)
     tx, _ = make_optimizer(config.train)
     opt_state = tx.init(params)
@@ -193,7 +199,7 @@ def train(config, cells, vocab_size: int, grad_log: bool = False):
     @jax.jit
     def step(params, opt_state, batch, key):
         def loss_fn(p):
-            return objective_loss(nnx.merge(graphdef, p), batch, key, mcfg)
+            return objective_loss(nnx.merge(graphdef, p), batch, key)  # Weights: model.config.
 
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -226,6 +232,7 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
         adata[train_rows],
         config.data.get("gene_selection", "top_expressed"),
         config.data.get("n_top_genes", 1000),
+        config.data.input_values,
     )
     vocab = Vocab.from_genes(genes)
     cells = tokenize_with(config.data, adata, vocab)

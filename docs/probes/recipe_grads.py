@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, os.getcwd())
 from configs import stress_tiny  # noqa: E402
 from docs.probes.recipe import OLD, VARIANTS, train  # noqa: E402
-from sigjax.data import Vocab, load_adata, tokenize_with  # noqa: E402
+from sigjax.data import Vocab, load_from_config, tokenize_with  # noqa: E402
 from sigjax.data._tokenize import select_genes  # noqa: E402
 
 
@@ -39,8 +39,8 @@ def run(variant: str, attention: str) -> dict:
         for p in path:
             node = node[p]
         node[leaf] = value
-    adata = load_adata(c.data)
-    genes = select_genes(adata, c.data.gene_selection, c.data.n_top_genes)
+    adata = load_from_config(c.data)
+    genes = select_genes(adata, c.data.gene_selection, c.data.n_top_genes, c.data.input_values)
     vocab = Vocab.from_genes(genes)
     cells = tokenize_with(c.data, adata, vocab)
     _, seconds, losses, norms = train(c, cells, vocab.size, grad_log=True)

@@ -1,13 +1,16 @@
 """Markdown tables of docs/data/recipe/runs.jsonl: held-out scores per variant, data set and
 attention (mean over seeds, seeds counted), PCA of the same cells beside them.
 
+With --std, each model cell is "mean ± sample std over seeds (PCA mean)".
+
 Run:
-  python docs/probes/recipe_table.py docs/data/recipe/runs.jsonl [--variants=recipe,old]
+  python docs/probes/recipe_table.py docs/data/recipe/runs.jsonl [--variants=recipe,old] [--std]
 """
 
 import argparse
 import collections
 import json
+import statistics
 
 METRICS = ("knn_purity", "nmi", "ari", "silhouette", "knn_accuracy")
 # Rows run under another name with the same fields (recipe.py VARIANTS says so).
@@ -18,6 +21,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("path")
     parser.add_argument("--variants", default="")
+    parser.add_argument("--std", action="store_true", help="add the sample std over seeds")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.path)]
     keep = args.variants.split(",") if args.variants else None
@@ -36,7 +40,15 @@ def main():
         def mean(source, metric, rs=rs):
             return sum(r[source][metric] for r in rs) / len(rs)
 
-        cells = " | ".join(f"{mean('model', m):.3f} ({mean('pca_train', m):.3f})" for m in METRICS)
+        def spread(metric, rs=rs):
+            if not args.std:
+                return ""
+            values = [r["model"][metric] for r in rs]
+            return f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else " ± -"
+
+        cells = " | ".join(
+            f"{mean('model', m):.3f}{spread(m)} ({mean('pca_train', m):.3f})" for m in METRICS
+        )
         secs = sum(r["train_seconds"] for r in rs) / len(rs)
         seeds = ",".join(str(r["seed"]) for r in rs)
         print(f"| {key[0]} | {key[1]} | {key[2]} | {seeds} | {cells} | {secs:.0f} |")
