@@ -41,6 +41,12 @@ def masked_loss(model, batch, key, mask_prob: float, dropout_key=None):
     Returns:
       (loss, number of masked tokens).
     """
+    out, value_mask = _masked_forward(model, batch, key, mask_prob, dropout_key)
+    return _masked_term(model, out, batch, value_mask)
+
+
+def _masked_forward(model, batch, key, mask_prob: float, dropout_key):
+    """The model's forward pass with a random `mask_prob` of the value tokens hidden."""
     value_mask = mask_values(key, batch["genes"], batch["lengths"], mask_prob)
     out = model(
         batch["genes"],
@@ -50,7 +56,7 @@ def masked_loss(model, batch, key, mask_prob: float, dropout_key=None):
         deterministic=dropout_key is None,
         dropout_key=dropout_key,
     )
-    return _masked_term(model, out, batch, value_mask)
+    return out, value_mask
 
 
 def expression_targets(batch, vocab_size: int):
@@ -113,15 +119,7 @@ def objective_loss(model, batch, key, dropout_key=None):
     """
     cfg = model.config
     w_expr, w_mask = float(cfg.expression_weight), float(cfg.masked_weight)
-    value_mask = mask_values(key, batch["genes"], batch["lengths"], cfg.mask_prob)
-    out = model(
-        batch["genes"],
-        batch["values"],
-        batch["lengths"],
-        value_mask=value_mask,
-        deterministic=dropout_key is None,
-        dropout_key=dropout_key,
-    )
+    out, value_mask = _masked_forward(model, batch, key, cfg.mask_prob, dropout_key)
     masked, count = _masked_term(model, out, batch, value_mask)
     expression = jnp.zeros((), jnp.float32)
     if w_expr > 0:
