@@ -181,6 +181,7 @@ def run_cell(
     *,
     score: Callable[[pathlib.Path], dict] | None = None,
     command: str = "",
+    delete_checkpoints: bool = False,
 ) -> dict:
     """Trains one run (or resumes it) and writes its record; a finished run is only read back.
 
@@ -195,6 +196,8 @@ def run_cell(
       record_root: records go to RECORD/<dataset>/<run> (may equal the work directory).
       score: called with the work directory of a finished run; its dict goes to scores.json.
       command: the command line, recorded in run.json.
+      delete_checkpoints: once the record is written, delete WORKDIR/checkpoints (a 160M run's
+        is ~2 GB; the record holds all the tables need). Not when the record is the workdir.
 
     Returns:
       The run's row (`read_record`).
@@ -236,4 +239,6 @@ def run_cell(
         "workdir": str(workdir),
     }
     atomic_write(record / RUN_FILE, json.dumps(run, indent=2))  # Last: marks the run finished.
+    if delete_checkpoints and record.resolve() != workdir.resolve():
+        shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
     return read_record(record)

@@ -356,8 +356,10 @@ def results_markdown(
             "|---|---|---|---|---|---|---|---|",
         ]
         for s in summary:
-            if s["dataset"] != dataset:
-                continue
+            if s["dataset"] != dataset or not (
+                _finite(s["sigmoid_mean"]) or _finite(s["softmax_mean"])
+            ):
+                continue  # A metric no run has (e.g. an older run's): no row.
             base = "" if s["pca_hvg"] is None else f"{s['pca_hvg']:.4f}"
             lines.append(
                 f"| {s['metric']} | {s['sigmoid_mean']:.4f} ± {s['sigmoid_std']:.4f} "
