@@ -59,4 +59,5 @@ def get_config(arg=None):
     grid.workdir = "runs/study_base"  # Work directories (checkpoints; not committed).
     grid.record = "docs/data/study_base"  # Run records and plots (committed).
     grid.results = "docs/results.md"  # Markdown file that gets the section.
+    grid.delete_checkpoints = False  # Keep each run's checkpoint (~0.3 GB) for later embedding.
     return c

@@ -88,6 +88,7 @@ def main(argv, prog: str = "python -m eval study"):
             record=record,
             shard=args.shard,
             command=command,
+            delete_checkpoints=bool(grid and grid.get("delete_checkpoints")),
         )
     text = report_study(
         read_records(record),  # Every finished run, of this process or another (--shard).

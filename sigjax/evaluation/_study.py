@@ -78,6 +78,7 @@ def run_study(
     record=None,
     shard: str | None = None,
     command: str = "",
+    delete_checkpoints: bool = False,
 ) -> list[dict]:
     """Trains and scores every (data set, learning rate, attention, seed); skips finished runs.
 
@@ -95,6 +96,7 @@ def run_study(
       record: where the runs' records go (default: OUT, beside the checkpoints).
       shard: "i/n": only every n-th run from the i-th (one process per GPU); None = all.
       command: the command line, recorded with each run.
+      delete_checkpoints: delete a run's checkpoints once it is scored and recorded.
 
     Returns:
       One row per run (`read_record`): the cell's fields ("dataset", "attention",
@@ -123,7 +125,18 @@ def run_study(
         )
 
     record = out if record is None else record
-    return [run_cell(base, c, out, record, score=score, command=command) for c in cells]
+    return [
+        run_cell(
+            base,
+            c,
+            out,
+            record,
+            score=score,
+            command=command,
+            delete_checkpoints=delete_checkpoints,
+        )
+        for c in cells
+    ]
 
 
 def _finite(v) -> bool:
