@@ -221,13 +221,33 @@ def _panel_groups(summaries: list[dict]) -> list[tuple[str, list[int]]]:
     return groups
 
 
+def _run_styles(summaries: list[dict]) -> list[tuple[str | None, dict]]:
+    """Legend label and style of each run in the all-runs panels. Runs with a known attention
+    and learning rate (a grid): colour by attention, line style by learning rate, one legend
+    entry per (attention, learning rate), seeds sharing it; otherwise one entry per run."""
+    if any(s["attention"] is None or s["learning_rate"] is None for s in summaries):
+        return [(s["run"], {}) for s in summaries]
+    attentions = list(dict.fromkeys(s["attention"] for s in summaries))
+    lrs = sorted({s["learning_rate"] for s in summaries})
+    seen, out = set(), []
+    for s in summaries:
+        key = (s["attention"], s["learning_rate"])
+        style = {
+            "color": f"C{attentions.index(s['attention']) % 10}",
+            "ls": ("-", "--", ":", "-.")[lrs.index(s["learning_rate"]) % 4],
+        }
+        out.append((None if key in seen else f"{key[0]}, lr {key[1]:g}", style))
+        seen.add(key)
+    return out
+
+
 def _block_style(key: str, prefix: str, n_blocks: int, cmap) -> tuple[str, dict]:
     """Short label and line style of a per-group metric: colour by block, solid for the
     attention sub-block, dashed for the MLP; embed black, head grey."""
     short = key[len(prefix) :]
     if short.startswith("block_"):
         block, _, part = short[len("block_") :].partition("/")
-        colour = cmap(int(block) / max(n_blocks - 1, 1))
+        colour = cmap(0.85 * int(block) / max(n_blocks - 1, 1))  # Not viridis' pale yellow end.
         return short, {"color": colour, "ls": "-" if part == "attention" else "--"}
     return short, {"color": "black" if short == "embed" else "grey", "ls": ":"}
 
@@ -333,10 +353,9 @@ def stability_report(workdirs, out=None) -> list[dict]:
     n_rows = 1 + (len(groups) if panels else 0)
     n_cols = max(2, len(panels))
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(7 * n_cols, 4 * n_rows), squeeze=False)
-    for s, (name, rows) in zip(summaries, runs, strict=True):
-        label = name if s["attention"] is None else f"{name} ({s['attention']})"
-        axes[0][0].plot(*series(rows, "train/grad_norm"), lw=0.8, label=label)
-        axes[0][1].plot(*series(rows, "train/loss"), lw=0.8, label=label)
+    for (label, style), (_, rows) in zip(_run_styles(summaries), runs, strict=True):
+        axes[0][0].plot(*series(rows, "train/grad_norm"), lw=0.8, label=label, **style)
+        axes[0][1].plot(*series(rows, "train/loss"), lw=0.8, label=label, **style)
     axes[0][0].set(yscale="log", xlabel="step", ylabel="gradient norm (global, before clipping)")
     axes[0][1].set(xlabel="step", ylabel="training loss")
     for ax in axes[0][2:]:

@@ -78,6 +78,19 @@ def test_grid_config_cells_and_run_config():
         grid_from_config(base, learning_rates=[-1])
 
 
+def test_stress_grid_config_is_the_issue_grid():
+    from configs import stress_160m_grid
+
+    c = stress_160m_grid.get_config()
+    cells = grid_from_config(c)
+    assert {(x.attention, x.learning_rate, x.seed) for x in cells} == {
+        (a, lr, s) for a in ("sigmoid", "softmax") for lr in (1e-3, 3e-3, 1e-2) for s in (0, 1, 2)
+    }
+    assert c.train.num_steps >= 600 and c.train.grad_clip_norm == 0.0
+    assert c.data.max_len == 8192 and c.model.embed_dim == 1024 and c.model.num_layers == 12
+    assert {x.dataset for x in cells} == {"synthetic"}
+
+
 def test_report_from_records_alone_and_finished_runs_skipped(tmp_path, monkeypatch, capsys):
     from eval import study
 
