@@ -278,6 +278,17 @@ def _lr_text(lr) -> str:
     return "config's" if lr is None else f"{lr:g}"
 
 
+def _at_edge(sweep: list[dict], entry: dict) -> bool:
+    """Whether `entry`'s rate is the lowest or highest of its (data set, attention), of >= 2."""
+    lrs = sorted(
+        e["learning_rate"]
+        for e in sweep
+        if (e["dataset"], e["attention"]) == (entry["dataset"], entry["attention"])
+        and e["learning_rate"] is not None
+    )
+    return len(lrs) > 1 and entry["learning_rate"] in (lrs[0], lrs[-1])
+
+
 def _spread_text(flag) -> str:
     return "" if flag is None else ("yes" if flag else "no")
 
@@ -350,6 +361,21 @@ def results_markdown(
                 f"| {'*' if e['chosen'] else ''} |"
             )
         lines.append("")
+        edge = [
+            f"{e['dataset']} {e['attention']} ({_lr_text(e['learning_rate'])})"
+            for e in sweep
+            if e["chosen"] and _at_edge(sweep, e)
+        ]
+        if edge:
+            lines += [
+                *textwrap.wrap(
+                    "Chosen at the edge of the sweep (a wider sweep might do better): "
+                    + ", ".join(edge)
+                    + ".",
+                    100,
+                ),
+                "",
+            ]
     chosen = {
         (e["dataset"], e["attention"]): e["learning_rate"] for e in sweep or () if e["chosen"]
     }
@@ -491,6 +517,9 @@ def study_plots(rows: list[dict], sweep: list[dict], summary: list[dict], out) -
                         color=line[0].get_color(),
                     )
         ax.set(xscale="log", xlabel="peak learning rate", ylabel="validation loss", title=dataset)
+        lrs = sorted({e["learning_rate"] for e in sweep if e["dataset"] == dataset} - {None})
+        ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+        ax.minorticks_off()
         if ax.get_legend_handles_labels()[0]:
             ax.legend(title="* = chosen")
     fig.tight_layout()

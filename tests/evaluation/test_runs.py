@@ -347,6 +347,10 @@ def test_lr_sweep_chooses_each_attention_rate_on_validation_loss():
     text = results_markdown(summarize(chosen), rows, command="c", config_text="x", sweep=sweep)
     assert "| d | sigmoid | 0.001 | 2 | 0 | 2.1000 ± 0.1414 | * |" in text
     assert "| d | sigmoid | 0.003 | 2 | 1 | 1.5000 ± 0.0000 |  |" in text
+    assert (
+        "Chosen at the edge of the sweep (a wider sweep might do better): d softmax (0.003)."
+        in (text)
+    )  # sigmoid's 1e-3 lies between 3e-4 and 3e-3.
     assert "### d (None cells scored, 2 seeds; sigmoid at lr 0.001, softmax at lr 0.003)" in text
     assert "| nmi | 0.5500 ± 0.0707 | 0.2500 ± 0.0707 | +0.3000 | +120.0% | yes | 2/2 |  |" in text
     assert "| d | sigmoid | 0.003 | 1 | non-finite |" in text  # Every run in the per-run table.
