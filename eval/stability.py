@@ -46,6 +46,7 @@ def main(argv, prog: str = "python -m eval stability"):
         run_cell,
         shard_cells,
         stability_report,
+        use_compilation_cache,
     )
 
     if not args.config:
@@ -63,6 +64,7 @@ def main(argv, prog: str = "python -m eval stability"):
         }
         if "seeds" in given:
             given["seeds"] = [int(s) for s in given["seeds"]]
+        use_compilation_cache(grid.workdir)
         for cell in shard_cells(grid_from_config(config, **given), args.shard):
             run_cell(
                 config,

@@ -60,7 +60,7 @@ def main(argv, prog: str = "python -m eval study"):
     args = parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    from sigjax.evaluation import read_records, report_study, run_study
+    from sigjax.evaluation import read_records, report_study, run_study, use_compilation_cache
 
     config = load_config(args.config)
     grid = config.get("grid")
@@ -76,6 +76,8 @@ def main(argv, prog: str = "python -m eval study"):
     max_cells = args.max_cells if args.max_cells is not None else g.get("max_cells", 2000)
     command = f"{prog} {shlex.join(argv)}".strip()
     if not args.report_only:
+        if grid:
+            use_compilation_cache(out)
         run_study(
             config,
             out,

@@ -24,6 +24,7 @@ from sigjax.evaluation._grid import (
     run_cell,
     run_config,
     shard_cells,
+    use_compilation_cache,
 )
 from sigjax.evaluation._runs import (
     compare_runs,
@@ -86,5 +87,6 @@ __all__ = [
     "study_config",
     "summarize",
     "umap_png",
+    "use_compilation_cache",
     "write_section",
 ]

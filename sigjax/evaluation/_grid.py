@@ -134,6 +134,23 @@ def run_config(base, cell: Cell):
     return config
 
 
+def use_compilation_cache(workdir_root) -> str:
+    """Turns on JAX's persistent compilation cache in WORKDIR/jax_cache, unless the environment
+    names one (JAX_COMPILATION_CACHE_DIR). The runs of one setting that differ only in their seed
+    compile the same programs, so all but the first load them instead of compiling.
+
+    Returns:
+      The cache directory in use.
+    """
+    import jax
+
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(
+        pathlib.Path(workdir_root) / "jax_cache"
+    )
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path
+
+
 def device_text() -> str:
     """The first device, its kind, the host's cores and processor, and the jax version."""
     import jax
