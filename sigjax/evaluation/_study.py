@@ -26,6 +26,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import textwrap
 
 import numpy as np
@@ -432,8 +433,9 @@ def results_markdown(
 
 def write_section(path, name: str, text: str) -> str:
     """Puts `text` into the markdown file between `<!-- study:NAME -->` and
-    `<!-- /study:NAME -->`, replacing what was there; a file without them gets them (and the text)
-    appended; a missing file is created. The rest of the file is kept as it was.
+    `<!-- /study:NAME -->` lines, replacing what was there; a file without them gets them (and the
+    text) appended; a missing file is created. The rest of the file is kept as it was. A marker
+    counts only on a line of its own, so prose that quotes one is left alone.
 
     Args:
       path: the markdown file (e.g. docs/results.md).
@@ -455,17 +457,18 @@ def write_section(path, name: str, text: str) -> str:
     begin, end = f"<!-- study:{name} -->", f"<!-- /study:{name} -->"
     block = f"{begin}\n{text.rstrip()}\n{end}"
     old = path.read_text() if path.exists() else ""
-    i = old.find(begin)
-    if i < 0:
+    # Markers count only on a line of their own: prose may quote them.
+    first = re.search(f"^{re.escape(begin)}$", old, re.M)
+    if first is None:
         new = (old.rstrip() + "\n\n" if old.strip() else "") + block + "\n"
     else:
-        j = old.find(end, i)
-        if j < 0:
+        last = re.compile(f"^{re.escape(end)}$", re.M).search(old, first.end())
+        if last is None:
             raise ValueError(
                 f"{path}: has {begin} but no {end} after it; expected both markers (fix the file "
                 "by hand: the text between them is replaced)"
             )
-        new = old[:i] + block + old[j + len(end) :]
+        new = old[: first.start()] + block + old[last.end() :]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, new)
     return new

@@ -358,12 +358,12 @@ def test_lr_sweep_chooses_each_attention_rate_on_validation_loss():
 
 def test_write_section_replaces_only_its_own_markers(tmp_path):
     path = tmp_path / "results.md"
-    path.write_text("# Results\n\nHand-written reading.\n")
+    path.write_text("# Results\n\nHand-written reading: see `<!-- study:base -->` below.\n")
     write_section(path, "base", "## Study base\n\nfirst\n")
     write_section(path, "other", "## Other\n")
     new = write_section(path, "base", "## Study base\n\nsecond\n")
     assert new == (
-        "# Results\n\nHand-written reading.\n\n"
+        "# Results\n\nHand-written reading: see `<!-- study:base -->` below.\n\n"
         "<!-- study:base -->\n## Study base\n\nsecond\n<!-- /study:base -->\n\n"
         "<!-- study:other -->\n## Other\n<!-- /study:other -->\n"
     )
