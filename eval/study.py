@@ -101,6 +101,11 @@ def main(argv, prog: str = "python -m eval study"):
             f"config: {args.config}"
             + "".join(f"\n  {k} = {v!r}" for k, v in overrides.items())
             + "".join(f"\n{s}: {json.dumps(config[s].to_dict())}" for s in ("model", "train"))
+            + (
+                f"\ngrid (each run's learning rate, seed): {json.dumps(grid.to_dict())}"
+                if grid
+                else ""
+            )
             + f"\nheld-out cells scored per run: at most {max_cells or 'all'}"
         ),
         plots_dir=record if grid else None,

@@ -228,6 +228,8 @@ def run_cell(
         return done
     workdir = cell.path(workdir_root)
     print(f"== {cell.dataset} {cell.name}: training in {workdir}", flush=True)
+    # A rerun after a kill continues from the checkpoint: train_time_s is then this part only.
+    resumed = (workdir / "checkpoints").is_dir()
     started, t0 = _now(), time.perf_counter()
     status, error = FINISHED, None
     try:
@@ -248,6 +250,7 @@ def run_cell(
         "status": status,
         "error": error,
         "train_time_s": train_time,
+        "resumed": resumed,
         "started": started,
         "ended": _now(),
         "commit": git_commit() or "unknown",
