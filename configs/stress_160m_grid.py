@@ -6,7 +6,7 @@ steps: 161.5M parameters, 8K-token cells, no gradient clipping, 50 warmup steps,
 logs no non-finite value and its gradient norm never exceeds 10x its running median
 (`python -m eval stability`, sigjax/evaluation/_runs.py); the update ratios show whether a stable
 run still trains. Records (run.json with commit, date, device; metrics.jsonl; config.json) go to
-docs/data/stress_160m_grid/, the plots and tables to docs/stability/stress_160m_grid/.
+docs/data/stress_160m_grid/, the plots and tables to docs/data/stability/stress_160m_grid/.
 
 Run (H200; finished runs are skipped, so the same command resumes):
   python -m eval stability --config=configs/stress_160m_grid.py
@@ -39,6 +39,6 @@ def get_config(arg=None):
     grid.seeds = (0, 1, 2)  # Seeds of parameters, masks and batch order.
     grid.workdir = "runs/stress_160m_grid"  # Work directories (checkpoints; not committed).
     grid.record = "docs/data/stress_160m_grid"  # Run records (committed).
-    grid.report = "docs/stability/stress_160m_grid"  # stability.png, .md, .json.
+    grid.report = "docs/data/stability/stress_160m_grid"  # stability.png, .md, .json.
     grid.delete_checkpoints = True  # A finished run's checkpoints go: 18 x ~2 GB otherwise.
     return c
