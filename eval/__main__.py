@@ -9,6 +9,7 @@ import sys
 # Subcommands with their own command line: `python -m eval NAME ARGS` hands ARGS to NAME's main.
 DELEGATED = {
     "study": "the sigmoid-vs-softmax study over data sets and seeds (docs/results.md)",
+    "stability": "gradient norms, update ratios and the stable runs of runs or a grid",
     "kernels": "GPU kernel benchmark and block-size tuning (docs/benchmarks.md)",
     "train-speed": "whole training steps, sigmoid vs softmax: step time and MFU (docs/training.md)",
 }
@@ -20,6 +21,10 @@ def _delegate(cmd: str, argv):
         from eval import study
 
         return study.main(argv, prog=prog)
+    if cmd == "stability":
+        from eval import stability
+
+        return stability.main(argv, prog=prog)
     if cmd == "train-speed":
         from eval import train_speed
 
@@ -63,9 +68,6 @@ def parse(argv):
     c.add_argument("runs", nargs="+")
     c.add_argument("--out", required=True)
     c.add_argument("--no_embed", action="store_true", help="do not embed runs without scores.json")
-    st = sub.add_parser("stability", help="gradient norm and loss of runs, with a summary")
-    st.add_argument("runs", nargs="+")
-    st.add_argument("--out", default=".")
     d = sub.add_parser("demo", help="sigmoid vs softmax `configs/small.py` on bundled PBMC (CPU)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--config", default="configs.small", help="config module (importable)")
@@ -107,8 +109,6 @@ def main(argv):
         )
     elif args.cmd == "compare":
         ev.compare_runs(args.runs, args.out, embed=not args.no_embed)
-    elif args.cmd == "stability":
-        ev.stability_report(args.runs, args.out)
     elif args.cmd == "demo":
         ev.run_demo(importlib.import_module(args.config).get_config(), args.out)
 

@@ -36,3 +36,30 @@ def override(config, overrides: dict) -> None:
                 ) from e
     finally:
         config.unlock()
+
+
+def load_config(spec: str, arg=None):
+    """`get_config(arg)` of a config given as a module ("configs.small") or as a file of this
+    repository ("configs/study_base.py", relative to the working directory).
+
+    Raises:
+      ValueError: a file outside the working directory, or a module without get_config.
+    """
+    import importlib
+    import pathlib
+
+    module = spec
+    if spec.endswith(".py"):
+        path = pathlib.Path(spec).resolve()
+        try:
+            rel = path.relative_to(pathlib.Path.cwd().resolve())
+        except ValueError:
+            raise ValueError(
+                f"--config: got {spec!r}, expected a file under the working directory "
+                "(the repository root) or a module name"
+            ) from None
+        module = ".".join(rel.with_suffix("").parts)
+    mod = importlib.import_module(module)
+    if not hasattr(mod, "get_config"):
+        raise ValueError(f"--config: got {spec!r}, expected a module with get_config()")
+    return mod.get_config(arg)

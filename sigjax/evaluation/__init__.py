@@ -3,7 +3,7 @@
 `embed(adata, workdir)` embeds an AnnData in memory (scanpy style: writes
 `adata.obsm["X_sigjax"]`). Score definitions are in `sigjax.evaluation._score` (module
 docstring); run evaluation in `evaluate_run`; stability numbers in `stability_summary`; study
-statistics in `summarize`.
+statistics in `summarize`; grids of runs (resume, records) in `run_cell`.
 """
 
 from sigjax.evaluation._demo import run_demo
@@ -16,6 +16,16 @@ from sigjax.evaluation._embed import (
     embed_file,
 )
 from sigjax.evaluation._evaluate import SCORES_FILE, evaluate_run
+from sigjax.evaluation._grid import (
+    Cell,
+    grid_cells,
+    grid_from_config,
+    read_records,
+    run_cell,
+    run_config,
+    shard_cells,
+    use_compilation_cache,
+)
 from sigjax.evaluation._runs import (
     compare_runs,
     markdown_table,
@@ -30,7 +40,16 @@ from sigjax.evaluation._score import (
     score_file,
     umap_png,
 )
-from sigjax.evaluation._study import results_markdown, run_study, study_config, summarize
+from sigjax.evaluation._study import (
+    chosen_rows,
+    lr_sweep,
+    report_study,
+    results_markdown,
+    run_study,
+    study_config,
+    summarize,
+    write_section,
+)
 from sigjax.training import read_metrics  # Re-exported: runs are read here.
 
 __all__ = [
@@ -38,24 +57,36 @@ __all__ = [
     "EMBEDDING_KEY",
     "SCORES_FILE",
     "SCORE_NAMES",
+    "Cell",
     "as_counts",
+    "chosen_rows",
     "compare_runs",
     "embed",
     "embed_anndata",
     "embed_cells",
     "embed_file",
     "evaluate_run",
+    "grid_cells",
+    "grid_from_config",
+    "lr_sweep",
     "markdown_table",
     "pca_baseline",
     "read_metrics",
+    "read_records",
+    "report_study",
     "results_markdown",
+    "run_cell",
+    "run_config",
     "run_demo",
     "run_study",
     "score_embedding",
     "score_file",
+    "shard_cells",
     "stability_report",
     "stability_summary",
     "study_config",
     "summarize",
     "umap_png",
+    "use_compilation_cache",
+    "write_section",
 ]

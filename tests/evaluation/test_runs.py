@@ -7,14 +7,18 @@ import numpy as np
 import pytest
 
 from sigjax.evaluation import (
+    chosen_rows,
     compare_runs,
+    lr_sweep,
     read_metrics,
     results_markdown,
     stability_report,
     stability_summary,
     study_config,
     summarize,
+    write_section,
 )
+from sigjax.evaluation._runs import running_median_ratio
 
 
 def write_run(path, rows, scores=None):
@@ -119,7 +123,7 @@ def test_stability_report_and_compare_write_files(tmp_path, capsys):
     saved = json.loads((tmp_path / "out" / "stability.json").read_text())
     assert saved[1]["run"] == "b"
     assert list(saved[2]["frozen"]) == ["block_0/mlp", "embed"]
-    md = (tmp_path / "out" / "stability.md").read_text().splitlines()
+    md = (tmp_path / "out" / "stability.md").read_text().split("\n\n")[0].splitlines()
     assert md[0].split("|")[-2].strip() == "frozen"
     # Healthy: "none"; no ratios logged: empty; frozen: the groups by name.
     assert [line.split("|")[-2].strip() for line in md[2:]] == ["none", "", "block_0/mlp, embed"]
@@ -175,8 +179,10 @@ def test_summarize_and_results_markdown():
     text = results_markdown(summarize(rows), rows, command="python -m eval study", config_text="x")
     assert summary["val_loss"]["sigmoid_wins"] == 1 and summary["val_loss"]["n_pairs"] == 3
     assert summary["nmi"]["sigmoid_wins"] == 1  # higher is better: only seed 2 (0.3 > 0.2)
-    assert "| val_loss | 2.0000 ± 1.0000 | 2.0000 ± 0.0000 | +0.0000 | +0.0% | 1/3 |  |" in text
-    assert "## d (50 cells scored, 3 seeds)" in text
+    assert (
+        "| val_loss | 2.0000 ± 1.0000 | 2.0000 ± 0.0000 | +0.0000 | +0.0% | no | 1/3 |  |" in text
+    )
+    assert "### d (50 cells scored, 3 seeds)" in text
     assert "`python -m eval study`" in text
     # The study records its own commit: this checkout's, or the one given.
     from sigjax._io import git_commit
@@ -196,3 +202,176 @@ def test_study_config_sets_only_seeds_data_and_attention():
     c.model.attention = "sigmoid"
     c.data.dataset, c.seed, c.data.seed = base.data.dataset, base.seed, base.data.seed
     assert c.to_json() == base.to_json()
+
+
+def write_grid_run(root, attention, lr, seed, grad_norms, ratio=1e-3):
+    """A grid record: metrics.jsonl (one row per step) and the config.json fields it reads."""
+    rows = []
+    for step, g in enumerate(grad_norms, 1):
+        row = {"step": step, "train/loss": 3.0, "train/grad_norm": g}
+        for b in range(2):
+            row[f"grad_norm/block_{b}/attention"] = g / 3
+            row[f"grad_norm/block_{b}/mlp"] = g / 2
+            row[f"update_ratio/block_{b}/attention"] = 1e-3
+            row[f"update_ratio/block_{b}/mlp"] = ratio
+        row["update_ratio/embed"] = 1e-3
+        rows.append(row)
+    path = write_run(root / f"{attention}_lr{lr:g}_seed{seed}", rows)
+    config = {"seed": seed, "model": {"attention": attention}, "train": {"learning_rate": lr}}
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_running_median_ratio_flags_spikes_after_enough_history():
+    g = np.array([5.0] * 3 + [1.0] * 12 + [30.0, 1.0, float("nan"), 2.0])
+    r = running_median_ratio(g, window=50, min_history=10)
+    assert np.isnan(r[:10]).all()  # Too little history: no verdict (the large first steps).
+    assert r[15] == pytest.approx(30.0)  # Median of 3 x 5 and 12 x 1 is 1.
+    assert np.isnan(r[17]) and r[18] == pytest.approx(2.0)  # NaN skipped, not in the history.
+    assert running_median_ratio(np.ones(30), window=5, min_history=2)[-1] == 1.0
+
+
+def test_stability_grid_table_regions_and_panels(tmp_path, capsys):
+    calm = [1.0] * 40
+    spiky = [1.0] * 30 + [12.0] + [1.0] * 9  # 12x its running median: unstable.
+    runs = [
+        write_grid_run(tmp_path, "sigmoid", 1e-3, 0, calm),
+        write_grid_run(tmp_path, "sigmoid", 1e-3, 1, calm, ratio=1e-9),  # Stable but frozen.
+        write_grid_run(tmp_path, "softmax", 1e-3, 0, calm),
+        write_grid_run(tmp_path, "softmax", 1e-2, 0, spiky),
+        write_grid_run(tmp_path, "softmax", 1e-2, 1, [*calm[:20], float("nan")]),
+    ]
+    summaries = stability_report(runs, tmp_path / "out")
+    by = {s["run"]: s for s in summaries}
+    assert by["sigmoid_lr0.001_seed0"]["stable"] is True
+    assert by["sigmoid_lr0.001_seed0"]["mlp_update_ratio"] == pytest.approx(1e-3)
+    frozen = by["sigmoid_lr0.001_seed1"]
+    assert frozen["stable"] is True and frozen["mlp_update_ratio"] == pytest.approx(1e-9)
+    assert list(frozen["frozen"]) == ["block_0/mlp", "block_1/mlp"]
+    spike = by["softmax_lr0.01_seed0"]
+    assert spike["stable"] is False and spike["max_over_running_median"] == pytest.approx(12.0)
+    assert not spike["nonfinite"]
+    nan = by["softmax_lr0.01_seed1"]
+    assert nan["stable"] is False and nan["first_nonfinite_step"] == 21
+    assert (nan["attention"], nan["learning_rate"], nan["seed"]) == ("softmax", 0.01, 1)
+    text = (tmp_path / "out" / "stability.md").read_text()
+    table, _, regions = text.partition("Stable runs per attention and learning rate:")
+    header = table.splitlines()[0].split("|")[1:-1]
+    assert [h.strip() for h in header[:5]] == ["run", "attention", "learning_rate", "seed", "steps"]
+    assert "| softmax_lr0.01_seed0 | softmax | 0.01 | 0 | 40 |  | 12 | 12 | False |" in table
+    assert "| sigmoid | 0.001 | 2/2 | 0 | none |" in regions
+    assert "| softmax | 0.001 | 1/1 | 0 | none |" in regions
+    assert (
+        "| softmax | 0.01 | 0/2 | 0 | seed 0: 12x running median, seed 1: non-finite at step 21 |"
+        in regions
+    )
+    assert "Stable runs per attention" in capsys.readouterr().out  # The tables are printed.
+    assert (tmp_path / "out" / "stability.png").stat().st_size > 20_000
+
+
+def test_stability_panels_one_per_attention_with_a_legend(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: saved.append(fig))
+    runs = [
+        write_grid_run(tmp_path, "sigmoid", 1e-3, 0, [1.0] * 12),
+        write_grid_run(tmp_path, "softmax", 1e-3, 0, [1.0] * 12),
+    ]
+    stability_report(runs, tmp_path / "out")
+    (fig,) = saved
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    # Row 0: every run; then one row per attention: per-block gradient norms, update ratios.
+    assert titles == [
+        "sigmoid: sigmoid_lr0.001_seed0",
+        "sigmoid: sigmoid_lr0.001_seed0",
+        "softmax: softmax_lr0.001_seed0",
+        "softmax: softmax_lr0.001_seed0",
+    ]
+    grad_panel, ratio_panel = (ax for ax in fig.axes if ax.get_title().startswith("softmax"))
+    assert grad_panel.get_ylabel() == "per-block gradient norm"
+    labels = [t.get_text() for t in grad_panel.get_legend().get_texts()]
+    assert labels == ["block_0/attention", "block_0/mlp", "block_1/attention", "block_1/mlp"]
+    ratio_labels = [t.get_text() for t in ratio_panel.get_legend().get_texts()]
+    assert ratio_labels[-1] == "embed" and len(ratio_panel.get_lines()) == 5
+
+
+def sweep_row(attention, lr, seed, val_loss, status="finished", **scores):
+    return {
+        "dataset": "d",
+        "attention": attention,
+        "learning_rate": lr,
+        "seed": seed,
+        "status": status,
+        "val_loss": val_loss,
+        **scores,
+    }
+
+
+def test_lr_sweep_chooses_each_attention_rate_on_validation_loss():
+    rows = [
+        sweep_row("sigmoid", 1e-3, 0, 2.0, nmi=0.5),
+        sweep_row("sigmoid", 1e-3, 1, 2.2, nmi=0.6),
+        sweep_row("sigmoid", 3e-3, 0, 1.5, nmi=0.9),
+        sweep_row("sigmoid", 3e-3, 1, float("nan"), status="non-finite"),  # Diverged: out.
+        sweep_row("sigmoid", 3e-4, 0, 1.0, nmi=0.9),  # Fewer seeds than the others: out.
+        sweep_row("softmax", 1e-3, 0, 3.0, nmi=0.1),
+        sweep_row("softmax", 1e-3, 1, 3.0, nmi=0.1),
+        sweep_row("softmax", 3e-3, 0, 2.5, nmi=0.2),
+        sweep_row("softmax", 3e-3, 1, 2.5, nmi=0.3),
+    ]
+    sweep = lr_sweep(rows)
+    assert [(e["attention"], e["learning_rate"]) for e in sweep] == [
+        ("sigmoid", 3e-4),
+        ("sigmoid", 1e-3),
+        ("sigmoid", 3e-3),
+        ("softmax", 1e-3),
+        ("softmax", 3e-3),
+    ]
+    assert [e["chosen"] for e in sweep] == [False, True, False, False, True]
+    assert sweep[2]["n_failed"] == 1 and sweep[2]["val_loss_mean"] == 1.5
+    assert sweep[1]["val_loss_mean"] == pytest.approx(2.1)
+    chosen = chosen_rows(rows, sweep)
+    assert {(r["attention"], r["learning_rate"]) for r in chosen} == {
+        ("sigmoid", 1e-3),
+        ("softmax", 3e-3),
+    }
+    summary = {s["metric"]: s for s in summarize(chosen)}
+    # NMI: sigmoid 0.55 ± 0.071, softmax 0.25 ± 0.071: the gap (0.3) exceeds the spread (0.14).
+    assert summary["nmi"]["beyond_spread"] is True and summary["nmi"]["sigmoid_wins"] == 2
+    # val_loss: 2.1 ± 0.14 vs 2.5 ± 0: the gap (0.4) exceeds 0.14 too; lower is better.
+    assert summary["val_loss"]["beyond_spread"] is True
+    assert summary["val_loss"]["sigmoid_wins"] == 2
+    one_seed = summarize([r for r in chosen if r["seed"] == 0])
+    assert {s["beyond_spread"] for s in one_seed} == {None}  # One seed: no spread to compare.
+    text = results_markdown(summarize(chosen), rows, command="c", config_text="x", sweep=sweep)
+    assert "| d | sigmoid | 0.001 | 2 | 0 | 2.1000 ± 0.1414 | * |" in text
+    assert "| d | sigmoid | 0.003 | 2 | 1 | 1.5000 ± 0.0000 |  |" in text
+    assert (
+        "Chosen at the edge of the sweep (a wider sweep might do better): d softmax (0.003)."
+        in (text)
+    )  # sigmoid's 1e-3 lies between 3e-4 and 3e-3.
+    assert "### d (None cells scored, 2 seeds; sigmoid at lr 0.001, softmax at lr 0.003)" in text
+    assert "| nmi | 0.5500 ± 0.0707 | 0.2500 ± 0.0707 | +0.3000 | +120.0% | yes | 2/2 |  |" in text
+    assert "| d | sigmoid | 0.003 | 1 | non-finite |" in text  # Every run in the per-run table.
+
+
+def test_write_section_replaces_only_its_own_markers(tmp_path):
+    path = tmp_path / "results.md"
+    path.write_text("# Results\n\nHand-written reading: see `<!-- study:base -->` below.\n")
+    write_section(path, "base", "## Study base\n\nfirst\n")
+    write_section(path, "other", "## Other\n")
+    new = write_section(path, "base", "## Study base\n\nsecond\n")
+    assert new == (
+        "# Results\n\nHand-written reading: see `<!-- study:base -->` below.\n\n"
+        "<!-- study:base -->\n## Study base\n\nsecond\n<!-- /study:base -->\n\n"
+        "<!-- study:other -->\n## Other\n<!-- /study:other -->\n"
+    )
+    assert path.read_text() == new
+    fresh = write_section(tmp_path / "new" / "r.md", "x", "t")
+    assert fresh == "<!-- study:x -->\nt\n<!-- /study:x -->\n"
+    path.write_text("<!-- study:base -->\nno end\n")
+    with pytest.raises(ValueError, match="no <!-- /study:base -->"):
+        write_section(path, "base", "t")
+    with pytest.raises(ValueError, match="name: got 'a b'"):
+        write_section(path, "a b", "t")
