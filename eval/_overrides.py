@@ -63,3 +63,13 @@ def load_config(spec: str, arg=None):
     if not hasattr(mod, "get_config"):
         raise ValueError(f"--config: got {spec!r}, expected a module with get_config()")
     return mod.get_config(arg)
+
+
+def add_grid_flags(parser, names) -> None:
+    """The flags shared by grid subcommands (`study`, `stability`): comma-separated lists that
+    replace the grid's (`names`, e.g. "attentions"), --shard, --report_only and --set."""
+    for name in names:
+        parser.add_argument(f"--{name}", default=None, help="comma-separated; replaces the grid's")
+    parser.add_argument("--shard", default=None, help="i/n: this process runs every n-th run")
+    parser.add_argument("--report_only", action="store_true", help="no training: report records")
+    parser.add_argument("--set", action="append", default=[], help="section.field=value override")

@@ -15,7 +15,7 @@ import argparse
 import logging
 import shlex
 
-from eval._overrides import load_config, override, parse_sets
+from eval._overrides import add_grid_flags, load_config, override, parse_sets
 
 
 def parser(prog: str = "python -m eval stability") -> argparse.ArgumentParser:
@@ -23,11 +23,7 @@ def parser(prog: str = "python -m eval stability") -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="*", help="run directories (without --config)")
     p.add_argument("--out", default=None, help="report directory (default: grid.report or .)")
     p.add_argument("--config", default=None, help="grid config: module or file (configs/x.py)")
-    for name in ("attentions", "learning_rates", "seeds"):
-        p.add_argument(f"--{name}", default=None, help="comma-separated; replaces the grid's")
-    p.add_argument("--shard", default=None, help="i/n: this process trains every n-th run")
-    p.add_argument("--report_only", action="store_true", help="no training: report the records")
-    p.add_argument("--set", action="append", default=[], help="section.field=value override")
+    add_grid_flags(p, ("attentions", "learning_rates", "seeds"))
     return p
 
 

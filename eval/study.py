@@ -19,7 +19,7 @@ import logging
 import shlex
 import sys
 
-from eval._overrides import load_config, override, parse_sets
+from eval._overrides import add_grid_flags, load_config, override, parse_sets
 
 # The CPU budget of the older study (2 shared cores, ~30 minutes for 24 runs).
 CPU_BUDGET = {
@@ -47,12 +47,8 @@ def parser(prog: str = "python -m eval study") -> argparse.ArgumentParser:
     p.add_argument("--record", default=None, help="run records (default: grid.record or --out)")
     p.add_argument("--results", default=None, help="markdown file (default: docs/results.md)")
     p.add_argument("--name", default=None, help="results section (default: grid.name or study)")
-    for name in ("datasets", "attentions", "learning_rates", "seeds"):
-        p.add_argument(f"--{name}", default=None, help="comma-separated; replaces the grid's")
     p.add_argument("--max_cells", type=int, default=None, help="held-out cells scored (0 = all)")
-    p.add_argument("--shard", default=None, help="i/n: this process runs every n-th run")
-    p.add_argument("--report_only", action="store_true", help="no training: tables from records")
-    p.add_argument("--set", action="append", default=[], help="section.field=value override")
+    add_grid_flags(p, ("datasets", "attentions", "learning_rates", "seeds"))
     return p
 
 
