@@ -143,13 +143,17 @@ def desc(folder, seed: int = 2) -> dict:
     return {"pbmc3k": (x, genes)}
 
 
-def pyplnmodels(folder, seed: int = 3) -> dict:
-    """pyplnmodels-1.0.10-py3-none-any.whl with the scMARK counts.csv and labels.csv."""
+def pyplnmodels(folder, seed: int = 3, n_per_label: int = 2) -> dict:
+    """pyplnmodels-1.0.10-py3-none-any.whl with the scMARK counts.csv and labels.csv.
+
+    Each label's cells express its own marker more (n_per_label cells per label)."""
     rng = np.random.default_rng(seed)
     folder = pathlib.Path(folder)
-    genes = ["FTL", "CD4", "CD8A", "CD68"]
-    x = _counts(rng, 6, len(genes))
-    labels = ["T_cells_CD4+", "T_cells_CD8+", "Macrophages"] * 2
+    genes = ["FTL", "CD4", "CD8A", "CD68", "ACTB", "GAPDH", "NKG7", "LYZ"]
+    labels = ["T_cells_CD4+", "T_cells_CD8+", "Macrophages"] * n_per_label
+    x = _counts(rng, len(labels), len(genes))
+    for i, label in enumerate(labels):
+        x[i, 1 + ["T_cells_CD4+", "T_cells_CD8+", "Macrophages"].index(label)] += 8
     counts = ",".join(genes) + "\n" + "".join(",".join(f"{v:.1f}" for v in r) + "\n" for r in x)
     root = "pyPLNmodels/load_data/data/scRT/"
     with zipfile.ZipFile(folder / "pyplnmodels-1.0.10-py3-none-any.whl", "w") as z:
