@@ -61,7 +61,9 @@ def load_from_config(cfg):
     Args:
       cfg: a data config. `path` ending in .h5ad is read with `load_anndata`; for the sets read
         from a package ("zeisel", "cbmc", "pbmc8k", ...), another non-empty `path` is the package
-        archive or a folder holding it (offline); for "pooled", a folder holding the archives.
+        archive or a folder holding it (offline); for "pooled", a folder holding the archives,
+        or an .h5ad of a pooled corpus written before (`pooled_anndata(...).write_h5ad(FILE)`,
+        genes already upper-case symbols), read as it is.
 
     Returns:
       anndata.AnnData.
@@ -74,7 +76,7 @@ def load_from_config(cfg):
     from sigjax.data._pooled import POOLED, pooled_anndata
 
     path = str(cfg.path or "")
-    if cfg.dataset == POOLED:
+    if cfg.dataset == POOLED and not path.endswith(".h5ad"):
         return pooled_anndata(
             cfg.get("datasets", ""), source=path or None, min_cells=cfg.get("min_cells", 1)
         )

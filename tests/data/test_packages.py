@@ -191,12 +191,19 @@ def test_pooled_errors(archives):
     assert "pbmc68k_reduced" not in POOLED_DEFAULT and "scmark" not in POOLED_DEFAULT
 
 
-def test_pooled_config_trains_on_the_corpus(archives):
+def test_pooled_config_trains_on_the_corpus(archives, tmp_path):
     folder, _ = archives
     c = default_data_config()
     c.dataset, c.path, c.max_len, c.val_fraction = "pooled", str(folder), 16, 0.2
     train, val, vocab = make_datasets(c)  # The default corpus: every unlabelled set.
     assert len(train) + len(val) == 5 + 6 + 4 + 12 + 3 + 4
     assert "CD4" in vocab.genes and all(g == g.upper() for g in vocab.genes)
+    # A corpus written once as .h5ad (for a machine without the archives) gives the same data.
+    pooled_anndata(source=folder).write_h5ad(tmp_path / "pooled.h5ad")
+    c.path = str(tmp_path / "pooled.h5ad")
+    again = make_datasets(c)
+    assert again[2] == vocab
+    np.testing.assert_array_equal(again[0].genes, train.genes)
+    c.path = str(folder)
     c.datasets = "pbmc3k"
     assert make_datasets(c)[2].genes == ["CD4", "CD8A", "NKG7"]
