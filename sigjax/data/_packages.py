@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import warnings
 import zipfile
 
 import numpy as np
@@ -335,7 +336,9 @@ def liao_bal(source=None):
         for run, blob in zip(LIAO_RUNS, blobs, strict=True):
             path = pathlib.Path(tmp) / run  # read_10x_h5 reads a path, not bytes.
             path.write_bytes(blob)
-            part = sc.read_10x_h5(path)
+            with warnings.catch_warnings():  # Repeated symbols: made unique below.
+                warnings.filterwarnings("ignore", message="Variable names are not unique")
+                part = sc.read_10x_h5(path)
             part.obs_names = [f"{run.split('_')[1]}_{b}" for b in part.obs_names]
             part.obs["run"] = run.split("_")[1]
             parts.append(part)
