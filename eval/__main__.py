@@ -72,7 +72,7 @@ def parse(argv):
     z.add_argument("--workdir", required=True, help="the pretrained run (e.g. a pooled one)")
     z.add_argument(
         "--datasets",
-        default="pbmc68k_reduced,scmark,zeisel,cbmc",
+        default="pbmc68k_reduced,scmark,zeisel,cbmc",  # sigjax.evaluation.ZEROSHOT_DEFAULT.
         help="comma-separated labelled sets (sigjax.data.DATASETS)",
     )
     z.add_argument("--source", default=None, help="folder of package archives (offline)")
