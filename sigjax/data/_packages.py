@@ -404,7 +404,9 @@ def pbmc3k(source=None):
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "pbmc.h5ad"
         path.write_bytes(data)
-        src = ad.read_h5ad(path)
+        with warnings.catch_warnings():  # Repeated symbols: made unique by _from_matrix.
+            warnings.filterwarnings("ignore", message="Variable names are not unique")
+            src = ad.read_h5ad(path)
     symbols = src.var[SYMBOLS] if SYMBOLS in src.var.columns else src.var_names
     adata = _from_matrix(src.X, list(symbols), src.obs_names, where)
     if "gene_ids" in src.var.columns:
