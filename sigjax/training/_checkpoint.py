@@ -66,6 +66,8 @@ ADDED_FIELDS: dict[str, object] = {
     "data.bin_ties": "average",  # Tied counts shared one bin.
     "data.gene_selection": "top_expressed",
     "data.n_top_genes": 1000,  # Unused by top_expressed; compared as the default.
+    "data.datasets": "",  # Used by dataset="pooled" only (added with it).
+    "data.min_cells": 1,  # Used by dataset="pooled" only (added with it).
 }
 
 

@@ -158,8 +158,8 @@ def test_backed_equals_in_memory(good):
 
 
 def test_load_dataset_errors():
-    with pytest.raises(ValueError, match="data.dataset: got 'pbmc3k'"):
-        load_dataset("pbmc3k")
+    with pytest.raises(ValueError, match="data.dataset: got 'pbmc4k'"):
+        load_dataset("pbmc4k")
     with pytest.raises(ValueError, match="got options \\['level'\\]"):
         load_dataset("cbmc", level=2)
     # Files are load_anndata's: a path is not a data set name.
