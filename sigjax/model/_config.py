@@ -5,6 +5,9 @@ import dataclasses
 POOLINGS = ("cls", "mean")
 DTYPES = ("float32", "bfloat16")
 VALUE_ENCODINGS = ("binned", "continuous")
+# Rematerialisation of each block in the backward pass (memory for compute; the values are the
+# same): "none" keeps every activation, "full" recomputes the block, "dots" keeps only matmul outputs.
+REMATS = ("none", "full", "dots")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,8 @@ class EncoderConfig:
       expression_weight: weight of the expression loss (the decoder from the cell embedding to
         every gene's value; 0 = no decoder, the first release's objective).
       expression_center: centre the expression loss over the batch's cells, gene by gene.
+      remat: block rematerialisation in the backward pass, one of `REMATS` (speed and memory
+        only: the same function, so a run may resume with another value).
     """
 
     vocab_size: int
@@ -53,6 +58,7 @@ class EncoderConfig:
     masked_weight: float = 1.0
     expression_weight: float = 0.0
     expression_center: bool = False
+    remat: str = "none"
 
     def __post_init__(self):
         from sigjax.model._layers import check_attention
@@ -62,6 +68,7 @@ class EncoderConfig:
             ("pooling", self.pooling, POOLINGS),
             ("dtype", self.dtype, DTYPES),
             ("value_encoding", self.value_encoding, VALUE_ENCODINGS),
+            ("remat", self.remat, REMATS),
         ):
             if value not in choices:
                 raise ValueError(

@@ -91,6 +91,18 @@ class Block(nnx.Module):
         return x + _dropout(self.mlp(self.mlp_norm(x)), self.dropout, keys[1])
 
 
+def _call_block(block, x, lengths, key):
+    return block(x, lengths, key)
+
+
+# How each block runs under `EncoderConfig.remat` (see REMATS).
+_BLOCK_CALLS = {
+    "none": _call_block,
+    "full": nnx.remat(_call_block),
+    "dots": nnx.remat(_call_block, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable),
+}
+
+
 class CellEncoder(nnx.Module):
     """Gene + value embeddings, `num_layers` blocks, a masked-expression head, a cell embedding.
 
@@ -191,8 +203,9 @@ class CellEncoder(nnx.Module):
             x = jnp.where(value_mask[..., None], x + self.mask_embed[...], x)
         x = x.astype(self.dtype)
         keys = None if dropout_key is None else jax.random.split(dropout_key, len(self.blocks))
+        call = _BLOCK_CALLS[self.config.remat]
         for i, block in enumerate(self.blocks):
-            x = block(x, lengths, None if keys is None else keys[i])
+            x = call(block, x, lengths, None if keys is None else keys[i])
         hidden = self.final_norm(x)
         out = self.head(hidden).astype(jnp.float32)
         result = {"hidden": hidden, "embedding": self.pool(hidden, lengths)}

@@ -53,6 +53,7 @@ RESUME_SAFE = frozenset(
         "mesh.data",
         "mesh.fsdp",
         "data.backed",
+        "model.remat",  # Recomputes the same values: speed and memory only.
     }
 )
 

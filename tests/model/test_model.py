@@ -181,11 +181,37 @@ def test_dropout_needs_a_key_and_is_off_when_deterministic():
         ("dtype", "float16x", "model.dtype"),
         ("embed_dim", 33, "model.embed_dim"),
         ("implementation", "triton", "model.implementation"),
+        ("remat", "block", "model.remat"),
     ],
 )
 def test_bad_config_is_a_value_error(field, value, match):
     with pytest.raises(ValueError, match=match):
         CellEncoder(model_config(**{field: value}), rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("remat", ["full", "dots"])
+def test_remat_gives_the_same_loss_and_gradients(remat):
+    genes, values, lengths = make_batch([9, 5, 7], 10, seed=2)
+    ct = np.random.default_rng(1).normal(size=(3, 10)).astype(np.float32)
+
+    @nnx.jit
+    def loss_and_grads(model):
+        def loss(m):
+            return jnp.sum(m(genes, values, lengths)["pred"] * ct)
+
+        return nnx.value_and_grad(loss)(model)
+
+    out = {}
+    for mode in ("none", remat):
+        model = CellEncoder(model_config(num_layers=2, remat=mode), rngs=nnx.Rngs(0))
+        out[mode] = loss_and_grads(model)
+    (l0, g0), (l1, g1) = out["none"], out[remat]
+    np.testing.assert_allclose(float(l1), float(l0), rtol=1e-5)
+    flat0, flat1 = jax.tree.leaves(nnx.state(g0)), jax.tree.leaves(nnx.state(g1))
+    assert len(flat0) == len(flat1) > 10
+    for a, b in zip(flat0, flat1, strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+    assert any(np.any(np.asarray(a) != 0) for a in flat0)
 
 
 def test_no_shared_submodules_in_tree_mode():
@@ -276,6 +302,7 @@ def test_encoder_config_from_a_training_config_and_an_old_config_json():
         "masked_weight": 1.0,
         "expression_weight": 0.0,
         "expression_center": False,
+        "remat": "none",
     }
     config.model.attention_output_norm = True
     assert EncoderConfig.from_config(config, 50).attention_output_norm is True
