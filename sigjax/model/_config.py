@@ -6,7 +6,7 @@ POOLINGS = ("cls", "mean")
 DTYPES = ("float32", "bfloat16")
 VALUE_ENCODINGS = ("binned", "continuous")
 # Rematerialisation of each block in the backward pass (memory for compute; the values are the
-# same): "none" keeps every activation, "full" recomputes the block, "dots" keeps only matmul outputs.
+# same): "none" keeps every activation, "full" recomputes the block, "dots" keeps matmul outputs.
 REMATS = ("none", "full", "dots")
 
 
