@@ -119,6 +119,18 @@ VARIANTS = {
     "steps600": {**RECIPE, "train.num_steps": 600},
     # The recipe's first runs (Zeisel, CBMC, sigmoid, seed 0): the same fields as "recipe".
     "hvg500_len512": RECIPE,
+    # Levers past the recipe (branch recipe2): longer training, a wider model, more HVGs (with
+    # max_len to hold a cell's expressed ones), the masked loss lower, another learning rate.
+    "steps1000": {**RECIPE, "train.num_steps": 1000},
+    "width128": {**RECIPE, "model.embed_dim": 128, "model.mlp_dim": 512},
+    "wide": {**RECIPE, "model.embed_dim": 128, "model.mlp_dim": 512, "model.num_layers": 4},
+    "hvg1000_len1024": {**RECIPE, "data.n_top_genes": 1000, "data.max_len": 1024},
+    "hvg2000_len2048": {**RECIPE, "data.n_top_genes": 2000, "data.max_len": 2048},
+    "masked0.03": {**RECIPE, "model.masked_weight": 0.03},
+    "masked0": {**RECIPE, "model.masked_weight": 0.0},
+    "lr1e-3": {**RECIPE, "train.learning_rate": 1e-3},
+    "lr6e-3": {**RECIPE, "train.learning_rate": 6e-3},
+    "steps600_lr6e-3": {**RECIPE, "train.num_steps": 600, "train.learning_rate": 6e-3},
 }
 
 
