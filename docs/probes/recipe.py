@@ -133,6 +133,7 @@ VARIANTS = {
     "steps600_lr6e-3": {**RECIPE, "train.num_steps": 600, "train.learning_rate": 6e-3},
     "steps600_masked0": {**RECIPE, "train.num_steps": 600, "model.masked_weight": 0.0},
     "steps600_cls": {**RECIPE, "train.num_steps": 600, "model.pooling": "cls"},
+    "batch32": {**RECIPE, "data.batch_size": 32},
 }
 
 
