@@ -259,12 +259,17 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
     # Diagnostic (not the embedding `eval embed` gives): the decoder's predicted expression of
     # every vocabulary gene, W e_c . gene_embed_g, a linear map of the embedding that weighs its
     # directions by what they reconstruct (kNN distances are not invariant to that map).
-    decoded = None
+    decoded = query = None
     if config.model.expression_weight > 0:
         dec_tr, dec_out = (
             np.asarray(model.predict_expression(jnp.asarray(e))) for e in (emb_tr, emb_out)
         )
         decoded = score_embedding(dec_out, labels[held_rows], dec_tr, labels[train_rows])
+        # The decoder's query W e_c alone (E dims): the same map without the gene table.
+        q_tr, q_out = (
+            np.asarray(model.expression_query(jnp.asarray(e))) for e in (emb_tr, emb_out)
+        )
+        query = score_embedding(q_out, labels[held_rows], q_tr, labels[train_rows])
     return {
         "variant": variant,
         "dataset": name,
@@ -278,6 +283,7 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
         "cells_heldout": len(held_rows),
         "model": scores,
         "model_decoded": decoded,
+        "model_query": query,
         **pca_scores(name, seed),
     }
 
