@@ -119,6 +119,21 @@ VARIANTS = {
     "steps600": {**RECIPE, "train.num_steps": 600},
     # The recipe's first runs (Zeisel, CBMC, sigmoid, seed 0): the same fields as "recipe".
     "hvg500_len512": RECIPE,
+    # Levers past the recipe (branch recipe2): longer training, a wider model, more HVGs (with
+    # max_len to hold a cell's expressed ones), the masked loss lower, another learning rate.
+    "steps1000": {**RECIPE, "train.num_steps": 1000},
+    "width128": {**RECIPE, "model.embed_dim": 128, "model.mlp_dim": 512},
+    "wide": {**RECIPE, "model.embed_dim": 128, "model.mlp_dim": 512, "model.num_layers": 4},
+    "hvg1000_len1024": {**RECIPE, "data.n_top_genes": 1000, "data.max_len": 1024},
+    "hvg2000_len2048": {**RECIPE, "data.n_top_genes": 2000, "data.max_len": 2048},
+    "masked0.03": {**RECIPE, "model.masked_weight": 0.03},
+    "masked0": {**RECIPE, "model.masked_weight": 0.0},
+    "lr1e-3": {**RECIPE, "train.learning_rate": 1e-3},
+    "lr6e-3": {**RECIPE, "train.learning_rate": 6e-3},
+    "steps600_lr6e-3": {**RECIPE, "train.num_steps": 600, "train.learning_rate": 6e-3},
+    "steps600_masked0": {**RECIPE, "train.num_steps": 600, "model.masked_weight": 0.0},
+    "steps600_cls": {**RECIPE, "train.num_steps": 600, "model.pooling": "cls"},
+    "batch32": {**RECIPE, "data.batch_size": 32},
 }
 
 
@@ -241,6 +256,20 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
     emb_tr = embed_cells(model, config, cells.subset(train_rows))
     emb_out = embed_cells(model, config, cells.subset(held_rows))
     scores = score_embedding(emb_out, labels[held_rows], emb_tr, labels[train_rows])
+    # Diagnostic (not the embedding `eval embed` gives): the decoder's predicted expression of
+    # every vocabulary gene, W e_c . gene_embed_g, a linear map of the embedding that weighs its
+    # directions by what they reconstruct (kNN distances are not invariant to that map).
+    decoded = query = None
+    if config.model.expression_weight > 0:
+        dec_tr, dec_out = (
+            np.asarray(model.predict_expression(jnp.asarray(e))) for e in (emb_tr, emb_out)
+        )
+        decoded = score_embedding(dec_out, labels[held_rows], dec_tr, labels[train_rows])
+        # The decoder's query W e_c alone (E dims): the same map without the gene table.
+        q_tr, q_out = (
+            np.asarray(model.expression_query(jnp.asarray(e))) for e in (emb_tr, emb_out)
+        )
+        query = score_embedding(q_out, labels[held_rows], q_tr, labels[train_rows])
     return {
         "variant": variant,
         "dataset": name,
@@ -253,6 +282,8 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
         "cells_train": len(train_rows),
         "cells_heldout": len(held_rows),
         "model": scores,
+        "model_decoded": decoded,
+        "model_query": query,
         **pca_scores(name, seed),
     }
 
@@ -289,7 +320,13 @@ def main():
                         f"{row['pca_heldout']['knn_purity']:.3f}) nmi {m['nmi']:.3f} "
                         f"(pca {p['nmi']:.3f}/{row['pca_heldout']['nmi']:.3f}) "
                         f"acc {m['knn_accuracy']:.3f} (pca {p['knn_accuracy']:.3f}) "
-                        f"loss {row['final_loss']}",
+                        f"loss {row['final_loss']}"
+                        + (
+                            f" decoded purity {row['model_decoded']['knn_purity']:.3f} "
+                            f"nmi {row['model_decoded']['nmi']:.3f}"
+                            if row["model_decoded"]
+                            else ""
+                        ),
                         flush=True,
                     )
 
