@@ -8,6 +8,11 @@ the old unrotated order (every key block starting at query block 0) with the tab
 Stage 2, T=4096 and 50% padding: the table, cuDNN and the two best fused candidates of stage 1.
 Every candidate is checked against the float32 reference first (`eval.kernels.measure`); rows go
 to $OUT/fused_bwd.jsonl as they finish, a table is printed last.
+
+The rotated order (each key block starting at its own query block) and its switch
+`backward.ROTATE_FUSED_DQ` existed from `faf6c3f` to `bae3af3`; run 8 measured it no faster than
+the unrotated order at equal tiles, and it was removed. On later commits the "rotated" rows are
+the plain fused backward.
 """
 
 import argparse
@@ -49,7 +54,8 @@ def main():
     def run(label, impl, shape, kc=None, rotate=True):
         if time.time() > deadline:
             return None
-        backward.ROTATE_FUSED_DQ = rotate
+        if hasattr(backward, "ROTATE_FUSED_DQ"):  # Only on faf6c3f..bae3af3 (see above).
+            backward.ROTATE_FUSED_DQ = rotate
         rec = {"label": label, "impl": impl, "device": device, **shape.params()}
         rec.pop("lengths")
         if kc is not None:
@@ -62,7 +68,8 @@ def main():
         except Exception as e:  # A candidate that fails is recorded, not fatal.
             rec.update(status="error", error=f"{type(e).__name__}: {e}"[:400])
         finally:
-            backward.ROTATE_FUSED_DQ = True
+            if hasattr(backward, "ROTATE_FUSED_DQ"):
+                backward.ROTATE_FUSED_DQ = True
         rows.append(rec)
         with rows_path.open("a") as f:
             f.write(json.dumps(rec) + "\n")

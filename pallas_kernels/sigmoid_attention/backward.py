@@ -4,25 +4,22 @@ With p = sigmoid(s) and out = p v:  dv = p^T do,  dp = do v^T,  ds = dp * p * (1
 dq = scale ds k,  dk = scale ds^T q,  and d(bias_j) = sum_i ds_ij.
 By default two kernels, neither with atomics: dQ loops over key blocks per query block, dK/dV over
 query blocks per key block, each recomputing the scores. With `KernelConfig.fused_bwd` the
-dK/dV kernel also adds each tile's dQ share into a float32 buffer with atomic adds (each key
-block starting at its own query block, so concurrent programs add into different tiles), and the
-dQ kernel is not run: 5 tile products per tile pair instead of 7.
+dK/dV kernel also adds each tile's dQ share into a float32 buffer with atomic adds, and the dQ
+kernel is not run: 5 tile products per tile pair instead of 7, but measured 0.5x the split
+backward on an H200 (docs/benchmarks.md run 8: the element-wise float32 atomics cost more than the
+two products saved; starting each key block at its own query block, to spread the atomics over
+different tiles, changed nothing at equal tiles).
 """
 
 import functools
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from pallas_kernels.sigmoid_attention import _common
 from pallas_kernels.sigmoid_attention.config import KernelConfig
-
-# The fused backward's rotated query order (see `_dkv_kernel`). Read at trace time; only
-# docs/probes/fused_bwd.py turns it off, to time the unrotated order beside it.
-ROTATE_FUSED_DQ = True
 
 
 def _dq_kernel(
@@ -142,17 +139,7 @@ def _dkv_kernel(
     h = k.shape[-1]
     zeros = jnp.zeros((block_k, h), jnp.float32)
     dbias0 = jnp.zeros((block_k,), jnp.float32) if with_dbias else None
-    if dq_ref is None or not ROTATE_FUSED_DQ:
-        ranges = _common.split_ranges(lo, diag_end, full_end, end)
-    else:
-        # Rotated order: key block j walks the query blocks from lo + (j mod n) round to itself, so
-        # the programs of one head that run at the same time add into different dQ tiles instead
-        # of all queueing their atomics on the same tile (the cause of the unrotated order's 2-5x
-        # slowdown, docs/benchmarks.md). Each part keeps its masked/unmasked split.
-        start = lo + lax.rem(pl.program_id(0), jnp.maximum(end - lo, 1))
-        ranges = _common.split_ranges(start, diag_end, full_end, end) + _common.split_ranges(
-            lo, diag_end, full_end, start
-        )
+    ranges = _common.split_ranges(lo, diag_end, full_end, end)
     dk, dv, dbias = _common.run_loops(ranges, body, (zeros, zeros, dbias0))
     dk_ref[...] = (dk * scale).astype(dk_ref.dtype)
     dv_ref[...] = dv.astype(dv_ref.dtype)

@@ -59,7 +59,7 @@ CASES = [
     (1, 40, 24, 2, 80, False, True, False, "float32", SMALL),
     (2, 37, 45, 2, 24, True, True, True, "float32", FUSED),
     (3, 20, 70, 2, 16, False, True, False, "bfloat16", FUSED),
-    # Many query blocks per key block: the fused backward's rotated query order wraps round.
+    # Many query blocks per key block, each key block adding dQ into every one of them.
     (2, 150, 120, 1, 16, False, True, False, "float32", FUSED),
     (2, 150, 150, 1, 16, True, True, True, "float32", FUSED),
 ]
