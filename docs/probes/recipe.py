@@ -134,6 +134,19 @@ VARIANTS = {
     "steps600_masked0": {**RECIPE, "train.num_steps": 600, "model.masked_weight": 0.0},
     "steps600_cls": {**RECIPE, "train.num_steps": 600, "model.pooling": "cls"},
     "batch32": {**RECIPE, "data.batch_size": 32},
+    # Session of 2026-12-02 (CBMC sees 1.6 epochs in 600 steps of 16 cells; PBMC ~20): more steps,
+    # larger batches, and the input values (continuous log1p, deterministic bins).
+    "steps1500": {**RECIPE, "train.num_steps": 1500},
+    "steps2000": {**RECIPE, "train.num_steps": 2000},
+    "batch32_steps1000": {**RECIPE, "data.batch_size": 32, "train.num_steps": 1000},
+    "steps600_continuous": {**RECIPE, "train.num_steps": 600, "data.value_encoding": "continuous"},
+    "steps1500_continuous": {
+        **RECIPE,
+        "train.num_steps": 1500,
+        "data.value_encoding": "continuous",
+    },
+    "steps600_average_ties": {**RECIPE, "train.num_steps": 600, "data.bin_ties": "average"},
+    "steps1500_lr1e-3": {**RECIPE, "train.num_steps": 1500, "train.learning_rate": 1e-3},
 }
 
 
@@ -307,7 +320,8 @@ def main():
                     row = run_one(variant, name, attention, seed)
                     row.update(
                         commit=commit,
-                        machine=f"2-core CPU ({platform.machine()})",
+                        machine=os.environ.get("RECIPE_MACHINE")
+                        or f"2-core CPU ({platform.machine()})",
                         date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     )
                     with open(args.out, "a") as f:
