@@ -31,6 +31,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.model.dropout = 0.0  # Dropout on block outputs.
     c.model.attention_output_norm = True  # LayerNorm on the attention branch output (hybrid norm).
     c.model.pooling = "mean"  # Cell embedding: "cls" token or "mean" of gene tokens.
+    c.model.readout = "decoder"  # Embedding: "pooled", or "decoder" (the decoder's geometry).
     c.model.remat = "none"  # Block rematerialisation: "none" | "full" | "dots" (speed/memory only).
     c.model.dtype = "float32"  # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
     c.model.mask_prob = 0.15  # Fraction of gene values masked for the objective.

@@ -53,6 +53,13 @@ def parse(argv):
     e.add_argument("--layer", default="", help="take values from this layer instead of X")
     e.add_argument("--use_raw", action="store_true", help="take values and genes from .raw")
     e.add_argument("--gene_column", default="", help="var column with the gene ids to match")
+    e.add_argument(
+        "--readout",
+        choices=("pooled", "decoder"),
+        default=None,
+        help="the embedding: pooled hidden state, or in the expression decoder's geometry; "
+        "default: the run's model.readout",
+    )
     s = sub.add_parser("score", help="score an embedding against cell-type labels (+ PCA baseline)")
     s.add_argument("--data", required=True)
     s.add_argument("--labels", required=True)
@@ -108,6 +115,7 @@ def main(argv):
             layer=args.layer,
             use_raw=args.use_raw,
             gene_column=args.gene_column,
+            readout=args.readout,
         )
     elif args.cmd == "score":
         print(

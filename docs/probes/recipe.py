@@ -53,6 +53,7 @@ OLD = {
     "model.masked_weight": 1.0,
     "model.attention_output_norm": False,
     "model.pooling": "cls",
+    "model.readout": "pooled",  # Not a training field; "decoder" would need the decoder.
     "train.learning_rate": 1e-3,
 }
 # configs/small.py's own old max_len (now 512 there); recipe.py's variants start from it, while
@@ -266,8 +267,8 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
     cells = tokenize_with(config.data, adata, vocab)
     labels = adata.obs["cell_type"].astype(str).to_numpy()
     model, seconds, losses, _ = train(config, cells.subset(train_rows), vocab.size)
-    emb_tr = embed_cells(model, config, cells.subset(train_rows))
-    emb_out = embed_cells(model, config, cells.subset(held_rows))
+    emb_tr = embed_cells(model, config, cells.subset(train_rows), readout="pooled")
+    emb_out = embed_cells(model, config, cells.subset(held_rows), readout="pooled")
     scores = score_embedding(emb_out, labels[held_rows], emb_tr, labels[train_rows])
     # Diagnostic (not the embedding `eval embed` gives): the decoder's predicted expression of
     # every vocabulary gene, W e_c . gene_embed_g, a linear map of the embedding that weighs its
@@ -283,6 +284,16 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
             np.asarray(model.expression_query(jnp.asarray(e))) for e in (emb_tr, emb_out)
         )
         query = score_embedding(q_out, labels[held_rows], q_tr, labels[train_rows])
+    # The library's decoder readout (`model.readout="decoder"`, from 2026-12-02): the embedding
+    # mapped so that its distances are the decoded profile's (genes only); `model` stays the
+    # pooled embedding, whatever the config's readout.
+    readout = None
+    if config.model.expression_weight > 0:
+        r_tr, r_out = (
+            embed_cells(model, config, cells.subset(rows), readout="decoder")
+            for rows in (train_rows, held_rows)
+        )
+        readout = score_embedding(r_out, labels[held_rows], r_tr, labels[train_rows])
     return {
         "variant": variant,
         "dataset": name,
@@ -297,6 +308,7 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
         "model": scores,
         "model_decoded": decoded,
         "model_query": query,
+        "model_readout": readout,
         **pca_scores(name, seed),
     }
 

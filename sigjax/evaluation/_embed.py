@@ -100,6 +100,7 @@ def embed_cells(
     cells: TokenizedCells,
     batch_size: int | None = None,
     pooling: str | None = None,
+    readout: str | None = None,
 ) -> Float[np.ndarray, "C E"]:
     """`model.embed` of every tokenised cell, in the cells' order.
 
@@ -113,12 +114,14 @@ def embed_cells(
       batch_size: cells per batch (default `config.data.eval_batch_size`).
       pooling: "cls" or "mean"; None = the model's own (`model.config.pooling`). The model is
         not changed.
+      readout: "pooled" or "decoder" (`CellEncoder.embed`); None = the model's own
+        (`model.config.readout`).
 
     Returns:
       float32 embeddings [C, E].
 
     Raises:
-      ValueError: batch_size < 1, or an unknown pooling.
+      ValueError: batch_size < 1, or an unknown pooling or readout.
     """
     from sigjax.training import map_batches
 
@@ -128,7 +131,7 @@ def embed_cells(
         model,
         cells,
         _embed_batch,
-        (pooling,),
+        (pooling, readout),
         batch_size=batch_size or config.data.eval_batch_size,
         max_len=config.data.max_len,
     )
@@ -137,12 +140,14 @@ def embed_cells(
     return np.concatenate([np.asarray(x, np.float32) for x in out], axis=0)
 
 
-def _embed_batch(model, batch, key, pooling):
+def _embed_batch(model, batch, key, pooling, readout):
     del key  # No randomness at embedding time.
-    return model.embed(batch["genes"], batch["values"], batch["lengths"], pooling)
+    return model.embed(batch["genes"], batch["values"], batch["lengths"], pooling, readout)
 
 
-def _embed(adata, workdir, *, values, layer, use_raw, gene_column, batch_size, pooling):
+def _embed(
+    adata, workdir, *, values, layer, use_raw, gene_column, batch_size, pooling, readout=None
+):
     """(embedding [C, E], genes matched) of every cell of `adata`; adata is not changed."""
     from sigjax.training import load_model
 
@@ -176,7 +181,7 @@ def _embed(adata, workdir, *, values, layer, use_raw, gene_column, batch_size, p
             "gene ids (use --gene_column to pick a var column)"
         )
     cells = tokenize_with(config.data, source, vocab, input_values=kind)
-    return embed_cells(model, config, cells, batch_size, pooling), matched
+    return embed_cells(model, config, cells, batch_size, pooling, readout), matched
 
 
 def embed(
@@ -189,6 +194,7 @@ def embed(
     gene_column: str | None = None,
     batch_size: int | None = None,
     pooling: str | None = None,
+    readout: str | None = None,
     key: str = EMBEDDING_KEY,
 ) -> Float[np.ndarray, "C E"]:
     """Embeds every cell of an AnnData in memory with a trained run, as scanpy tools do.
@@ -216,6 +222,8 @@ def embed(
       gene_column: a var column (of `.raw.var` with use_raw) holding the gene ids to match.
       batch_size: cells per batch (default the run's `data.eval_batch_size`).
       pooling: "cls" or "mean"; None = the run's own.
+      readout: "pooled" or "decoder" (see `CellEncoder.embed`); None = the run's own
+        `model.readout`.
       key: the `obsm` key written.
 
     Returns:
@@ -235,6 +243,7 @@ def embed(
         gene_column=gene_column,
         batch_size=batch_size,
         pooling=pooling,
+        readout=readout,
     )
     adata.obsm[key] = embedding
     return embedding
@@ -309,6 +318,7 @@ def embed_file(
     layer: str = "",
     use_raw: bool = False,
     gene_column: str = "",
+    readout: str | None = None,
 ) -> str:
     """`python -m eval embed`: embeds every cell of an .h5ad and writes it with obsm["X_sigjax"].
 
@@ -327,6 +337,7 @@ def embed_file(
       layer: take values from this layer instead of X.
       use_raw: take values and gene ids from `.raw`.
       gene_column: a var column holding the gene ids to match.
+      readout: "pooled" or "decoder"; None = the run's own `model.readout`.
 
     Returns:
       The path written.
@@ -351,6 +362,7 @@ def embed_file(
         use_raw=use_raw,
         gene_column=gene_column or None,
         batch_size=batch_size,
+        readout=readout,
     )
     target = pathlib.Path(data if inplace else out)
     write_h5ad_atomic(adata, target)

@@ -51,13 +51,15 @@ def evaluate_run(
       max_cells: score at most this many cells (a fixed random subset, seed 0); None = all.
       baseline: also score the PCA-of-HVG baseline on the same cells, under "pca_hvg/<score>".
       extra_poolings: also score the embedding pooled another way ("cls" or "mean"), under keys
-        "<pooling>_pool/<score>".
+        "<pooling>_pool/<score>". The other readout of the same model ("pooled" beside
+        "decoder", and "decoder" beside "pooled" when the model has the decoder) is always
+        scored too, under "<readout>_readout/<score>".
       umap: write DIR/umap.png, the scored cells' embedding coloured by label.
       write: write the result to DIR/scores.json.
 
     Returns:
       {"val_loss", "cells", "n_cells", silhouette, clisi, isolated_labels, knn_purity, nmi, ari,
-      knn_accuracy ("val" only)[, "pca_hvg/..."]}.
+      knn_accuracy ("val" only), "<readout>_readout/..."[, "pca_hvg/..."]}.
 
     Raises:
       FileNotFoundError: no run or checkpoint in workdir.
@@ -93,13 +95,19 @@ def evaluate_run(
             embed_rows(rows), labels[rows], embed_rows(reference), labels[reference]
         )
 
-    def model_rows(pooling=None):
-        return lambda r: embed_cells(model, config, tokens.subset(r), pooling=pooling)
+    def model_rows(pooling=None, readout=None):
+        return lambda r: embed_cells(
+            model, config, tokens.subset(r), pooling=pooling, readout=readout
+        )
 
     result.update(cells=cells, n_cells=len(rows))
     result.update(scores(model_rows()))
     for pooling in extra_poolings:
         result.update({f"{pooling}_pool/{k}": v for k, v in scores(model_rows(pooling)).items()})
+    other = "pooled" if model.config.readout == "decoder" else "decoder"
+    if other == "pooled" or model.config.expression_weight > 0:
+        extra = scores(model_rows(readout=other))
+        result.update({f"{other}_readout/{k}": v for k, v in extra.items()})
     if baseline:
         # The baseline reads X as the run did (a run older than the field: detected).
         pca_baseline(adata, values=config.data.get("input_values") or "auto")

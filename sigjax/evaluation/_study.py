@@ -210,7 +210,8 @@ def summarize(rows: list[dict]) -> list[dict]:
     scores positive does. `beyond_spread` is True when |mean_sigmoid - mean_softmax| exceeds
     std_sigmoid + std_softmax (their mean ± std ranges do not overlap), None with fewer than two
     seeds of either. `pca_hvg` is the baseline's score for the same metric (mean over the rows'
-    cell sets). Metrics: METRICS, then any "<pooling>_pool/<score>" in the rows. Pass the rows of
+    cell sets). Metrics: METRICS, then any "<pooling>_pool/<score>" and
+    "<readout>_readout/<score>" in the rows. Pass the rows of
     one learning rate per attention (`chosen_rows`).
 
     Args:
@@ -223,7 +224,12 @@ def summarize(rows: list[dict]) -> list[dict]:
       sigmoid had the lower val_loss or the higher score.
     """
     out = []
-    extra = [k for r in rows for k in r if k.endswith("_pool/" + k.rsplit("/", 1)[-1])]
+    extra = [
+        k
+        for r in rows
+        for k in r
+        if any(k.endswith(f"_{kind}/" + k.rsplit("/", 1)[-1]) for kind in ("pool", "readout"))
+    ]
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         for metric in (*METRICS, *dict.fromkeys(extra)):
             entry = {"dataset": dataset, "metric": metric}

@@ -8,6 +8,9 @@ VALUE_ENCODINGS = ("binned", "continuous")
 # Rematerialisation of each block in the backward pass (memory for compute; the values are the
 # same): "none" keeps every activation, "full" recomputes the block, "dots" keeps matmul outputs.
 REMATS = ("none", "full", "dots")
+# What `CellEncoder.embed` returns: the pooled hidden state as it is ("pooled"), or mapped into
+# the geometry of the expression decoder's output ("decoder"; see `CellEncoder.readout_map`).
+READOUTS = ("pooled", "decoder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,10 @@ class EncoderConfig:
       expression_center: centre the expression loss over the batch's cells, gene by gene.
       remat: block rematerialisation in the backward pass, one of `REMATS` (speed and memory
         only: the same function, so a run may resume with another value).
+      readout: the cell embedding `embed` returns, one of `READOUTS`: "pooled" (the pooled
+        hidden state) or "decoder" (the same, mapped by `CellEncoder.readout_map` so that its
+        distances are those of the decoder's predicted expression; needs the decoder). Acts at
+        embedding time only, like `pooling` for training.
     """
 
     vocab_size: int
@@ -59,6 +66,7 @@ class EncoderConfig:
     expression_weight: float = 0.0
     expression_center: bool = False
     remat: str = "none"
+    readout: str = "pooled"
 
     def __post_init__(self):
         from sigjax.model._layers import check_attention
@@ -69,6 +77,7 @@ class EncoderConfig:
             ("dtype", self.dtype, DTYPES),
             ("value_encoding", self.value_encoding, VALUE_ENCODINGS),
             ("remat", self.remat, REMATS),
+            ("readout", self.readout, READOUTS),
         ):
             if value not in choices:
                 raise ValueError(
@@ -77,6 +86,11 @@ class EncoderConfig:
         for name in ("masked_weight", "expression_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"model.{name}: got {getattr(self, name)}, expected >= 0")
+        if self.readout == "decoder" and not self.expression_weight > 0:
+            raise ValueError(
+                "model.readout: got 'decoder' with model.expression_weight=0 (no decoder); "
+                "expected 'pooled', or expression_weight > 0"
+            )
         if not self.masked_weight + self.expression_weight > 0:
             raise ValueError(
                 "model.masked_weight, model.expression_weight: got both 0, expected a positive "

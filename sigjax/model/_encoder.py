@@ -6,10 +6,13 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Bool, Float, Int
 
-from sigjax.model._config import POOLINGS, EncoderConfig
+from sigjax.model._config import POOLINGS, READOUTS, EncoderConfig
 from sigjax.model._layers import Mlp, SelfAttention
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# The vocabulary's leading special tokens (<pad>, <cls>, <mask>: `sigjax.data.SPECIALS`, checked
+# by a test; not imported, so that the model does not load the data stack).
+N_SPECIAL_TOKENS = 3
 
 
 def _lookup(embed: nnx.Embed, ids):
@@ -254,13 +257,37 @@ class CellEncoder(nnx.Module):
         total = jnp.sum(jnp.where(valid[..., None], hidden.astype(jnp.float32), 0.0), axis=1)
         return total / jnp.maximum(valid.sum(axis=1, keepdims=True), 1)
 
+    def readout_map(self) -> Float[Array, "E K"]:
+        """The linear map of the "decoder" readout: R with ||(a - b) R|| = ||pred(a) - pred(b)||
+        for any two cell embeddings a, b, where pred is `predict_expression` over the
+        vocabulary's genes (the special tokens' rows left out; the per-gene bias cancels).
+
+        pred(e) = e K Gᵀ with K the decoder query's kernel [E, E] and G the gene embeddings
+        [genes, E]. With the QR decomposition G Kᵀ = Q R, K Gᵀ = Rᵀ Qᵀ and Qᵀ has orthonormal
+        rows, so e Rᵀ (K = min(E, genes) values) keeps every distance of the decoded profile: the
+        embedding weighs its directions by how much expression they predict, instead of the
+        final LayerNorm's equal weights. Measured in docs/probes/recipe.md ("Readout").
+
+        Raises:
+          ValueError: the model was built without the decoder (model.expression_weight = 0).
+        """
+        if self.expression_query is None:
+            raise ValueError(
+                "model.expression_weight: got 0 (no expression decoder); expected > 0 for the "
+                "decoder readout (or model.readout='pooled')"
+            )
+        kernel = self.expression_query.kernel[...].astype(jnp.float32)
+        genes = self.gene_embed.embedding[...][N_SPECIAL_TOKENS:].astype(jnp.float32)
+        return jnp.linalg.qr(genes @ kernel.T, mode="r").T
+
     def embed(
         self,
         genes: Int[Array, "B L"],
         values: Float[Array, "B L"],
         lengths: Int[Array, " B"],
         pooling: str | None = None,
-    ) -> Float[Array, "B E"]:
+        readout: str | None = None,
+    ) -> Float[Array, "B K"]:
         """The cell embedding, no dropout.
 
         Args:
@@ -270,7 +297,17 @@ class CellEncoder(nnx.Module):
           pooling: "cls" or "mean"; None = the model's `config.pooling`. Pooling acts only here
             (the training loss does not read the cell embedding), so one trained model can be
             embedded both ways.
+          readout: "pooled" (the pooled hidden state, E values) or "decoder" (mapped by
+            `readout_map`); None = the model's `config.readout`.
+
+        Raises:
+          ValueError: an unknown pooling or readout, or "decoder" without the decoder.
         """
+        readout = self.config.readout if readout is None else readout
+        if readout not in READOUTS:
+            raise ValueError(f"readout: got {readout!r}, expected one of {list(READOUTS)}")
         if pooling is None:
-            return self(genes, values, lengths)["embedding"]
-        return self.pool(self(genes, values, lengths)["hidden"], lengths, pooling)
+            embedding = self(genes, values, lengths)["embedding"]
+        else:
+            embedding = self.pool(self(genes, values, lengths)["hidden"], lengths, pooling)
+        return embedding @ self.readout_map() if readout == "decoder" else embedding

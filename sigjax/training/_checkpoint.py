@@ -54,6 +54,7 @@ RESUME_SAFE = frozenset(
         "mesh.fsdp",
         "data.backed",
         "model.remat",  # Recomputes the same values: speed and memory only.
+        "model.readout",  # Acts when embedding only, never in training.
     }
 )
 

@@ -173,6 +173,41 @@ def test_dropout_needs_a_key_and_is_off_when_deterministic():
     assert not np.allclose(a, c)
 
 
+def test_decoder_readout_keeps_the_distances_of_the_decoded_expression():
+    from sigjax.data._tokenize import SPECIALS
+    from sigjax.model._encoder import N_SPECIAL_TOKENS
+
+    assert N_SPECIAL_TOKENS == len(SPECIALS)
+    cfg = model_config(expression_weight=1.0, expression_center=False, readout="decoder")
+    model = CellEncoder(cfg, rngs=nnx.Rngs(3))
+    # A non-zero bias: it must cancel out of the distances.
+    model.expression_bias[...] = jnp.linspace(-2.0, 2.0, VOCAB)
+    r = np.asarray(model.readout_map())
+    assert r.shape == (32, 32)
+    e = np.asarray(jax.random.normal(jax.random.key(1), (6, 32)))
+    decoded = np.asarray(model.predict_expression(jnp.asarray(e)))[:, N_SPECIAL_TOKENS:]
+    mapped = e @ r
+
+    def distances(x):
+        return np.linalg.norm(x[:, None] - x[None], axis=-1)
+
+    np.testing.assert_allclose(distances(mapped), distances(decoded), rtol=1e-4, atol=1e-4)
+    # It is not the identity (the geometry differs from the pooled embedding's).
+    assert not np.allclose(distances(mapped), distances(e), rtol=0.05)
+    # embed(): the config's readout, or the one asked for; the pooled one is the old embedding.
+    genes, values, lengths = (jnp.asarray(v) for v in make_batch([7, 4], 8))
+    pooled = model.embed(genes, values, lengths, readout="pooled")
+    np.testing.assert_allclose(pooled, model(genes, values, lengths)["embedding"], atol=1e-6)
+    np.testing.assert_allclose(
+        model.embed(genes, values, lengths), np.asarray(pooled) @ r, rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="readout"):
+        model.embed(genes, values, lengths, readout="whitened")
+    no_decoder = CellEncoder(model_config(), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="expression_weight"):
+        no_decoder.embed(genes, values, lengths, readout="decoder")
+
+
 @pytest.mark.parametrize(
     "field,value,match",
     [
@@ -182,6 +217,9 @@ def test_dropout_needs_a_key_and_is_off_when_deterministic():
         ("embed_dim", 33, "model.embed_dim"),
         ("implementation", "triton", "model.implementation"),
         ("remat", "block", "model.remat"),
+        ("readout", "whitened", "model.readout"),
+        # The decoder readout needs the decoder: model_config's expression_weight is 0.
+        ("readout", "decoder", "model.readout"),
     ],
 )
 def test_bad_config_is_a_value_error(field, value, match):
@@ -303,6 +341,7 @@ def test_encoder_config_from_a_training_config_and_an_old_config_json():
         "expression_weight": 0.0,
         "expression_center": False,
         "remat": "none",
+        "readout": "pooled",
     }
     config.model.attention_output_norm = True
     assert EncoderConfig.from_config(config, 50).attention_output_norm is True
