@@ -24,8 +24,9 @@ def run_demo(base, out="runs/demo") -> str:
         OUT/compare.png, OUT/demo.md (the table printed last).
 
     Returns:
-      The final table (markdown): one row per attention plus the baseline, and the relative
-      difference sigmoid vs softmax.
+      The final table (markdown): one row per attention (its embedding, `model.readout`), one
+      per attention with its other readout (pooled beside decoder), the baseline, and the
+      relative difference sigmoid vs softmax.
 
     Raises:
       ValueError, NonFiniteError: from training.
@@ -52,6 +53,17 @@ def run_demo(base, out="runs/demo") -> str:
     sig, soft = scores["sigmoid"], scores["softmax"]
     names = ("val_loss", *SCORE_NAMES, "knn_accuracy")
     rows = [{"embedding": a, **{k: scores[a].get(k) for k in names}} for a in scores]
+    # The same models' other readout (evaluate_run scores it too): pooled beside decoder.
+    for a in scores:
+        other = [k for k in scores[a] if k.endswith("_readout/knn_purity")]
+        if other:
+            kind = other[0].split("_readout/")[0]
+            rows.append(
+                {
+                    "embedding": f"{a}, {kind} readout",
+                    **{k: scores[a].get(f"{kind}_readout/{k}") for k in names},
+                }
+            )
     rows.append(
         {"embedding": "PCA of HVGs (baseline)", **{k: sig.get(f"pca_hvg/{k}") for k in names}}
     )

@@ -403,7 +403,8 @@ def compare_runs(workdirs, out, *, embed: bool = True, cells: str = "val") -> st
     """`python -m eval compare`: the runs side by side, as a markdown table and plots.
 
     Table columns: final and best `val/loss` and final `train/loss` from DIR/metrics.jsonl, then
-    every number in DIR/scores.json (`val_loss` and the embedding scores of `evaluate_run`). A run
+    every number in DIR/scores.json (`val_loss` and the embedding scores of `evaluate_run`; not
+    its "<readout>_readout/*" and "<pooling>_pool/*" scores of the same model). A run
     without scores.json is evaluated first when `embed` is set (embedding scores on its validation
     cells by default); a run that cannot be (no checkpoint, data without labels) is listed
     without scores and the reason printed.
@@ -450,6 +451,9 @@ def compare_runs(workdirs, out, *, embed: bool = True, cells: str = "val") -> st
                 print(f"{run_name(w)}: no embedding scores ({type(e).__name__}: {e})")
         if scores_path.exists():
             for k, v in json.loads(scores_path.read_text()).items():
+                # The same model's other readouts and poolings stay in scores.json only.
+                if k.split("/")[0].endswith(("_readout", "_pool")):
+                    continue
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     row[k] = float(v) if isinstance(v, float) else v
                     if k not in score_keys:

@@ -234,3 +234,20 @@ def test_a_run_saved_before_input_values_existed_resumes_as_counts(run):
     assert ckpt.config_differences(saved, new) == {}
     new["data"]["input_values"] = "log1p"
     assert ckpt.config_differences(saved, new) == {"data.input_values": ("counts", "log1p")}
+
+
+def test_the_orphaned_read_hook_drops_only_orphaned_read_errors():
+    from types import SimpleNamespace
+
+    from sigjax.training._checkpoint import _DropOrphanedReads
+
+    passed = []
+    hook = _DropOrphanedReads(passed.append)
+    orphaned = (
+        RuntimeError("Event loop is closed"),
+        Exception("Encountered error while reading array index: (slice(0, 4),)"),
+    )
+    other = (RuntimeError("Event loop is closed soon"), ValueError("a real bug"))
+    for exc in (*orphaned, *other):
+        hook(SimpleNamespace(exc_value=exc))
+    assert [u.exc_value for u in passed] == list(other)
