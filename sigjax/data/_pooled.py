@@ -41,6 +41,7 @@ POOLED_DEFAULT = (
 NO_SYMBOLS = ("zeisel", "cbmc", "synthetic")  # Genes carry no symbol: no match by symbol.
 DATASET_KEY = "dataset"  # obs column naming each pooled cell's data set.
 PACKED_KEY = "pooled"  # uns entry of a packed corpus: {"datasets": [...], "min_cells": k}.
+_PACK_CHUNK = 1 << 20  # Values per HDF5 chunk of a packed X (each chunk is compressed alone).
 
 
 def symbol_key(name) -> str:
@@ -283,16 +284,22 @@ def pack_pooled(out_path, datasets="", *, source=None, min_cells: int = 1, level
     dtype = _count_dtype(corpus.X)
     x = sp.csc_matrix(corpus.X)
     x = sp.csc_matrix((x.data.astype(dtype), x.indices, x.indptr), shape=x.shape)
-    packed = ad.AnnData(X=x, obs=corpus.obs, var=corpus.var)
+    packed = ad.AnnData(obs=corpus.obs, var=corpus.var)  # X is written below.
     packed.uns[PACKED_KEY] = {"datasets": list(names), "min_cells": int(min_cells)}
+    compress = {"compression": "gzip", "compression_opts": level, "shuffle": True}
     tmp = out.with_name(out.name + ".tmp")
     with h5py.File(tmp, "w") as f:
-        ad.io.write_elem(
-            f,
-            "/",
-            packed,
-            dataset_kwargs={"compression": "gzip", "compression_opts": level, "shuffle": True},
+        ad.io.write_elem(f, "/", packed, dataset_kwargs=compress)
+        # X in anndata's sparse layout (what `write_elem` writes), by hand for the chunks: h5py's
+        # default ~80 KB chunks compress X's indices ~9% worse than chunks of 2^20 values.
+        group = f.create_group("X")
+        group.attrs.update(
+            {"encoding-type": "csc_matrix", "encoding-version": "0.1.0", "shape": x.shape}
         )
+        for key in ("data", "indices", "indptr"):
+            values = getattr(x, key)
+            chunk = (max(1, min(values.size, _PACK_CHUNK)),)
+            group.create_dataset(key, data=values, chunks=chunk, **compress)
     os.replace(tmp, out)  # A killed run leaves the old file or the new one, never half of it.
     summary = {
         "path": str(out),

@@ -85,6 +85,7 @@ def test_packed_file_holds_the_corpus_small(archives, packed):
     with h5py.File(out) as f:
         assert f["X/data"].compression == "gzip" and f["X/data"].shuffle
         assert f["X/indices"].compression == "gzip"
+        assert f["X/indices"].chunks == (full.X.nnz,)  # One chunk up to 2^20 values.
     assert summary["n_cells"] == full.n_obs and summary["n_genes"] == full.n_vars
     assert summary["nnz"] == full.X.nnz and summary["dtype"] == "uint8"
     assert summary["bytes"] == out.stat().st_size
