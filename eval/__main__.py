@@ -5,6 +5,7 @@ import importlib
 import json
 import logging
 import sys
+import time
 
 # Subcommands with their own command line: `python -m eval NAME ARGS` hands ARGS to NAME's main.
 DELEGATED = {
@@ -86,6 +87,12 @@ def parse(argv):
     z.add_argument("--max_cells", type=int, default=None, help="cells per set (default all)")
     z.add_argument("--folds", type=int, default=5, help="folds of the kNN accuracy")
     z.add_argument("--out", default=None, help="folder of zeroshot.json/.md (default workdir)")
+    k = sub.add_parser("pack-pooled", help="the pooled corpus as one compact .h5ad (offline use)")
+    k.add_argument("--out", required=True, help="the .h5ad written; train with data.path=OUT")
+    k.add_argument("--datasets", default="", help="comma-separated sets (default: POOLED_DEFAULT)")
+    k.add_argument("--source", default=None, help="folder of package archives (offline)")
+    k.add_argument("--min_cells", type=int, default=1, help="genes in >= this many cells")
+    k.add_argument("--level", type=int, default=9, help="gzip level, 1 (fast) to 9 (smallest)")
     d = sub.add_parser("demo", help="sigmoid vs softmax `configs/small.py` on bundled PBMC (CPU)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--config", default="configs.small", help="config module (importable)")
@@ -137,6 +144,14 @@ def main(argv):
             folds=args.folds,
             out=args.out,
         )
+    elif args.cmd == "pack-pooled":
+        from sigjax.data import pack_pooled
+
+        start = time.perf_counter()
+        summary = pack_pooled(
+            args.out, args.datasets, source=args.source, min_cells=args.min_cells, level=args.level
+        )
+        print(json.dumps({**summary, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
     elif args.cmd == "demo":
         ev.run_demo(importlib.import_module(args.config).get_config(), args.out)
 

@@ -62,8 +62,9 @@ def load_from_config(cfg):
       cfg: a data config. `path` ending in .h5ad is read with `load_anndata`; for the sets read
         from a package ("zeisel", "cbmc", "pbmc8k", ...), another non-empty `path` is the package
         archive or a folder holding it (offline); for "pooled", a folder holding the archives,
-        or an .h5ad of a pooled corpus written before (`pooled_anndata(...).write_h5ad(FILE)`,
-        genes already upper-case symbols), read as it is.
+        or an .h5ad of a pooled corpus written before (`pack_pooled`, or
+        `pooled_anndata(...).write_h5ad(FILE)`; genes already upper-case symbols), to which
+        `min_cells` is applied as the archives' corpus applies it (`restrict_pooled`).
 
     Returns:
       anndata.AnnData.
@@ -73,7 +74,7 @@ def load_from_config(cfg):
     """
     from sigjax.data._anndata import load_anndata, load_dataset
     from sigjax.data._packages import LOADERS
-    from sigjax.data._pooled import POOLED, pooled_anndata
+    from sigjax.data._pooled import POOLED, pooled_anndata, restrict_pooled
 
     path = str(cfg.path or "")
     if cfg.dataset == POOLED and not path.endswith(".h5ad"):
@@ -82,7 +83,7 @@ def load_from_config(cfg):
         )
     from_package = ("zeisel", "cbmc", *LOADERS)
     if path.endswith(".h5ad") or (path and cfg.dataset not in from_package):
-        return load_anndata(
+        adata = load_anndata(
             path,
             layer=cfg.layer or None,
             use_raw=cfg.use_raw,
@@ -90,6 +91,11 @@ def load_from_config(cfg):
             label_column=cfg.label_column or None,
             backed=cfg.get("backed", False),
         )
+        if cfg.dataset == POOLED:
+            adata = restrict_pooled(
+                adata, cfg.get("datasets", ""), cfg.get("min_cells", 1), f"data.path {path!r}"
+            )
+        return adata
     if cfg.dataset == "synthetic":
         return load_dataset("synthetic", **cfg.synthetic.to_dict())
     if cfg.dataset in from_package:
