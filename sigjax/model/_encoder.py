@@ -220,6 +220,13 @@ class CellEncoder(nnx.Module):
             result["pred"] = out[..., 0]
         return result
 
+    def _require_decoder(self, purpose: str) -> None:
+        """Raises ValueError (naming model.expression_weight and `purpose`) without a decoder."""
+        if self.expression_query is None:
+            raise ValueError(
+                "model.expression_weight: got 0 (no expression decoder); expected > 0 " + purpose
+            )
+
     def predict_expression(self, embedding: Float[Array, "B E"]) -> Float[Array, "B V"]:
         """Every vocabulary gene's predicted log-normalised value from the cell embedding:
         <W embedding, gene_embedding_g> + bias_g, one matmul over the vocabulary (float32).
@@ -227,11 +234,7 @@ class CellEncoder(nnx.Module):
         Raises:
           ValueError: the model was built without the decoder (model.expression_weight = 0).
         """
-        if self.expression_query is None:
-            raise ValueError(
-                "model.expression_weight: got 0 (no expression decoder); expected > 0 to "
-                "predict expression"
-            )
+        self._require_decoder("to predict expression")
         query = self.expression_query(embedding.astype(jnp.float32))
         table = self.gene_embed.embedding[...].astype(jnp.float32)
         pred = query @ table.T
@@ -271,11 +274,7 @@ class CellEncoder(nnx.Module):
         Raises:
           ValueError: the model was built without the decoder (model.expression_weight = 0).
         """
-        if self.expression_query is None:
-            raise ValueError(
-                "model.expression_weight: got 0 (no expression decoder); expected > 0 for the "
-                "decoder readout (or model.readout='pooled')"
-            )
+        self._require_decoder("for the decoder readout (or model.readout='pooled')")
         kernel = self.expression_query.kernel[...].astype(jnp.float32)
         genes = self.gene_embed.embedding[...][N_SPECIAL_TOKENS:].astype(jnp.float32)
         return jnp.linalg.qr(genes @ kernel.T, mode="r").T
