@@ -2,6 +2,7 @@
 
   python -m eval train-speed --config=configs.base --set data.max_len=8192 --set data.batch_size=8 \
       --out=runs/train_speed
+  python -m eval train-speed --config=configs.stress_160m --padding=0.5 --set model.remat=dots
 
 Times `train_step` of the config for both attentions in one process (logic and FLOP count:
 sigjax/evaluation/_speed.py), prints a table and writes train_speed.json (with date, device,
@@ -25,13 +26,21 @@ def main(argv, prog: str = "python -m eval train-speed"):
     p.add_argument("--steps", type=int, default=20, help="steps per timed sample")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     p.add_argument("--repeats", type=int, default=3, help="timed samples (median reported)")
+    p.add_argument(
+        "--padding",
+        type=float,
+        default=0.0,
+        help="share of padded tokens: cell lengths spread evenly over [(1-2p) max_len, max_len]",
+    )
     p.add_argument("--out", default="runs/train_speed")
     args = p.parse_args(argv)
     from sigjax.evaluation._speed import compare_train_speed, speed_markdown
 
     config = importlib.import_module(args.config).get_config()
     override(config, parse_sets(args.set))
-    result = compare_train_speed(config, steps=args.steps, warmup=args.warmup, repeats=args.repeats)
+    result = compare_train_speed(
+        config, steps=args.steps, warmup=args.warmup, repeats=args.repeats, padding=args.padding
+    )
     result["command"] = f"{prog} {shlex.join(argv)}".strip()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

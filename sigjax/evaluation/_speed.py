@@ -3,8 +3,10 @@
 The kernel benchmark (`python -m eval kernels`) times the attention op alone; this times what a
 user pays for: the jitted `train_step` of a config (embeddings, projections, LayerNorms, MLPs,
 the attention kernel, the loss, the optimizer update), with everything but `model.attention`
-identical between the two runs. Batches are dense (every cell `data.max_len` tokens), so the
-padded and valid token counts agree and the FLOP count is exact.
+identical between the two runs. Batches are dense (every cell `data.max_len` tokens) unless
+`padding` > 0: then cell lengths are spread evenly over [(1 - 2 padding) max_len, max_len], so
+that this share of the batch is padding, as with real cells of varied length. Tokens/s, FLOPs and
+MFU count valid tokens only (the kernels skip padded blocks; what they save shows up as time).
 
 Model FLOPs follow the PaLM convention (Chowdhery et al. 2022, appendix B): per token, 6 x the
 matmul parameters (embedding lookups excluded: they multiply nothing) plus 12 x layers x width x
@@ -41,10 +43,10 @@ def matmul_params(model) -> int:
     return total
 
 
-def step_flops(n_params: int, *, batch: int, length: int, layers: int, width: int) -> float:
-    """Model FLOPs of one training step on `batch` dense cells of `length` tokens (PaLM)."""
-    tokens = batch * length
-    return float(tokens * (6 * n_params + 12 * layers * width * length))
+def step_flops(n_params: int, *, lengths, layers: int, width: int) -> float:
+    """Model FLOPs of one training step on cells of `lengths` valid tokens each (PaLM)."""
+    lengths = np.asarray(lengths, np.float64)
+    return float(np.sum(lengths * (6 * n_params + 12 * layers * width * lengths)))
 
 
 def peak_flops(device) -> float | None:
@@ -53,9 +55,23 @@ def peak_flops(device) -> float | None:
     return next((v for k, v in PEAK_FLOPS.items() if kind.startswith(k)), None)
 
 
-def _dense_batch(config, vocab_size: int, seed: int = 0) -> dict:
+def synthetic_batch(config, vocab_size: int, padding: float = 0.0, seed: int = 0) -> dict:
+    """One batch of data.batch_size random cells of up to data.max_len tokens.
+
+    padding: expected share of padded tokens, in [0, 0.5]; lengths span
+      [(1 - 2 padding) max_len, max_len], evenly spaced (0: every cell max_len tokens).
+
+    Raises:
+      ValueError: padding outside [0, 0.5].
+    """
+    if not 0.0 <= float(padding) <= 0.5:
+        raise ValueError(f"padding: got {padding}, expected a share of padded tokens in [0, 0.5]")
     d, rng = config.data, np.random.default_rng(seed)
     b, length = int(d.batch_size), int(d.max_len)
+    shortest = max(2, int(round((1.0 - 2.0 * float(padding)) * length)))
+    lengths = np.full((b,), length, np.int32)
+    if padding > 0:  # Evenly spread (not drawn), so that a small batch has the asked-for share.
+        lengths = rng.permutation(np.linspace(shortest, length, b).round().astype(np.int32))
     genes = rng.integers(_SPECIAL_TOKENS, vocab_size, size=(b, length)).astype(np.int32)
     genes[:, 0] = 1  # <cls>
     if d.value_encoding == "binned":
@@ -65,7 +81,8 @@ def _dense_batch(config, vocab_size: int, seed: int = 0) -> dict:
     values[:, 0] = 0.0
     targets = rng.gamma(2.0, 1.0, size=(b, length)).astype(np.float32)  # log1p values.
     targets[:, 0] = 0.0
-    lengths = np.full((b,), length, np.int32)
+    pad = np.arange(length)[None, :] >= lengths[:, None]
+    genes[pad], values[pad], targets[pad] = 0, 0.0, 0.0  # <pad> tokens, as the loader pads.
     labels = np.zeros(b, np.int32)
     return {
         "genes": genes,
@@ -76,21 +93,24 @@ def _dense_batch(config, vocab_size: int, seed: int = 0) -> dict:
     }
 
 
-def time_train_step(config, *, steps: int = 20, warmup: int = 3, repeats: int = 3) -> dict:
-    """Times `train_step` of `config` on one device with dense synthetic batches.
+def time_train_step(
+    config, *, steps: int = 20, warmup: int = 3, repeats: int = 3, padding: float = 0.0
+) -> dict:
+    """Times `train_step` of `config` on one device with synthetic batches.
 
     Args:
       config: a training config (configs/*.py); data.batch_size cells of data.max_len tokens.
       steps: steps per timed sample (the device is synchronised once per sample).
       warmup: untimed steps first (compilation).
       repeats: samples; the median is reported.
+      padding: expected share of padded tokens (`synthetic_batch`).
 
     Returns:
-      {attention, step_time_s (median), step_times_s, tokens_per_s, params, matmul_params,
-      flops_per_step, tflops, mfu (None without a known peak)}.
+      {attention, step_time_s (median), step_times_s, tokens_per_s (valid tokens), valid_share,
+      params, matmul_params, flops_per_step, tflops, mfu (None without a known peak)}.
 
     Raises:
-      ValueError: steps, warmup or repeats < 1.
+      ValueError: steps, warmup or repeats < 1, or padding outside [0, 0.5].
     """
     from sigjax.training._mesh import single_device_mesh
     from sigjax.training._steps import build_model, make_setup, train_step
@@ -106,7 +126,8 @@ def time_train_step(config, *, steps: int = 20, warmup: int = 3, repeats: int = 
     with jax.set_mesh(mesh):
         setup, state = make_setup(config, vocab_size, mesh)
         step = jax.jit(lambda s, b: train_step(setup, config, s, b), donate_argnums=0)
-        batch = {k: jnp.asarray(v) for k, v in _dense_batch(config, vocab_size).items()}
+        host_batch = synthetic_batch(config, vocab_size, padding)
+        batch = {k: jnp.asarray(v) for k, v in host_batch.items()}
         for _ in range(warmup):
             state, metrics = step(state, batch)
         jax.block_until_ready(state)
@@ -121,14 +142,16 @@ def time_train_step(config, *, steps: int = 20, warmup: int = 3, repeats: int = 
             samples.append((time.perf_counter() - t0) / steps)
     m = config.model
     b, length = int(config.data.batch_size), int(config.data.max_len)
-    flops = step_flops(n_matmul, batch=b, length=length, layers=m.num_layers, width=m.embed_dim)
+    lengths = host_batch["lengths"]
+    flops = step_flops(n_matmul, lengths=lengths, layers=m.num_layers, width=m.embed_dim)
     t = float(np.median(samples))
     peak = peak_flops(mesh.devices.flat[0])
     return {
         "attention": m.attention,
         "step_time_s": t,
         "step_times_s": samples,
-        "tokens_per_s": b * length / t,
+        "tokens_per_s": float(lengths.sum()) / t,
+        "valid_share": float(lengths.sum()) / (b * length),
         "params": n_params,
         "matmul_params": n_matmul,
         "flops_per_step": flops,
@@ -137,7 +160,7 @@ def time_train_step(config, *, steps: int = 20, warmup: int = 3, repeats: int = 
     }
 
 
-def compare_train_speed(config, **timing) -> dict:
+def compare_train_speed(config, **timing) -> dict:  # timing: time_train_step's keywords.
     """`time_train_step` for sigmoid and softmax (nothing else changed), with provenance.
 
     Returns:
@@ -161,6 +184,8 @@ def compare_train_speed(config, **timing) -> dict:
         "config": {
             "batch_size": int(config.data.batch_size),
             "max_len": int(config.data.max_len),
+            "padding": float(timing.get("padding", 0.0)),
+            "remat": config.model.remat,
             "num_layers": int(config.model.num_layers),
             "embed_dim": int(config.model.embed_dim),
             "dtype": config.model.dtype,
@@ -172,14 +197,14 @@ def compare_train_speed(config, **timing) -> dict:
 def speed_markdown(result: dict) -> str:
     """A table row per attention plus the step-time ratio, for docs/training.md."""
     lines = [
-        "| attention | step time (s) | tokens/s | TFLOPS (model) | MFU |",
-        "|---|---|---|---|---|",
+        "| attention | step time (s) | valid tokens/s | valid share | TFLOPS (model) | MFU |",
+        "|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:
         mfu = "n/a" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
         lines.append(
             f"| {r['attention']} | {r['step_time_s']:.4f} | {r['tokens_per_s']:.0f} | "
-            f"{r['tflops']:.1f} | {mfu} |"
+            f"{r.get('valid_share', 1.0):.2f} | {r['tflops']:.1f} | {mfu} |"
         )
     lines.append(f"\nsigmoid / softmax step time: {result['sigmoid_over_softmax']:.3f}")
     return "\n".join(lines)

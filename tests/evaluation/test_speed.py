@@ -18,6 +18,7 @@ from sigjax.evaluation._speed import (  # noqa: E402
     peak_flops,
     speed_markdown,
     step_flops,
+    synthetic_batch,
     time_train_step,
 )
 from sigjax.training import build_model  # noqa: E402
@@ -34,7 +35,9 @@ def test_matmul_params_exclude_only_the_lookup_tables():
 
 def test_step_flops_is_palm_count():
     # 2 cells x 4 tokens, 10 matmul parameters, 1 layer of width 3: 8 * (60 + 12 * 1 * 3 * 4).
-    assert step_flops(10, batch=2, length=4, layers=1, width=3) == 8 * (60 + 144)
+    assert step_flops(10, lengths=[4, 4], layers=1, width=3) == 8 * (60 + 144)
+    # Valid tokens only: cells of 4 and 2 tokens, 4 * (60 + 144) + 2 * (60 + 72).
+    assert step_flops(10, lengths=[4, 2], layers=1, width=3) == 4 * 204 + 2 * 132
     assert peak_flops(jax.devices("cpu")[0]) is None  # No MFU claimed on a CPU.
 
 
@@ -49,3 +52,30 @@ def test_both_attentions_are_timed_with_the_same_config():
     assert "sigmoid / softmax step time" in speed_markdown(result)
     with pytest.raises(ValueError, match="steps: got 0"):
         time_train_step(config, steps=0)
+
+
+def test_padded_batches_pad_like_the_loader():
+    config = smoke.get_config()
+    config.data.batch_size, config.data.max_len = 64, 100
+    dense = synthetic_batch(config, vocab_size=50)
+    assert (dense["lengths"] == 100).all() and (dense["genes"] > 0).all()
+    batch = synthetic_batch(config, vocab_size=50, padding=0.25)
+    lengths = batch["lengths"]
+    assert lengths.min() >= 50 and lengths.max() <= 100 and lengths.min() < lengths.max()
+    assert abs(lengths.mean() / 100 - 0.75) < 0.01  # A quarter padding.
+    pad = batch["genes"] == 0
+    assert (pad.sum(1) == 100 - lengths).all()  # Padding exactly past each length...
+    assert not batch["values"][pad].any() and not batch["targets"][pad].any()  # ...and zeroed.
+    assert (batch["genes"][:, 0] == 1).all()
+    with pytest.raises(ValueError, match="padding: got 0.6"):
+        synthetic_batch(config, vocab_size=50, padding=0.6)
+
+
+def test_padded_timing_counts_valid_tokens():
+    config = smoke.get_config()
+    sig = time_train_step(config, steps=1, warmup=1, repeats=1, padding=0.4)
+    assert abs(sig["valid_share"] - 0.6) < 0.05  # 40% padding.
+    b, length = config.data.batch_size, config.data.max_len
+    assert sig["tokens_per_s"] == pytest.approx(
+        sig["valid_share"] * b * length / sig["step_time_s"]
+    )
