@@ -1,12 +1,13 @@
 # Device calls of 2026-12-02 (nvidia-h200): cells of the 161.5M stability grid, one after the other, each record
 # tarred into $OUT after each cell (a call's 10-minute limit fits two 600-step cells, ~270 s each with compilation).
 #   CELLS="softmax:1e-2:0 sigmoid:1e-2:0" END=575 bash docs/probes/run7_stability.sh     (carry .whl)
+#   GRID=configs/stress_160m_long.py SIGJAX_DATA_DIR=$PWD/.longjob CELLS="sigmoid:1e-2:0 softmax:1e-2:0" bash docs/probes/run7_stability.sh  (carry .whl, .longjob)
 # Then here: untar, copy docs/data/stress_160m_grid/synthetic/* into the tree, and
 #   python -m eval stability --config=configs/stress_160m_grid.py --report_only
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 for cell in $CELLS; do
   IFS=: read a lr s <<< "$cell"
-  timeout $(( ${END:-570} - SECONDS )) python3 -m eval stability --config=configs/stress_160m_grid.py --attentions=$a --learning_rates=$lr --seeds=$s 2>&1 | grep -v -i warn | tail -30
-  tar czf $OUT/records.tgz docs/data/stress_160m_grid docs/data/stability/stress_160m_grid 2>/dev/null
+  timeout $(( ${END:-570} - SECONDS )) python3 -m eval stability --config=${GRID:-configs/stress_160m_grid.py} --attentions=$a --learning_rates=$lr --seeds=$s 2>&1 | grep -v -i warn | tail -30
+  tar czf $OUT/records.tgz docs/data/stress_160m_* docs/data/stability/stress_160m_* 2>/dev/null
 done
