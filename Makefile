@@ -23,4 +23,4 @@ lint: setup
 
 # The test command CI runs (.ci/run): lint, then the whole suite (GPU tests skip without a GPU).
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15  # The slowest tests, for the CI time budget.
