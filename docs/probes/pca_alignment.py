@@ -16,7 +16,6 @@ import pathlib
 import sys
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 K = 15
 
@@ -28,11 +27,9 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def shared_neighbours(x: np.ndarray, y: np.ndarray, k: int = K) -> float:
-    def neighbours(z):
-        idx = NearestNeighbors(n_neighbors=k + 1).fit(z).kneighbors(z, return_distance=False)
-        return idx[:, 1:]
+    from sigjax.evaluation._score import _neighbors  # The scores' own neighbour search.
 
-    a, b = neighbours(x), neighbours(y)
+    a, b = (_neighbors(z, k).indices[:, 1:] for z in (x, y))
     return float(np.mean([len(set(r) & set(s)) / k for r, s in zip(a, b, strict=True)]))
 
 
