@@ -150,3 +150,22 @@ def test_info_nce_prefers_matching_views():
 def test_bad_contrastive_fields_raise(field, value):
     with pytest.raises(ValueError, match=f"model.{field}: got {value}"):
         model_config(**{field: value})
+
+
+def test_info_nce_on_a_batch_sharded_mesh_matches_one_device():
+    # Under an explicit mesh each device holds some cells; their negatives are on the others.
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(16, 8)).astype(np.float32)
+    b = (a + 0.3 * rng.normal(size=(16, 8))).astype(np.float32)
+    want = float(info_nce(jnp.asarray(a), jnp.asarray(b), 0.1))
+    n = jax.device_count()
+    mesh = jax.make_mesh((n, 1), ("data", "fsdp"), axis_types=(AxisType.Explicit,) * 2)
+    with jax.set_mesh(mesh):
+        sharding = NamedSharding(mesh, P(("data", "fsdp"), None))
+        got = jax.jit(lambda x, y: info_nce(x, y, 0.1))(
+            jax.device_put(a, sharding), jax.device_put(b, sharding)
+        )
+    assert float(got) == pytest.approx(want, rel=1e-5)
