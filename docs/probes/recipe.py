@@ -148,6 +148,10 @@ VARIANTS = {
     },
     "steps600_average_ties": {**RECIPE, "train.num_steps": 600, "data.bin_ties": "average"},
     "steps1500_lr1e-3": {**RECIPE, "train.num_steps": 1500, "train.learning_rate": 1e-3},
+    # Issue 12 (2026-12-02): an InfoNCE term between two masked views of each cell, beside the
+    # PCA-like expression loss (weight 1.0 and 0.3; temperature 0.1, its default).
+    "contrast": {**RECIPE, "train.num_steps": 600, "model.contrastive_weight": 1.0},
+    "contrast03": {**RECIPE, "train.num_steps": 600, "model.contrastive_weight": 0.3},
 }
 
 
@@ -247,7 +251,10 @@ def train(config, cells, vocab_size: int, grad_log: bool = False):
             params, opt_state, batch, jax.random.fold_in(base, i)
         )
         if i >= config.train.num_steps - 20:
-            history.append([float(loss), float(aux["masked"]), float(aux["expression"])])
+            history.append(
+                [float(loss), float(aux["masked"]), float(aux["expression"])]
+                + ([float(aux["contrastive"])] if "contrastive" in aux else [])
+            )
             if grad_log:
                 norms_log.append({k: float(v) for k, v in norms.items()})
     seconds = time.time() - start
@@ -301,7 +308,8 @@ def run_one(variant: str, name: str, attention: str, seed: int) -> dict:
         "seed": seed,
         "overrides": VARIANTS[variant],
         "train_seconds": round(seconds, 1),
-        "final_loss": losses,  # Mean of the last 20 steps: total, masked, expression.
+        # Mean of the last 20 steps: total, masked, expression (and contrastive, from 2026-12-02).
+        "final_loss": losses,
         "genes": vocab.size - 3,
         "cells_train": len(train_rows),
         "cells_heldout": len(held_rows),

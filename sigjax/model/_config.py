@@ -46,6 +46,9 @@ class EncoderConfig:
         hidden state) or "decoder" (the same, mapped by `CellEncoder.readout_map` so that its
         distances are those of the decoder's predicted expression; needs the decoder). Acts at
         embedding time only, like `pooling` for training.
+      contrastive_weight: weight of the contrastive (InfoNCE) term between two masked views of
+        each cell's pooled embedding (0 = off, the objective before it existed).
+      contrastive_temperature: temperature of that term's similarity logits (> 0).
     """
 
     vocab_size: int
@@ -67,6 +70,8 @@ class EncoderConfig:
     expression_center: bool = False
     remat: str = "none"
     readout: str = "pooled"
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.1
 
     def __post_init__(self):
         from sigjax.model._layers import check_attention
@@ -83,9 +88,13 @@ class EncoderConfig:
                 raise ValueError(
                     f"model.{name}: got {value!r}, expected one of {', '.join(map(repr, choices))}"
                 )
-        for name in ("masked_weight", "expression_weight"):
+        for name in ("masked_weight", "expression_weight", "contrastive_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"model.{name}: got {getattr(self, name)}, expected >= 0")
+        if not self.contrastive_temperature > 0:
+            raise ValueError(
+                f"model.contrastive_temperature: got {self.contrastive_temperature}, expected > 0"
+            )
         if self.readout == "decoder" and not self.expression_weight > 0:
             raise ValueError(
                 "model.readout: got 'decoder' with model.expression_weight=0 (no decoder); "

@@ -1,7 +1,8 @@
 """The objective: what the model learns, and nothing else.
 
-Two terms: masked values (which value tokens are hidden, and the loss of predicting them) and
-whole-cell expression predicted from the cell embedding (the term that trains the embedding).
+Three terms: masked values (which value tokens are hidden, and the loss of predicting them),
+whole-cell expression predicted from the cell embedding (the term that trains the embedding),
+and an optional contrastive term between two masked views of each cell's embedding.
 `_steps.py` turns `objective_loss` into the jitted train step and the validation loss.
 """
 
@@ -90,8 +91,50 @@ def expression_targets(batch, vocab_size: int):
     return zeros.at[rows, cols].set(vals, out_sharding=spec)
 
 
+def info_nce(a, b, temperature: float):
+    """Symmetric InfoNCE between two views of the same cells: row i of `a` and row i of `b` are a
+    positive pair, the batch's other cells the negatives.
+
+    Both views are L2-normalised; the logits are their cosine similarities / temperature, and the
+    loss is the mean of the cross-entropy of each view's cells against the other view's (a -> b
+    and b -> a).
+
+    Args:
+      a: float [B, E] cell embeddings of the first view.
+      b: float [B, E] the same cells' embeddings in the second view.
+      temperature: > 0.
+
+    Returns:
+      float32 scalar; log(B) for views that carry no information about which cell is which.
+    """
+
+    def unit(x):
+        x = x.astype(jnp.float32)
+        return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+
+    a, b = unit(a), unit(b)
+    sharding = getattr(jax.typeof(a), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    sharded = mesh is not None and not mesh.empty
+
+    def one_way(q, k):
+        # Each (batch-sharded) query row scores every cell of the other view: gather the keys.
+        k_all = jax.sharding.reshard(k, P()) if sharded else k
+        logits = q @ k_all.T / temperature  # [B, B]
+        if sharded:
+            labels = jax.lax.broadcasted_iota(
+                jnp.int32, q.shape[:1], 0, out_sharding=P(sharding.spec[0])
+            )
+        else:
+            labels = jnp.arange(q.shape[0])
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+    return 0.5 * (one_way(a, b) + one_way(b, a))
+
+
 def objective_loss(model, batch, key, dropout_key=None):
-    """The configured objective: masked_weight * masked loss + expression_weight * expression loss.
+    """The configured objective: masked_weight * masked loss + expression_weight * expression loss
+    + contrastive_weight * contrastive loss.
 
     Both terms come from one forward pass with the masked values hidden from the input. The
     masked loss is `masked_loss`'s (cross-entropy over bins, or squared error on log1p values).
@@ -103,16 +146,23 @@ def objective_loss(model, batch, key, dropout_key=None):
     model.expression_weight = 0 (the default of configs written before it) this is the old
     masked objective exactly.
 
+    With model.contrastive_weight > 0, a second forward pass of the same batch with its own value
+    mask (key fold_in(key, 1); dropout key likewise) gives a second view of each cell, and
+    `info_nce` of the two views' pooled embeddings (model.pooling, as `out["embedding"]`) at
+    model.contrastive_temperature is added: unlike the expression loss, which asks the
+    embedding to reconstruct the cell (a PCA-like objective), it asks only that a cell be told
+    apart from the batch's other cells. With the weight at 0 (the default) no second pass runs.
+
     Args:
       model: a `CellEncoder`; its `config` (EncoderConfig) gives mask_prob, masked_weight,
-        expression_weight and expression_center.
+        expression_weight, expression_center, contrastive_weight and contrastive_temperature.
       batch: dict with "genes", "values", "lengths" (and "targets" for the expression loss).
       key: PRNG key of the masks.
       dropout_key: PRNG key for dropout; None = deterministic.
 
     Returns:
-      (loss, {"masked": masked loss, "expression": expression loss (0 when off), "count":
-      masked tokens}).
+      (loss, {"masked": masked loss, "expression": expression loss (0 when off), "contrastive":
+      contrastive loss (0 when off), "count": masked tokens}).
 
     Raises:
       ValueError: expression_weight > 0 and the batch has no "targets".
@@ -136,8 +186,17 @@ def objective_loss(model, batch, key, dropout_key=None):
             # learning at the Adam step size (~lr per step) would take thousands of steps to fit.
             error = error - jnp.mean(error, axis=0, keepdims=True)
         expression = jnp.mean(jnp.square(error)[:, 3:])  # Specials excluded.
-    loss = w_mask * masked + w_expr * expression
-    return loss, {"masked": masked, "expression": expression, "count": count}
+    contrastive = jnp.zeros((), jnp.float32)
+    w_con = float(cfg.contrastive_weight)
+    if w_con > 0:
+        other = None if dropout_key is None else jax.random.fold_in(dropout_key, 1)
+        out2, _ = _masked_forward(model, batch, jax.random.fold_in(key, 1), cfg.mask_prob, other)
+        contrastive = info_nce(
+            out["embedding"], out2["embedding"], float(cfg.contrastive_temperature)
+        )
+    loss = w_mask * masked + w_expr * expression + w_con * contrastive
+    aux = {"masked": masked, "expression": expression, "contrastive": contrastive}
+    return loss, {**aux, "count": count}
 
 
 def _masked_term(model, out, batch, value_mask):

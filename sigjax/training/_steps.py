@@ -186,6 +186,7 @@ def train_step(setup: Setup, config, state, batch):
         "train/loss": loss,
         "train/masked_loss": aux["masked"],
         "train/expression_loss": aux["expression"],
+        "train/contrastive_loss": aux["contrastive"],
         "train/grad_norm": grad_norm,
         "train/param_norm": optax.global_norm(state["params"]),
         "train/update_norm": optax.global_norm(updates),
@@ -275,7 +276,9 @@ def evaluate_losses(model: CellEncoder, cells: TokenizedCells, config) -> dict:
     expression loss (mean over cells) and the objective that weighs them as training does.
 
     The masks are deterministic (from `config.seed` and the batch index), so two models are
-    scored on the same targets. Runs without dropout.
+    scored on the same targets. Runs without dropout. The contrastive term
+    (model.contrastive_weight) is left out: it depends on the batch's composition (its negatives),
+    so "val/loss" is the masked and expression terms only.
 
     Args:
       model: a CellEncoder (parameters on one device, or replicated on a mesh).

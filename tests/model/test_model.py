@@ -342,6 +342,8 @@ def test_encoder_config_from_a_training_config_and_an_old_config_json():
         "expression_center": False,
         "remat": "none",
         "readout": "pooled",
+        "contrastive_weight": 0.0,
+        "contrastive_temperature": 0.1,
     }
     config.model.attention_output_norm = True
     assert EncoderConfig.from_config(config, 50).attention_output_norm is True
