@@ -40,9 +40,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.model.masked_weight = 0.1  # Weight of the masked-value loss.
     c.model.expression_weight = 1.0  # Weight of the expression-decoder loss (0: old objective).
     c.model.expression_center = True  # Centre the expression loss over the batch, gene by gene.
-    c.model.contrastive_weight = (
-        0.0  # Weight of the InfoNCE term between two masked views (0: off).
-    )
+    c.model.contrastive_weight = 0.0  # InfoNCE between two masked views (0: off; it hurt).
     c.model.contrastive_temperature = 0.1  # Temperature of the InfoNCE similarity logits.
     c.model.value_encoding = c.data.get_ref("value_encoding")  # Follows data.value_encoding.
 
