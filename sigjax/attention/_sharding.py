@@ -5,6 +5,13 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 
+def explicit_sharding(x):
+    """`x`'s sharding on a non-empty explicit mesh (under `jax.set_mesh`), else None."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    return None if mesh is None or mesh.empty else sharding
+
+
 def _axis(spec, dim: int):
     return spec[dim] if dim < len(spec) else None
 
@@ -19,11 +26,11 @@ def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str):
     Raises:
       ValueError: query sharded along T or H.
     """
-    sharding = getattr(jax.typeof(query), "sharding", None)
-    mesh = getattr(sharding, "mesh", None)
+    sharding = explicit_sharding(query)
     spec = getattr(sharding, "spec", None)
-    if mesh is None or spec is None or mesh.empty or all(a is None for a in spec):
+    if spec is None or all(a is None for a in spec):
         return fn(*qkv, *per_batch)
+    mesh = sharding.mesh
     for dim, name in ((1, "tokens (T)"), (3, "head dim (H)")):
         if _axis(spec, dim) is not None:
             raise ValueError(

@@ -6,6 +6,7 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Bool, Float, Int
 
+from sigjax.attention._sharding import explicit_sharding
 from sigjax.model._config import POOLINGS, READOUTS, EncoderConfig
 from sigjax.model._layers import Mlp, SelfAttention
 
@@ -18,9 +19,8 @@ N_SPECIAL_TOKENS = 3
 def _lookup(embed: nnx.Embed, ids):
     """Embedding rows for ids; the output keeps the ids' batch sharding under explicit meshes."""
     table = embed.embedding[...]
-    sharding = getattr(jax.typeof(ids), "sharding", None)
-    mesh = getattr(sharding, "mesh", None)
-    if mesh is None or mesh.empty:
+    sharding = explicit_sharding(ids)
+    if sharding is None:
         return jnp.take(table, ids, axis=0)
     return table.at[ids].get(out_sharding=P(*sharding.spec, None))
 

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec as P
 
+from sigjax.attention._sharding import explicit_sharding
+
 
 def mask_values(key, genes, lengths, mask_prob: float):
     """Boolean [B, L]: each valid gene token (CLS and padding excluded) is masked w.p. mask_prob.
@@ -79,9 +81,8 @@ def expression_targets(batch, vocab_size: int):
     cols = jnp.where(valid, genes, 0)
     vals = jnp.where(valid, batch["targets"], 0.0).astype(jnp.float32)
     shape = (genes.shape[0], vocab_size)
-    sharding = getattr(jax.typeof(genes), "sharding", None)
-    mesh = getattr(sharding, "mesh", None)
-    if mesh is None or mesh.empty:
+    sharding = explicit_sharding(genes)
+    if sharding is None:
         rows = jnp.broadcast_to(jnp.arange(genes.shape[0])[:, None], genes.shape)
         return jnp.zeros(shape, jnp.float32).at[rows, cols].set(vals)
     # Under an explicit mesh every operand of the scatter carries the batch's sharding.
@@ -113,9 +114,8 @@ def info_nce(a, b, temperature: float):
         return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
 
     a, b = unit(a), unit(b)
-    sharding = getattr(jax.typeof(a), "sharding", None)
-    mesh = getattr(sharding, "mesh", None)
-    sharded = mesh is not None and not mesh.empty
+    sharding = explicit_sharding(a)
+    sharded = sharding is not None
 
     def one_way(q, k):
         # Each (batch-sharded) query row scores every cell of the other view: gather the keys.
