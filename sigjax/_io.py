@@ -5,8 +5,8 @@ import pathlib
 import subprocess
 
 
-def atomic_write(path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename.
+def atomic_write(path, text: str | bytes) -> None:
+    """Writes `text` (str, or bytes as they are) to `path` through a temporary file and a rename.
 
     A process killed mid-write leaves either the old file or the new one, never half of it (the
     rename is atomic on POSIX file systems).
@@ -17,7 +17,10 @@ def atomic_write(path, text: str) -> None:
     """
     path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    if isinstance(text, bytes):
+        tmp.write_bytes(text)
+    else:
+        tmp.write_text(text)
     os.replace(tmp, path)
 
 

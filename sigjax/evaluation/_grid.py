@@ -5,7 +5,7 @@ A grid config is a training config (configs/default.py) with a `grid` section na
 configs/study_base.py, configs/stress_160m_grid.py). Every run trains in its own work directory
 (checkpoints: large, not committed) and, once finished, leaves a small record beside the others:
 RECORD/<dataset>/<run>/ with run.json (what ran, on which commit, date and device, how it ended),
-metrics.jsonl and config.json copied from the work directory, and scores.json when the grid
+metrics.jsonl.gz (gzipped) and config.json from the work directory, and scores.json when the grid
 scores its runs. run.json is written last, so it marks a finished run: a rerun skips every run
 that has one, and the records alone (committed to docs/data/) hold everything the tables and
 plots are made from. A run killed mid-training resumes from its latest checkpoint.
@@ -14,6 +14,7 @@ plots are made from. A run killed mid-training resumes from its latest checkpoin
 import copy
 import dataclasses
 import datetime
+import gzip
 import json
 import logging
 import math
@@ -25,12 +26,14 @@ import time
 from collections.abc import Callable
 
 from sigjax._io import atomic_write, git_commit
+from sigjax.training._metrics import METRICS_FILE, METRICS_GZ
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
-# Files copied from a finished run's work directory into its record (all small).
-RECORD_FILES = ("metrics.jsonl", "config.json")
+# Files copied from a finished run's work directory into its record (all small); the metrics go
+# in gzip-compressed (METRICS_GZ: a 161.5M run's are ~1.8 MB raw, ~0.3 MB compressed).
+RECORD_FILES = ("config.json",)
 FINISHED, NON_FINITE = "finished", "non-finite"
 
 
@@ -243,6 +246,10 @@ def run_cell(
         for name in RECORD_FILES:
             if (workdir / name).exists():
                 shutil.copyfile(workdir / name, record / name)
+        if (workdir / METRICS_FILE).exists():
+            data = gzip.compress((workdir / METRICS_FILE).read_bytes(), mtime=0)
+            atomic_write(record / METRICS_GZ, data)
+            (record / METRICS_FILE).unlink(missing_ok=True)  # From a record written before.
     if score is not None and status == FINISHED:
         atomic_write(record / "scores.json", json.dumps(score(workdir), indent=2))
     run = {

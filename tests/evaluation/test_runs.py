@@ -68,6 +68,16 @@ def test_read_metrics_merges_resumed_steps(tmp_path):
     assert got[1]["train/grad_norm"] == 1.0  # other keys of the first row survive
 
 
+def test_read_metrics_reads_a_gzipped_record(tmp_path):
+    import gzip
+
+    write_run(tmp_path / "r", fake_rows(3))
+    raw = (tmp_path / "r" / "metrics.jsonl").read_bytes()
+    (tmp_path / "r" / "metrics.jsonl").unlink()
+    (tmp_path / "r" / "metrics.jsonl.gz").write_bytes(gzip.compress(raw))
+    assert read_metrics(tmp_path / "r") == fake_rows(3)
+
+
 def test_read_metrics_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no metrics.jsonl"):
         read_metrics(tmp_path)

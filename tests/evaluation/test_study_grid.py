@@ -191,7 +191,8 @@ def test_tiny_grid_resumes_after_a_kill_and_writes_the_table(tmp_path):
         assert r["commit"] and r["device"].startswith("CPU") and r["ended"] >= r["started"]
         assert all(isinstance(r[k], float) for k in SCORES)
         assert r["pca_hvg/nmi"] > 0 and r["n_cells"] > 0
-        assert (pathlib.Path(r["record"]) / "metrics.jsonl").stat().st_size > 0
+        assert (pathlib.Path(r["record"]) / "metrics.jsonl.gz").stat().st_size > 0
+        assert not (pathlib.Path(r["record"]) / "metrics.jsonl").exists()
     text = results.read_text()
     assert text.startswith("# Results\n\nkept\n\n<!-- study:study_tiny -->\n")
     assert text.rstrip().endswith("<!-- /study:study_tiny -->")
