@@ -1,7 +1,6 @@
 """python -m eval SUBCOMMAND ... (`python -m eval -h` lists them; `python -m eval CMD -h`)."""
 
 import argparse
-import importlib
 import json
 import logging
 import sys
@@ -95,7 +94,7 @@ def parse(argv):
     k.add_argument("--level", type=int, default=9, help="gzip level, 1 (fast) to 9 (smallest)")
     d = sub.add_parser("demo", help="sigmoid vs softmax `configs/small.py` on bundled PBMC (CPU)")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--config", default="configs.small", help="config module (importable)")
+    d.add_argument("--config", default="configs.small", help="config module or file (configs/x.py)")
     for name, text in DELEGATED.items():  # Listed here; parsed by their own main (`CMD -h`).
         sub.add_parser(name, help=text + f"; see `python -m eval {name} -h`", add_help=False)
     return p.parse_args(argv)
@@ -153,7 +152,9 @@ def main(argv):
         )
         print(json.dumps({**summary, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
     elif args.cmd == "demo":
-        ev.run_demo(importlib.import_module(args.config).get_config(), args.out)
+        from eval._overrides import load_config
+
+        ev.run_demo(load_config(args.config), args.out)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,17 @@ commit, versions and this command) and train_speed.md under --out.
 """
 
 import argparse
-import importlib
 import json
 import pathlib
 import shlex
 import sys
 
-from eval._overrides import override, parse_sets
+from eval._overrides import load_config, override, parse_sets
 
 
 def main(argv, prog: str = "python -m eval train-speed"):
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="configs.base", help="config module (importable)")
+    p.add_argument("--config", default="configs.base", help="config module or file (configs/x.py)")
     p.add_argument("--set", action="append", default=[], help="section.field=value override")
     p.add_argument("--steps", type=int, default=20, help="steps per timed sample")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
@@ -36,7 +35,7 @@ def main(argv, prog: str = "python -m eval train-speed"):
     args = p.parse_args(argv)
     from sigjax.evaluation._speed import compare_train_speed, speed_markdown
 
-    config = importlib.import_module(args.config).get_config()
+    config = load_config(args.config)
     override(config, parse_sets(args.set))
     result = compare_train_speed(
         config, steps=args.steps, warmup=args.warmup, repeats=args.repeats, padding=args.padding

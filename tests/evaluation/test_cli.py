@@ -83,3 +83,12 @@ def test_load_config_takes_a_module_or_a_file(monkeypatch, tmp_path):
     assert load_config("configs.study_tiny").grid.name == "study_tiny"
     with pytest.raises(ValueError, match="expected a file under the working directory"):
         load_config(str(tmp_path / "x.py"))
+
+
+def test_train_speed_and_demo_take_a_config_file():
+    # Both load --config with load_config: a file path (configs/x.py) is accepted, and a file
+    # outside the repository gets load_config's error (before any model is built).
+    for cmd in ("train-speed", "demo"):
+        out = run("eval", cmd, "--config=/nowhere/x.py", "--out=/tmp/unused")
+        assert out.returncode != 0
+        assert "expected a file under the working directory" in out.stderr, out.stderr
