@@ -10,6 +10,7 @@
 # Carry .whl and .gpujob. Records come back in $OUT/study.tgz (docs/data/study_base/), profiles with them.
 #   PROFILE=1 K=2 END=570 bash docs/probes/run13_profile_study.sh      (first call)
 #   K=2 END=570 bash docs/probes/run13_profile_study.sh                (chained calls: finished runs are skipped)
+# On nvidia-h200-x2 the shards alternate between the two GPUs (shard i on GPU i mod 2).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 SIGJAX_DATA_DIR=$PWD/.gpujob
 export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache OMP_NUM_THREADS=4
@@ -22,9 +23,9 @@ if [ "${PROFILE:-0}" = 1 ]; then
     > /tmp/logs/profile_autotune0.jsonl
   grep wall_s /tmp/logs/profile*.jsonl
 fi
-K=${K:-2}
+K=${K:-2}; GPUS=$(nvidia-smi -L | wc -l)
 for i in $(seq 0 $((K - 1))); do
-  timeout $(( ${END:-570} - 15 - SECONDS )) python3 -m eval study --config=configs/study_base.py --shard=$i/$K \
+  CUDA_VISIBLE_DEVICES=$((i % GPUS)) timeout $(( ${END:-570} - 15 - SECONDS )) python3 -m eval study --config=configs/study_base.py --shard=$i/$K \
     > /tmp/logs/shard_$i.txt 2>&1 &
 done
 wait
