@@ -92,7 +92,11 @@ def main():
                 jax.block_until_ready(out)
                 wall = (time.perf_counter() - t0) / args.steps
         print(json.dumps({"attention": attention, "wall_s_per_step": wall, "trace": trace_dir}))
-        for row in device_ops(trace_dir, args.top):
+        try:
+            rows = device_ops(trace_dir, args.top)
+        except Exception as e:  # A trace that cannot be read must not stop the other attention.
+            rows = [{"error": f"{type(e).__name__}: {e}"}]
+        for row in rows:
             print(json.dumps({"attention": attention, **row}), flush=True)
 
 
