@@ -152,6 +152,10 @@ VARIANTS = {
     # PCA-like expression loss (weight 1.0 and 0.3; temperature 0.1, its default).
     "contrast": {**RECIPE, "train.num_steps": 600, "model.contrastive_weight": 1.0},
     "contrast03": {**RECIPE, "train.num_steps": 600, "model.contrastive_weight": 0.3},
+    # Issue 12 (2026-12-02, fourth session): more of each cell masked (the default is 15%), so
+    # that the expression decoder must rebuild more of the cell from its embedding.
+    "steps600_mask30": {**RECIPE, "train.num_steps": 600, "model.mask_prob": 0.3},
+    "steps600_mask50": {**RECIPE, "train.num_steps": 600, "model.mask_prob": 0.5},
 }
 
 
