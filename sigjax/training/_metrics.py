@@ -125,12 +125,11 @@ def read_metrics(workdir) -> list[dict]:
       FileNotFoundError: no metrics.jsonl in workdir.
       ValueError: a line that is not a JSON object with a "step".
     """
-    path = pathlib.Path(workdir) / METRICS_FILE
-    if not path.is_file() and (path.parent / METRICS_GZ).is_file():
-        path = path.parent / METRICS_GZ
-        text = gzip.decompress(path.read_bytes()).decode()
-    elif path.is_file():
+    path, gz = pathlib.Path(workdir) / METRICS_FILE, pathlib.Path(workdir) / METRICS_GZ
+    if path.is_file():
         text = path.read_text()
+    elif gz.is_file():
+        path, text = gz, gzip.decompress(gz.read_bytes()).decode()
     else:
         raise FileNotFoundError(
             f"run: no {METRICS_FILE} (or {METRICS_GZ}) in {workdir}; expected a training run "
