@@ -11,6 +11,9 @@
 #   PROFILE=1 K=2 END=570 bash docs/probes/run13_profile_study.sh      (first call)
 #   K=2 END=570 bash docs/probes/run13_profile_study.sh                (chained calls: finished runs are skipped)
 # On nvidia-h200-x2 the shards alternate between the two GPUs (shard i on GPU i mod 2).
+# Between chained calls, untar $OUT/study.tgz into the tree first (tar xzf ... docs/data/study_base): each call gets
+# a fresh copy of the tree's docs/data, so a record left out is trained again (from its checkpoint, if the machine
+# kept runs/) and rescored. Fifth session: 3 calls, 14 runs finished (docs/results.md "Third attempt").
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 SIGJAX_DATA_DIR=$PWD/.gpujob
 export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache OMP_NUM_THREADS=4

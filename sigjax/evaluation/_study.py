@@ -51,7 +51,9 @@ _METHOD = (
     "`sigmoid better`: seeds in which sigmoid had the lower val_loss / higher score, of the seed "
     "pairs. `PCA-HVG`: PCA of log-normalised highly variable genes on the same cells (mean over "
     "the seeds' splits). `<pooling>_pool/*`: the same model's embedding pooled the other way "
-    "(pooling acts only at embedding time). Wall time includes data loading and compilation."
+    "(pooling acts only at embedding time). Train and score times are wall times of the run's "
+    "last process, data loading and compilation included; `r`: it resumed from a checkpoint "
+    "(the time is of the part after it)."
 )
 
 
@@ -419,17 +421,19 @@ def results_markdown(
     lines += [
         "### Per run",
         "",
-        "| data set | attention | lr | seed | status | wall time (s) | commit | ended | "
+        "| data set | attention | lr | seed | status | train (s) | score (s) | commit | ended | "
         + " | ".join(METRICS)
         + " |",
-        "|" + "---|" * (8 + len(METRICS)),
+        "|" + "---|" * (9 + len(METRICS)),
     ]
     for r in rows:
-        t = r.get("train_time_s")
+        t, s = r.get("train_time_s"), r.get("score_time_s")  # No score time in older records.
         lines.append(
             f"| {r['dataset']} | {r['attention']} | {_lr_text(r.get('learning_rate'))} "
             f"| {r['seed']} | {r.get('status', '')} | "
-            + ("" if t is None else f"{t:.0f}")
+            + ("" if t is None else f"{t:.0f}" + (" r" if r.get("resumed") else ""))
+            + " | "
+            + ("" if s is None else f"{s:.0f}")
             + f" | {r.get('commit', '')} | {r.get('ended', '')} | "
             + " | ".join(f"{r[m]:.4f}" if _finite(r.get(m)) else "" for m in METRICS)
             + " |"

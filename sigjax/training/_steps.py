@@ -26,22 +26,33 @@ def build_model(config, vocab_size: int) -> CellEncoder:
     return CellEncoder(EncoderConfig.from_config(config, vocab_size), rngs=nnx.Rngs(config.seed))
 
 
-def make_optimizer(tc):
+def make_optimizer(tc, peak=None):
     """AdamW with linear warmup and cosine decay; clipping by global norm when grad_clip_norm > 0.
+
+    The schedule is `peak * unit(step)`, `unit` the warmup-cosine schedule from 0 up to 1 and down
+    to train.final_lr_fraction: linear in the peak, so the peak can be a traced value
+    (`train_step(..., lr=)`) and runs that differ only in their learning rate compile the same
+    program.
 
     Args:
       tc: `config.train`.
+      peak: the peak learning rate (a float or a traced scalar); default tc.learning_rate.
 
     Returns:
       (optax transformation, learning-rate schedule).
     """
-    schedule = optax.warmup_cosine_decay_schedule(
+    unit = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
-        peak_value=tc.learning_rate,
+        peak_value=1.0,
         warmup_steps=tc.warmup_steps,
         decay_steps=max(tc.num_steps, tc.warmup_steps + 1),
-        end_value=tc.learning_rate * tc.final_lr_fraction,
+        end_value=tc.final_lr_fraction,
     )
+    peak = tc.learning_rate if peak is None else peak
+
+    def schedule(count):
+        return peak * unit(count)
+
     tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2, weight_decay=tc.weight_decay)
     if tc.grad_clip_norm:
         tx = optax.chain(optax.clip_by_global_norm(tc.grad_clip_norm), tx)
@@ -155,9 +166,14 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def train_step(setup: Setup, config, state, batch):
+def train_step(setup: Setup, config, state, batch, lr=None):
     """One optimizer step and its metrics (norms before clipping; per-group gradient norms and
     update/parameter ratios, see `param_groups`).
+
+    `lr`: the peak learning rate as an argument (a float32 scalar, traced under jit) instead of
+    the constant in `setup`'s schedule: the compiled step is then the same program for every
+    learning rate, so a grid's runs share their compilations (the persistent cache). The same
+    schedule either way (`make_optimizer`).
 
     A step whose loss, gradient, update, new parameters or new optimizer state hold a non-finite
     value leaves params and optimizer state unchanged and reports ok=False; the loop stops on it,
@@ -173,7 +189,8 @@ def train_step(setup: Setup, config, state, batch):
         return objective_loss(model, batch, mask_key, dropout_key if config.model.dropout else None)
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-    updates, opt_state = setup.tx.update(grads, state["opt_state"], state["params"])
+    tx, schedule = (setup.tx, setup.schedule) if lr is None else make_optimizer(config.train, lr)
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     grad_norm = optax.global_norm(grads)
     # A finite gradient can still give a non-finite step (a NaN or overflowing learning rate,
@@ -190,7 +207,7 @@ def train_step(setup: Setup, config, state, batch):
         "train/grad_norm": grad_norm,
         "train/param_norm": optax.global_norm(state["params"]),
         "train/update_norm": optax.global_norm(updates),
-        "train/lr": setup.schedule(state["step"]),
+        "train/lr": schedule(state["step"]),
         "ok": ok,
         **group_norms(grads, config.model.num_layers),
         **update_ratios(updates, state["params"], config.model.num_layers),

@@ -182,18 +182,32 @@ def _nothing_to_do(workdir, step: int, num_steps: int) -> dict:
 def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
     """Steps until train.num_steps; metrics leave the devices only at log/eval/save steps."""
     tc = config.train
+    # The learning rate is an argument, not a constant: a grid's runs that differ only in it (or
+    # in their seed) compile one program per batch shape and share it through the cache.
     step_fn = jax.jit(
         functools.partial(train_step, setup, config),
         donate_argnums=0,
         out_shardings=(setup.shardings, None),
     )
+    lr = np.float32(tc.learning_rate)
     start = int(jax.device_get(state["step"]))
     pending, tokens, t_last, step_times, last = [], 0, time.perf_counter(), [], {}
+    shapes, compile_s = set(), 0.0  # Batch shapes seen; seconds of first calls since last row.
     progress = _progress_bar(tc, start)
     for step in range(start, tc.num_steps):
         batch, n_tokens, loader_state = next(batches)
         tokens += n_tokens
-        state, metrics = step_fn(state, batch)
+        shape = tuple(batch["genes"].shape)
+        if shape in shapes:
+            state, metrics = step_fn(state, batch, lr)
+        else:  # A new shape: jit compiles here (or loads the program from the cache).
+            shapes.add(shape)
+            t0 = time.perf_counter()
+            state, metrics = step_fn(state, batch, lr)
+            jax.block_until_ready(metrics["train/loss"])
+            first = time.perf_counter() - t0
+            compile_s += first
+            log.info("step %d: first batch of shape %s took %.1f s", step + 1, shape, first)
         done = step + 1
         pending.append((done, metrics))
         at_end = done == tc.num_steps
@@ -209,6 +223,8 @@ def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
         row = {k: v for k, v in fetched[-1][1].items() if k != "ok"}
         row["perf/step_time"] = (now - t_last) / len(pending)
         row["perf/tokens_per_sec"] = tokens / (now - t_last)
+        if compile_s:
+            row["perf/compile_s"] = compile_s  # Inside this row's step time.
         if at_eval:
             model = nnx.merge(setup.graphdef, replicate(state["params"]))
             row.update(evaluate_losses(model, val_cells, config))
@@ -222,7 +238,7 @@ def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
             progress.set_postfix(
                 loss=f"{row['train/loss']:.4f}", tok_s=f"{row['perf/tokens_per_sec']:.0f}"
             )
-        pending, tokens, t_last = [], 0, time.perf_counter()
+        pending, tokens, t_last, compile_s = [], 0, time.perf_counter(), 0.0
     if progress is not None:
         progress.close()
     return {

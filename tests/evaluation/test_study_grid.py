@@ -189,6 +189,7 @@ def test_tiny_grid_resumes_after_a_kill_and_writes_the_table(tmp_path):
     assert len(rows) == 8 and {r["status"] for r in rows} == {"finished"}
     for r in rows:
         assert r["commit"] and r["device"].startswith("CPU") and r["ended"] >= r["started"]
+        assert r["score_time_s"] > 0 and isinstance(r["train_time_s"], float)
         assert all(isinstance(r[k], float) for k in SCORES)
         assert r["pca_hvg/nmi"] > 0 and r["n_cells"] > 0
         assert (pathlib.Path(r["record"]) / "metrics.jsonl.gz").stat().st_size > 0

@@ -176,3 +176,41 @@ def test_frozen_groups_compares_each_group_with_the_median_of_the_others():
     assert frozen_groups(_ratios(embed=0.0)) == {} and frozen_groups({"step": 1}) == {}
     with pytest.raises(ValueError, match="fraction: got 0"):
         frozen_groups(healthy, fraction=0)
+
+
+def test_learning_rate_as_argument_gives_one_program_and_the_same_step():
+    # The loop passes the peak learning rate to the jitted step: runs of a grid that differ only
+    # in it compile one program (and share it through the persistent cache).
+    texts, steps = [], []
+    for lr in (1e-3, 3e-3):
+        config = smoke_config(
+            **SYNTHETIC,
+            **{"model.num_layers": 1, "train.learning_rate": lr, "train.warmup_steps": 0},
+        )
+        mesh = make_mesh(config.mesh)
+        train, _, vocab = make_datasets(config.data)
+        with jax.set_mesh(mesh):
+            setup, state = make_setup(config, vocab.size, mesh)
+            loader = CellLoader(train, batch_size=config.data.batch_size, seed=0, max_len=64)
+            batch = {k: jnp.asarray(v) for k, v in next(iter(loader.iter_epoch())).items()}
+            fn = jax.jit(functools.partial(train_step, setup, config))
+            texts.append(fn.lower(state, batch, np.float32(lr)).as_text())
+            with_arg = jax.device_get(fn(state, batch, np.float32(lr)))
+            constant = jax.device_get(fn(state, batch))  # The schedule's own constant.
+        steps.append((with_arg, constant))
+        np.testing.assert_allclose(with_arg[1]["train/lr"], lr, rtol=1e-6)
+        for a, b in zip(jax.tree.leaves(with_arg[0]), jax.tree.leaves(constant[0]), strict=True):
+            np.testing.assert_allclose(
+                np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=1e-5, atol=1e-7
+            )
+    assert texts[0] == texts[1]
+    # The learning rate still acts: the two runs' parameters differ after the step.
+    moved = [
+        float(np.max(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32))))
+        for a, b in zip(
+            jax.tree.leaves(steps[0][0][0]["params"]),
+            jax.tree.leaves(steps[1][0][0]["params"]),
+            strict=True,
+        )
+    ]
+    assert max(moved) > 0

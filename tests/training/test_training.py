@@ -211,8 +211,8 @@ def test_the_loop_warns_by_name_about_a_frozen_sub_block(tmp_path, monkeypatch, 
     )
     make_optimizer = _steps.make_optimizer
 
-    def block_0_mlp_frozen(tc):  # Block 0's MLP (and its LayerNorm) gets no update.
-        tx, schedule = make_optimizer(tc)
+    def block_0_mlp_frozen(tc, peak=None):  # Block 0's MLP (and its LayerNorm) gets no update.
+        tx, schedule = make_optimizer(tc, peak)
         return with_frozen(tx, "blocks/0/mlp"), schedule
 
     monkeypatch.setattr(_steps, "make_optimizer", block_0_mlp_frozen)
