@@ -156,6 +156,14 @@ VARIANTS = {
     # that the expression decoder must rebuild more of the cell from its embedding.
     "steps600_mask30": {**RECIPE, "train.num_steps": 600, "model.mask_prob": 0.3},
     "steps600_mask50": {**RECIPE, "train.num_steps": 600, "model.mask_prob": 0.5},
+    # Issue 12 (2026-12-02, fifth session): CBMC with twice the HVGs (PCA uses 2,000); max_len
+    # doubled to hold a cell's expressed ones.
+    "steps600_hvg1000_len1024": {
+        **RECIPE,
+        "train.num_steps": 600,
+        "data.n_top_genes": 1000,
+        "data.max_len": 1024,
+    },
 }
 
 

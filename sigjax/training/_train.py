@@ -189,7 +189,8 @@ def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
         donate_argnums=0,
         out_shardings=(setup.shardings, None),
     )
-    lr = np.float32(tc.learning_rate)
+    with np.errstate(over="ignore"):  # An LR past float32's range is inf, as the constant was.
+        lr = np.float32(tc.learning_rate)
     start = int(jax.device_get(state["step"]))
     pending, tokens, t_last, step_times, last = [], 0, time.perf_counter(), [], {}
     shapes, compile_s = set(), 0.0  # Batch shapes seen; seconds of first calls since last row.
