@@ -157,7 +157,7 @@ VARIANTS = {
     "steps600_mask30": {**RECIPE, "train.num_steps": 600, "model.mask_prob": 0.3},
     "steps600_mask50": {**RECIPE, "train.num_steps": 600, "model.mask_prob": 0.5},
     # Issue 12 (2026-12-02, fifth session): CBMC with twice the HVGs (PCA uses 2,000); max_len
-    # doubled to hold a cell's expressed ones.
+    # doubled to hold a cell's expressed ones. A no-op there: the bundled CBMC has 500 genes.
     "steps600_hvg1000_len1024": {
         **RECIPE,
         "train.num_steps": 600,
