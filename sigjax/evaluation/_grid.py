@@ -250,7 +250,7 @@ def run_cell(
             data = gzip.compress((workdir / METRICS_FILE).read_bytes(), mtime=0)
             atomic_write(record / METRICS_GZ, data)
             (record / METRICS_FILE).unlink(missing_ok=True)  # From a record written before.
-    t0 = time.perf_counter()
+    score_start = time.perf_counter()
     if score is not None and status == FINISHED:
         atomic_write(record / "scores.json", json.dumps(score(workdir), indent=2))
     run = {
@@ -258,7 +258,7 @@ def run_cell(
         "status": status,
         "error": error,
         "train_time_s": train_time,
-        "score_time_s": time.perf_counter() - t0,
+        "score_time_s": time.perf_counter() - score_start,
         "resumed": resumed,
         "started": started,
         "ended": _now(),
