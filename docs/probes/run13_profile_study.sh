@@ -14,6 +14,8 @@
 # Between chained calls, untar $OUT/study.tgz into the tree first (tar xzf ... docs/data/study_base): each call gets
 # a fresh copy of the tree's docs/data, so a record left out is trained again (from its checkpoint, if the machine
 # kept runs/) and rescored. Fifth session: 3 calls, 14 runs finished (docs/results.md "Third attempt").
+# Sixth session: K=4 END=575, K=4 END=575, K=4 END=535 (the machine was released before the third call), the
+# other 40 runs finished; the grid is complete (docs/results.md "Fourth attempt").
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 SIGJAX_DATA_DIR=$PWD/.gpujob
 export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache OMP_NUM_THREADS=4

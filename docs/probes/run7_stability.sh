@@ -2,6 +2,8 @@
 # tarred into $OUT after each cell (a call's 10-minute limit fits two 600-step cells, ~270 s each with compilation).
 #   CELLS="softmax:1e-2:0 sigmoid:1e-2:0" END=575 bash docs/probes/run7_stability.sh     (carry .whl)
 #   GRID=configs/stress_160m_long.py SIGJAX_DATA_DIR=$PWD/.longjob CELLS="sigmoid:1e-2:0 softmax:1e-2:0" bash docs/probes/run7_stability.sh  (carry .whl, .longjob)
+# Seventh session (2026-12-03): CELLS="softmax:1e-2:1 sigmoid:1e-2:2" END=585, "softmax:1e-2:2 sigmoid:3e-3:2" END=585,
+#   "softmax:3e-3:2" END=315 (docs/stability.md 5e); a fresh machine gets only the tree's records, so untar each call's.
 # Then here: untar, copy docs/data/stress_160m_grid/synthetic/* into the tree, and
 #   python -m eval stability --config=configs/stress_160m_grid.py --report_only
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
