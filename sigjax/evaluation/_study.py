@@ -277,6 +277,27 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+def same_rate_summary(rows: list[dict]) -> list[dict]:
+    """`summarize` at every learning rate both attentions ran, each entry with its
+    "learning_rate": sigmoid against softmax at the same rate, so that a difference is not the
+    label-free rate choice's doing. Rates ascending; rows without a rate form one, None.
+
+    Args:
+      rows: every run's row (all learning rates).
+
+    Returns:
+      `summarize`'s entries plus "learning_rate", for the rates with runs of both attentions.
+    """
+    out = []
+    for lr in sorted(dict.fromkeys(r.get("learning_rate") for r in rows), key=_lr_key):
+        at = [r for r in rows if r.get("learning_rate") == lr]
+        for dataset in dict.fromkeys(r["dataset"] for r in at):
+            mine = [r for r in at if r["dataset"] == dataset]
+            if {r["attention"] for r in mine} >= set(ATTENTIONS):
+                out += [{**e, "learning_rate": lr} for e in summarize(mine)]
+    return out
+
+
 def _device() -> str:
     from sigjax.evaluation._grid import device_text
 
@@ -312,6 +333,7 @@ def results_markdown(
     sweep: list[dict] | None = None,
     title: str = "Sigmoid vs softmax attention: masked-expression pretraining and cell embeddings",
     plots: tuple[str, ...] = (),
+    same_rate: list[dict] | None = None,
 ) -> str:
     """A study's section of docs/results.md: provenance, setup, sweep, tables, per-run numbers.
 
@@ -326,6 +348,7 @@ def results_markdown(
       sweep: `lr_sweep(rows)`; None leaves the sweep table out.
       title: the section heading.
       plots: image paths (relative to the markdown file) shown under the tables.
+      same_rate: `same_rate_summary(rows)`; None leaves the same-rate table out.
 
     Returns:
       The markdown text (headings from level 2).
@@ -417,6 +440,8 @@ def results_markdown(
                 f"| {s['sigmoid_wins']}/{s['n_pairs']} | {base} |"
             )
         lines.append("")
+    if same_rate:
+        lines += _same_rate_lines(same_rate)
     lines += [f"![{pathlib.Path(p).stem}]({p})" for p in plots] + ([""] if plots else [])
     lines += [
         "### Per run",
@@ -439,6 +464,49 @@ def results_markdown(
             + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _same_rate_lines(same_rate: list[dict]) -> list[str]:
+    """The same-rate table: per data set and rate, sigmoid / softmax means of each of METRICS,
+    "†" where the difference exceeds the seed spread, and the PCA-HVG row."""
+    lines = [
+        "### Every learning rate: sigmoid / softmax at the same rate (mean over seeds)",
+        "",
+        *textwrap.wrap(
+            "Each cell: sigmoid / softmax, mean over seeds; † = the difference exceeds the sum of "
+            "the two seed stds; (k/n) = seeds in which sigmoid was better (lower val_loss, higher "
+            "score). PCA-HVG: the baseline on the same cells.",
+            100,
+        ),
+        "",
+        "| data set | lr | " + " | ".join(METRICS) + " |",
+        "|" + "---|" * (2 + len(METRICS)),
+    ]
+    by = {(e["dataset"], e["learning_rate"], e["metric"]): e for e in same_rate}
+    for dataset in dict.fromkeys(e["dataset"] for e in same_rate):
+        rates = sorted(
+            dict.fromkeys(e["learning_rate"] for e in same_rate if e["dataset"] == dataset),
+            key=_lr_key,
+        )
+        for lr in rates:
+            cells = []
+            for m in METRICS:
+                e = by.get((dataset, lr, m))
+                if e is None or not (_finite(e["sigmoid_mean"]) and _finite(e["softmax_mean"])):
+                    cells.append("")
+                    continue
+                mark = " †" if e["beyond_spread"] else ""
+                cells.append(
+                    f"{e['sigmoid_mean']:.3f} / {e['softmax_mean']:.3f}{mark} "
+                    f"({e['sigmoid_wins']}/{e['n_pairs']})"
+                )
+            lines.append(f"| {dataset} | {_lr_text(lr)} | " + " | ".join(cells) + " |")
+        base = []
+        for m in METRICS:
+            e = by.get((dataset, rates[0], m))
+            base.append("" if e is None or e["pca_hvg"] is None else f"{e['pca_hvg']:.3f}")
+        lines.append(f"| {dataset} | PCA-HVG | " + " | ".join(base) + " |")
+    return lines + [""]
 
 
 def write_section(path, name: str, text: str) -> str:
@@ -604,10 +672,14 @@ def report_study(
         sweep=sweep,
         title=title or f"Study `{name}`: sigmoid vs softmax, held-out cells vs PCA",
         plots=plots,
+        same_rate=same_rate_summary(rows),
     )
     write_section(results, name, text)
     if plots_dir is not None:
         pathlib.Path(plots_dir, "summary.json").write_text(
-            json.dumps({"sweep": sweep, "summary": summary}, indent=2)
+            json.dumps(
+                {"sweep": sweep, "summary": summary, "same_rate": same_rate_summary(rows)},
+                indent=2,
+            )
         )
     return text

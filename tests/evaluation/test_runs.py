@@ -12,6 +12,7 @@ from sigjax.evaluation import (
     lr_sweep,
     read_metrics,
     results_markdown,
+    same_rate_summary,
     stability_report,
     stability_summary,
     study_config,
@@ -19,6 +20,7 @@ from sigjax.evaluation import (
     write_section,
 )
 from sigjax.evaluation._runs import running_median_ratio
+from sigjax.evaluation._study import METRICS
 
 
 def write_run(path, rows, scores=None):
@@ -364,6 +366,38 @@ def test_lr_sweep_chooses_each_attention_rate_on_validation_loss():
     assert "### d (None cells scored, 2 seeds; sigmoid at lr 0.001, softmax at lr 0.003)" in text
     assert "| nmi | 0.5500 ± 0.0707 | 0.2500 ± 0.0707 | +0.3000 | +120.0% | yes | 2/2 |  |" in text
     assert "| d | sigmoid | 0.003 | 1 | non-finite |" in text  # Every run in the per-run table.
+    assert "### Every learning rate" not in text  # Only when asked for.
+
+
+def test_same_rate_summary_compares_the_attentions_at_each_rate():
+    rows = [
+        sweep_row("sigmoid", 1e-3, 0, 2.0, nmi=0.5, **{"pca_hvg/nmi": 0.4}),
+        sweep_row("sigmoid", 1e-3, 1, 2.2, nmi=0.6, **{"pca_hvg/nmi": 0.4}),
+        sweep_row("softmax", 1e-3, 0, 3.0, nmi=0.1, **{"pca_hvg/nmi": 0.4}),
+        sweep_row("softmax", 1e-3, 1, 3.0, nmi=0.1, **{"pca_hvg/nmi": 0.4}),
+        sweep_row("sigmoid", 3e-3, 0, 1.5, nmi=0.2),
+        sweep_row("sigmoid", 3e-3, 1, 1.7, nmi=0.4),
+        sweep_row("softmax", 3e-3, 0, 1.6, nmi=0.3),
+        sweep_row("softmax", 3e-3, 1, 1.6, nmi=0.3),
+        sweep_row("sigmoid", 1e-2, 0, 1.0, nmi=0.9),  # No softmax at 1e-2: no comparison.
+    ]
+    same = same_rate_summary(rows)
+    assert sorted({e["learning_rate"] for e in same}) == [1e-3, 3e-3]
+    nmi = {e["learning_rate"]: e for e in same if e["metric"] == "nmi"}
+    # 1e-3: 0.55 ± 0.07 vs 0.1 ± 0: beyond the spread, sigmoid better in both seeds.
+    assert nmi[1e-3]["beyond_spread"] is True and nmi[1e-3]["sigmoid_wins"] == 2
+    # 3e-3: 0.3 ± 0.14 vs 0.3 ± 0: equal means, inside the spread; one seed each way.
+    assert nmi[3e-3]["beyond_spread"] is False and nmi[3e-3]["sigmoid_wins"] == 1
+    text = results_markdown([], rows, command="c", config_text="x", same_rate=same)
+    lines = text.split("### Every learning rate")[1].splitlines()
+    row = next(x for x in lines if x.startswith("| d | 0.001 |")).split(" | ")
+    assert row[METRICS.index("val_loss") + 2] == "2.100 / 3.000 † (2/2)"
+    assert row[METRICS.index("nmi") + 2] == "0.550 / 0.100 † (2/2)"
+    row = next(x for x in lines if x.startswith("| d | 0.003 |")).split(" | ")
+    assert row[METRICS.index("nmi") + 2] == "0.300 / 0.300 (1/2)"
+    assert not any(x.startswith("| d | 0.01 |") for x in lines)
+    pca = next(x for x in lines if x.startswith("| d | PCA-HVG |")).split(" | ")
+    assert pca[METRICS.index("nmi") + 2] == "0.400"
 
 
 def test_write_section_replaces_only_its_own_markers(tmp_path):
