@@ -659,6 +659,7 @@ def report_study(
     """
     sweep = lr_sweep(rows)
     summary = summarize(chosen_rows(rows, sweep))
+    same_rate = same_rate_summary(rows)
     plots = ()
     results = pathlib.Path(results)
     if plots_dir is not None and rows:
@@ -672,14 +673,11 @@ def report_study(
         sweep=sweep,
         title=title or f"Study `{name}`: sigmoid vs softmax, held-out cells vs PCA",
         plots=plots,
-        same_rate=same_rate_summary(rows),
+        same_rate=same_rate,
     )
     write_section(results, name, text)
     if plots_dir is not None:
         pathlib.Path(plots_dir, "summary.json").write_text(
-            json.dumps(
-                {"sweep": sweep, "summary": summary, "same_rate": same_rate_summary(rows)},
-                indent=2,
-            )
+            json.dumps({"sweep": sweep, "summary": summary, "same_rate": same_rate}, indent=2)
         )
     return text
