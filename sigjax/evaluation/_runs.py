@@ -8,6 +8,7 @@ import numpy as np
 
 from sigjax.training._metrics import (
     FROZEN_FRACTION,
+    FROZEN_VS_ENDS,
     UPDATE_RATIO,
     frozen_groups,
     frozen_message,
@@ -281,12 +282,15 @@ def _block_index(key: str, prefix: str) -> int:
 
 
 def stability_regions(summaries: list[dict]) -> list[dict]:
-    """Per attention and learning rate: how many runs (seeds) were stable, and how the others
-    failed (first non-finite step, or the largest gradient norm over its running median).
+    """Per attention and learning rate: how many runs (seeds) were stable, how many had frozen
+    sub-blocks (stable or not: a frozen network is not a stable one that trains), and how the
+    unstable ones failed (first non-finite step, or the largest gradient norm over its running
+    median).
 
     Returns:
       One dict per (attention, learning_rate), rates ascending: {"attention", "learning_rate",
-      "runs", "stable", "unknown" (runs too short to tell), "failures"}.
+      "runs", "stable", "unknown" (runs too short to tell), "frozen" (runs with frozen groups),
+      "failures"}.
     """
     out = []
     keys = dict.fromkeys((s["attention"], s["learning_rate"]) for s in summaries)
@@ -307,6 +311,7 @@ def stability_regions(summaries: list[dict]) -> list[dict]:
                 "runs": len(mine),
                 "stable": sum(s["stable"] is True for s in mine),
                 "unknown": sum(s["stable"] is None for s in mine),
+                "frozen": sum(bool(s["frozen"]) for s in mine),
                 "failures": failures,
             }
         )
@@ -379,13 +384,15 @@ def stability_report(workdirs, out=None) -> list[dict]:
     regions = stability_regions(summaries)
     region_table = markdown_table(
         [{**r, "stable": f"{r['stable']}/{r['runs']}"} for r in regions],
-        ["attention", "learning_rate", "stable", "unknown", "failures"],
+        ["attention", "learning_rate", "stable", "unknown", "frozen", "failures"],
     )
     note = (
         f"stable: no non-finite value and the gradient norm never > {SPIKE_FACTOR:g}x the median "
         f"of the {RUNNING_WINDOW} logged values before it (after {MIN_HISTORY}); "
         f"mlp_update_ratio: median over the blocks' MLPs of the update/parameter norm ratio over "
-        f"the last {RATIO_ROWS} logged rows."
+        f"the last {RATIO_ROWS} logged rows; frozen: the sub-blocks that barely train (update "
+        f"ratio below {FROZEN_FRACTION:g}x the other groups' median or {FROZEN_VS_ENDS:g}x the "
+        "embedding's and head's), and in the second table the number of runs with any."
     )
     text = f"{table}\n\n{note}\n\nStable runs per attention and learning rate:\n\n{region_table}\n"
     (out / "stability.md").write_text(text)

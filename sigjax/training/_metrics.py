@@ -23,6 +23,11 @@ METRICS_FILE = "metrics.jsonl"
 METRICS_GZ = METRICS_FILE + ".gz"
 UPDATE_RATIO = "update_ratio/"  # Prefix of the per-group update/parameter norm ratios.
 FROZEN_FRACTION = 1e-3  # A group below this fraction of the median of the others is frozen.
+# A block's group below this fraction of the embedding's and head's median ratio is frozen too: they
+# always get a gradient, so this sees a whole trunk at rest, which the rule above cannot (at 161.5M
+# without the hybrid norm, sigmoid blocks sat at 1.5e-4 to 1.2e-3 of them; live runs >= 8.9e-3).
+FROZEN_VS_ENDS = 3e-3
+ENDS = ("embed", "head")
 
 
 class MetricsWriter:
@@ -169,47 +174,68 @@ def median_update_ratios(rows) -> dict[str, float]:
     return {name: float(np.median(v)) for name, v in values.items()}
 
 
-def frozen_groups(rows, fraction: float = FROZEN_FRACTION) -> dict[str, float]:
-    """The groups whose update ratio falls below `fraction` x the median of the other groups'.
+def frozen_groups(
+    rows, fraction: float = FROZEN_FRACTION, ends_fraction: float = FROZEN_VS_ENDS
+) -> dict[str, float]:
+    """The groups that barely move: below `fraction` x the median of the other groups' update
+    ratios, or (a block's group) below `ends_fraction` x the median of the embedding's and head's.
 
     The update ratio of a group (`update_ratio/<group>`, logged by `train_step`) is the norm of
     its optimizer update over the norm of its parameters. Adam makes healthy groups move at
     similar ratios, so one far below the others (a dead MLP, a sub-block cut off from the loss,
-    a zero learning rate) is frozen. Given several rows, each group's ratio is its median over
-    them (non-finite values left out), so one odd step neither raises nor hides a warning. Steps
-    where every group stands still (learning rate 0 at the start of warmup) flag nothing.
+    a zero learning rate) is frozen. When most blocks are frozen together, the median of the
+    others is frozen as well and the first rule sees nothing; the embedding and the head always
+    get a gradient from the loss, so the second rule compares each block's group with them (at
+    161.5M without the hybrid norm, sigmoid's MLPs had gradients of 1e-8 and ratios ~1e-3 of the
+    ends', while every other group's median looked ordinary). Given several rows, each group's
+    ratio is its median over them (non-finite values left out), so one odd step neither raises
+    nor hides a warning. Steps where every group stands still (learning rate 0 at the start of
+    warmup) flag nothing.
 
     Args:
       rows: one metrics row (dict) or a sequence of them.
       fraction: threshold relative to the median of the other groups (> 0).
+      ends_fraction: threshold for `block_*` groups relative to the median of the "embed" and
+        "head" ratios (> 0; the rule applies when both were logged and move).
 
     Returns:
-      {group (e.g. "block_0/mlp"): its ratio / the median of the others' ratios}, for the frozen
-      groups, in logged order; empty when none is frozen or fewer than two groups were logged.
+      {group (e.g. "block_0/mlp"): its ratio / the reference it fell below (the smaller factor
+      when it fell below both)}, for the frozen groups, in logged order; empty when none is
+      frozen or fewer than two groups were logged.
 
     Raises:
-      ValueError: `fraction` not > 0.
+      ValueError: `fraction` or `ends_fraction` not > 0.
     """
-    if not fraction > 0:
-        raise ValueError(f"fraction: got {fraction!r}, expected a number > 0")
+    for name, value in (("fraction", fraction), ("ends_fraction", ends_fraction)):
+        if not value > 0:
+            raise ValueError(f"{name}: got {value!r}, expected a number > 0")
     ratios = median_update_ratios(rows)
+    ends = [ratios[name] for name in ENDS if name in ratios]
+    ends_median = float(np.median(ends)) if len(ends) == len(ENDS) else 0.0
     frozen = {}
     for name, r in ratios.items():
+        factors = []
         others = [v for other, v in ratios.items() if other != name]
-        if not others:
-            continue
-        median = float(np.median(others))
+        median = float(np.median(others)) if others else 0.0
         if r < fraction * median:
-            frozen[name] = r / median
+            factors.append(r / median)
+        if name.startswith("block_") and r < ends_fraction * ends_median:
+            factors.append(r / ends_median)
+        if factors:
+            frozen[name] = min(factors)
     return frozen
 
 
-def frozen_message(frozen: dict[str, float], fraction: float = FROZEN_FRACTION) -> str:
+def frozen_message(
+    frozen: dict[str, float],
+    fraction: float = FROZEN_FRACTION,
+    ends_fraction: float = FROZEN_VS_ENDS,
+) -> str:
     """One line naming the frozen groups of `frozen_groups` and how far below the others they
     are."""
     named = ", ".join(f"{name} ({rel:.2g}x)" for name, rel in frozen.items())
     return (
         f"frozen sub-blocks: {named}: update/parameter norm ratio below {fraction:g} x the median "
-        "of the other groups' ratios (the factor is in brackets); these parts of the network "
-        "barely train"
+        f"of the other groups' ratios or {ends_fraction:g} x the embedding's and head's (the "
+        "factor is in brackets); these parts of the network barely train"
     )

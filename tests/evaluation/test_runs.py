@@ -112,7 +112,8 @@ def test_stability_summary_names_frozen_groups_from_the_last_rows(tmp_path):
     rows = fake_rows(30, frozen=("block_1/mlp",))
     s = stability_summary(write_run(tmp_path / "dead", rows))
     assert list(s["frozen"]) == ["block_1/mlp"]
-    assert s["frozen"]["block_1/mlp"] == pytest.approx(1.3e-8 / 1.2e-3)  # Others' median.
+    # Below the others' median (1.2e-3) and the ends' (1.45e-3): the smaller factor.
+    assert s["frozen"]["block_1/mlp"] == pytest.approx(1.3e-8 / 1.45e-3)
     # Alive for 15 rows, then frozen: so over the last 20 rows (the default), not over all 30.
     late = fake_rows(30)
     for row, dead in zip(late[15:], rows[15:], strict=True):
@@ -271,10 +272,11 @@ def test_stability_grid_table_regions_and_panels(tmp_path, capsys):
     header = table.splitlines()[0].split("|")[1:-1]
     assert [h.strip() for h in header[:5]] == ["run", "attention", "learning_rate", "seed", "steps"]
     assert "| softmax_lr0.01_seed0 | softmax | 0.01 | 0 | 40 |  | 12 | 12 | False |" in table
-    assert "| sigmoid | 0.001 | 2/2 | 0 | none |" in regions
-    assert "| softmax | 0.001 | 1/1 | 0 | none |" in regions
+    assert "| sigmoid | 0.001 | 2/2 | 0 | 1 | none |" in regions
+    assert "| softmax | 0.001 | 1/1 | 0 | 0 | none |" in regions
     assert (
-        "| softmax | 0.01 | 0/2 | 0 | seed 0: 12x running median, seed 1: non-finite at step 21 |"
+        "| softmax | 0.01 | 0/2 | 0 | 0 | "
+        "seed 0: 12x running median, seed 1: non-finite at step 21 |"
         in regions
     )
     assert "Stable runs per attention" in capsys.readouterr().out  # The tables are printed.

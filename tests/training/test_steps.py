@@ -160,10 +160,15 @@ def test_frozen_groups_compares_each_group_with_the_median_of_the_others():
     )
     assert frozen_groups(healthy) == {}
     dead = {**healthy, "update_ratio/block_0/mlp": 1e-9, "train/loss": 2.0}
-    assert frozen_groups(dead) == {"block_0/mlp": pytest.approx(1e-9 / 3e-3)}
-    # Just above and just below 1e-3 of the others' median (3e-3).
-    assert frozen_groups({**healthy, "update_ratio/block_0/mlp": 3.1e-6}) == {}
-    assert list(frozen_groups({**healthy, "update_ratio/block_0/mlp": 2.9e-6})) == ["block_0/mlp"]
+    assert frozen_groups(dead, ends_fraction=1e-9) == {"block_0/mlp": pytest.approx(1e-9 / 3e-3)}
+    # Below both references: the smaller factor (the ends' median is 3.5e-3).
+    assert frozen_groups(dead) == {"block_0/mlp": pytest.approx(1e-9 / 3.5e-3)}
+    # Just above and just below 1e-3 of the others' median (3e-3), with the second rule off.
+    loose = {"ends_fraction": 1e-9}
+    assert frozen_groups({**healthy, "update_ratio/block_0/mlp": 3.1e-6}, **loose) == {}
+    assert list(frozen_groups({**healthy, "update_ratio/block_0/mlp": 2.9e-6}, **loose)) == [
+        "block_0/mlp"
+    ]
     # Every group at rest (learning rate 0 at the start of warmup): nothing is singled out.
     assert (
         frozen_groups(_ratios(**dict.fromkeys(("block_0/attention", "embed", "head"), 0.0))) == {}
@@ -176,6 +181,26 @@ def test_frozen_groups_compares_each_group_with_the_median_of_the_others():
     assert frozen_groups(_ratios(embed=0.0)) == {} and frozen_groups({"step": 1}) == {}
     with pytest.raises(ValueError, match="fraction: got 0"):
         frozen_groups(healthy, fraction=0)
+    with pytest.raises(ValueError, match="ends_fraction: got -1"):
+        frozen_groups(healthy, ends_fraction=-1)
+
+
+def test_frozen_groups_sees_a_whole_trunk_at_rest_against_the_embedding_and_head():
+    # Every block at ~1e-6 while the ends move at ~3e-3 (sigmoid without the hybrid norm at
+    # 161.5M): each block group is at the median of the others, so only the second rule fires.
+    blocks = {f"block_{i}/{part}": 1e-6 for i in range(4) for part in ("attention", "mlp")}
+    trunk = _ratios(**blocks, embed=2e-3, head=4e-3)
+    assert frozen_groups(trunk, ends_fraction=1e-9) == {}
+    frozen = frozen_groups(trunk)
+    assert list(frozen) == list(blocks)  # Named, in logged order; the ends are not blocks.
+    assert frozen["block_0/mlp"] == pytest.approx(1e-6 / 3e-3)
+    # Just above and just below 3e-3 of the ends' median (3e-3): 9e-6.
+    assert frozen_groups(_ratios(**dict.fromkeys(blocks, 9.1e-6), embed=2e-3, head=4e-3)) == {}
+    assert len(frozen_groups(_ratios(**dict.fromkeys(blocks, 8.9e-6), embed=2e-3, head=4e-3))) == 8
+    # A live block beside frozen ones is not named; without both ends the rule is off.
+    live = frozen_groups({**trunk, "update_ratio/block_3/mlp": 1e-3})
+    assert "block_3/mlp" not in live and "block_0/mlp" in live
+    assert frozen_groups(_ratios(**blocks, embed=2e-3)) == {}
 
 
 def test_learning_rate_as_argument_gives_one_program_and_the_same_step():
