@@ -276,8 +276,7 @@ def test_stability_grid_table_regions_and_panels(tmp_path, capsys):
     assert "| softmax | 0.001 | 1/1 | 0 | 0 | none |" in regions
     assert (
         "| softmax | 0.01 | 0/2 | 0 | 0 | "
-        "seed 0: 12x running median, seed 1: non-finite at step 21 |"
-        in regions
+        "seed 0: 12x running median, seed 1: non-finite at step 21 |" in regions
     )
     assert "Stable runs per attention" in capsys.readouterr().out  # The tables are printed.
     assert (tmp_path / "out" / "stability.png").stat().st_size > 20_000
