@@ -4,8 +4,9 @@ The model, objective and recipe of configs/small.py (2 layers, width 64, binned 
 ties, expression decoder beside the masked loss, hybrid norm), pretrained on the pooled corpus
 (~31.8K unlabelled cells of six sets, genes matched by upper-case symbol; see
 configs/pretrain_pooled.py) with each cell's top 512 expressed genes; the labelled sets stay unseen
-and are embedded zero-shot afterwards, next to PCA of the same cells. About 15 minutes per
-attention on 2 CPU cores (docs/results.md, "Zero-shot").
+and are embedded zero-shot afterwards, next to PCA of the same cells. On 2 CPU cores: 0.55 s per
+full-batch step with one run alone (a 40-step check), 31-37 minutes per run with both attentions
+at once (docs/results.md, "Zero-shot at CPU size").
 
 Run (pack the corpus once where the package archives can be had, then train offline on it):
   python -m eval pack-pooled --out=pooled.h5ad
