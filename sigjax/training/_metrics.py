@@ -25,7 +25,8 @@ UPDATE_RATIO = "update_ratio/"  # Prefix of the per-group update/parameter norm 
 FROZEN_FRACTION = 1e-3  # A group below this fraction of the median of the others is frozen.
 # A block's group below this fraction of the embedding's and head's median ratio is frozen too: they
 # always get a gradient, so this sees a whole trunk at rest, which the rule above cannot (at 161.5M
-# without the hybrid norm, frozen sigmoid groups sat at 1.5e-4 to 2.5e-3 of them; live runs >= 8.9e-3).
+# without the hybrid norm, frozen sigmoid groups sat at 1.5e-4 to 2.5e-3 of them; live runs are
+# >= 8.9e-3).
 FROZEN_VS_ENDS = 3e-3
 ENDS = ("embed", "head")
 
