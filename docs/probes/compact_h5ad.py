@@ -91,7 +91,9 @@ def unpack(folder: str, dst: str) -> None:
     with h5py.File(dst, "a") as f:
         ptr = f["X/indptr"][:]
         delta = _join(
-            (folder / "delta.u8.xz").read_bytes(), (folder / "delta.extra.xz").read_bytes(), np.int64
+            (folder / "delta.u8.xz").read_bytes(),
+            (folder / "delta.extra.xz").read_bytes(),
+            np.int64,
         )
         # The deltas restart at each row's (column's) first entry, stored absolute.
         starts = ptr[:-1][np.diff(ptr) > 0]
