@@ -28,6 +28,10 @@ def get_config(arg=None):
     c.data.min_cells = 20
     c.data.max_len = 2048  # Chung's Smart-seq2 cells (~6,750 genes) keep their top 2,047 genes.
     c.data.gene_selection = "top_expressed"
+    # One padded length: with length buckets (up to 12 here) every new one compiles the step again,
+    # 30-40 s each on an H200, longer than the 1,500 steps themselves (docs/results.md, "Zero-shot
+    # at GPU size"); the kernel skips padded key blocks anyway.
+    c.data.bucket_by_length = False
     c.data.val_fraction = 0.05
     c.data.batch_size = 32
     c.data.eval_batch_size = 64

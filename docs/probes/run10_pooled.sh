@@ -21,7 +21,7 @@ if [ -f .pooled/meta.json ]; then python3 docs/probes/compact_h5ad.py unpack .po
 for s in ${SEEDS:-0}; do for a in sigmoid softmax; do
   timeout $(( ${END:-570} - 200 - SECONDS )) python3 -m train --config=configs/pretrain_pooled.py \
     --workdir=/tmp/pooled_${a}_s$s --config.model.attention=$a --config.data.path=/tmp/pooled.h5ad \
-    --config.seed=$s --config.data.seed=$s \
+    --config.seed=$s --config.data.seed=$s $EXTRA \
     --config.train.progress_bar=False > /tmp/logs/train_${a}_s$s.txt 2>&1 &
 done; done
 wait
@@ -32,5 +32,5 @@ for s in ${SEEDS:-0}; do for a in sigmoid softmax; do
 done; done
 wait
 echo "scored at ${SECONDS}s"
-tail -5 /tmp/logs/*.txt | cut -c1-200
+for f in /tmp/logs/*.txt; do echo "== $f"; grep -v -i warn $f | tail -n 4; done | cut -c1-200
 tar czf $OUT/pooled.tgz /tmp/logs /tmp/zeroshot_* /tmp/pooled_*/metrics.jsonl /tmp/pooled_*/config.json 2>/dev/null
