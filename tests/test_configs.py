@@ -38,3 +38,14 @@ def test_stress_config_sizes_and_no_clipping(name, vocab, low, high):
     assert low <= n_params(config, vocab) <= high
     assert config.train.grad_clip_norm == 0.0
     assert config.data.max_len == (8192 if name == "stress_160m" else 2048)
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high"),
+    [("pretrain_pooled", 40e6, 42e6), ("pretrain_pooled_100m", 105e6, 112e6)],
+)
+def test_pooled_config_sizes(name, low, high):
+    """The two zero-shot sizes over the pooled corpus' 29,807 tokens, as docs/results.md states."""
+    config = importlib.import_module(f"configs.{name}").get_config()
+    assert low <= n_params(config, 29_807) <= high
+    assert config.data.dataset == "pooled" and not config.data.bucket_by_length
