@@ -6,6 +6,8 @@
 #   "softmax:3e-3:2" END=315 (docs/stability.md 5e); a fresh machine gets only the tree's records, so untar each call's.
 # Then here: untar, copy docs/data/stress_160m_grid/synthetic/* into the tree, and
 #   python -m eval stability --config=configs/stress_160m_grid.py --report_only
+# END must lie inside the call's real limit: with little device time left the tool lowers the limit below timeout_s
+# (a fresh machine's start, ~90 s, counts), and a cell killed from outside returns nothing (2026-12-03: 231 s lost).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 # Only what this call writes goes back: the whole docs/data/stress_160m_* is over the 16 MiB a returned file may have
@@ -14,5 +16,7 @@ touch /tmp/stamp_run7
 for cell in $CELLS; do
   IFS=: read a lr s <<< "$cell"
   timeout $(( ${END:-570} - SECONDS )) python3 -m eval stability --config=${GRID:-configs/stress_160m_grid.py} --attentions=$a --learning_rates=$lr --seeds=$s 2>&1 | grep -v -i warn | tail -30
-  find docs/data -type f -newer /tmp/stamp_run7 -print0 | tar czf $OUT/records.tgz --null -T -
+  # A cell cut by END leaves no record, only its work directory: its metrics so far come back too.
+  find docs/data runs -type f \( -path 'docs/data/*' -o -name metrics.jsonl \) -newer /tmp/stamp_run7 -print0 |
+    tar czf $OUT/records.tgz --null -T -
 done
