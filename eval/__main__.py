@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import pathlib
 import sys
 import time
 
@@ -86,6 +87,11 @@ def parse(argv):
     z.add_argument("--max_cells", type=int, default=None, help="cells per set (default all)")
     z.add_argument("--folds", type=int, default=5, help="folds of the kNN accuracy")
     z.add_argument("--out", default=None, help="folder of zeroshot.json/.md (default workdir)")
+    zs = sub.add_parser(
+        "zeroshot-summary", help="mean ± std over seeds of zeroshot records, sigmoid vs softmax"
+    )
+    zs.add_argument("records", nargs="+", help="folders holding zeroshot.json (one per run)")
+    zs.add_argument("--out", default=None, help="also write the table (.md) and summary (.json)")
     k = sub.add_parser("pack-pooled", help="the pooled corpus as one compact .h5ad (offline use)")
     k.add_argument("--out", required=True, help="the .h5ad written; train with data.path=OUT")
     k.add_argument("--datasets", default="", help="comma-separated sets (default: POOLED_DEFAULT)")
@@ -143,6 +149,15 @@ def main(argv):
             folds=args.folds,
             out=args.out,
         )
+    elif args.cmd == "zeroshot-summary":
+        summary = ev.zeroshot_summary(args.records)
+        table = ev.zeroshot_summary_markdown(summary)
+        print(table, end="")
+        if args.out:
+            out = pathlib.Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.with_suffix(".md").write_text(table)
+            out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     elif args.cmd == "pack-pooled":
         from sigjax.data import pack_pooled
 

@@ -4,7 +4,7 @@
 `adata.obsm["X_sigjax"]`). Score definitions are in `sigjax.evaluation._score` (module
 docstring); run evaluation in `evaluate_run`; stability numbers in `stability_summary`; study
 statistics in `summarize`; grids of runs (resume, records) in `run_cell`; zero-shot embedding of
-labelled sets by a pretrained run in `zeroshot`.
+labelled sets by a pretrained run in `zeroshot`, and its mean over seeds in `zeroshot_summary`.
 """
 
 from sigjax.evaluation._demo import run_demo
@@ -42,6 +42,7 @@ from sigjax.evaluation._score import (
     umap_png,
 )
 from sigjax.evaluation._study import (
+    beyond_spread,
     chosen_rows,
     lr_sweep,
     report_study,
@@ -57,6 +58,8 @@ from sigjax.evaluation._zeroshot import (
     kfold_knn_accuracy,
     zeroshot,
     zeroshot_markdown,
+    zeroshot_summary,
+    zeroshot_summary_markdown,
 )
 from sigjax.training import read_metrics  # Re-exported: runs are read here.
 
@@ -68,6 +71,7 @@ __all__ = [
     "ZEROSHOT_DEFAULT",
     "Cell",
     "as_counts",
+    "beyond_spread",
     "chosen_rows",
     "compare_runs",
     "embed",
@@ -102,4 +106,6 @@ __all__ = [
     "write_section",
     "zeroshot",
     "zeroshot_markdown",
+    "zeroshot_summary",
+    "zeroshot_summary_markdown",
 ]

@@ -204,6 +204,13 @@ def chosen_rows(rows: list[dict], sweep: list[dict]) -> list[dict]:
     return [r for r in rows if (r["dataset"], r["attention"], r.get("learning_rate")) in chosen]
 
 
+def beyond_spread(mean_a: float, std_a: float, mean_b: float, std_b: float) -> bool:
+    """Whether two means over seeds differ by more than the sum of their standard deviations,
+    i.e. their mean ± std ranges do not overlap: the study's (and zero-shot summary's) rule for
+    calling a difference larger than the seed spread."""
+    return bool(abs(mean_a - mean_b) > std_a + std_b)
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     """Mean and standard deviation over seeds, and the differences, per data set and metric.
 
@@ -266,7 +273,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             soft, sig = entry["softmax_mean"], entry["sigmoid_mean"]
             entry["rel_diff"] = (sig - soft) / abs(soft) if soft else float("nan")
             entry["beyond_spread"] = (
-                bool(abs(sig - soft) > entry["sigmoid_std"] + entry["softmax_std"])
+                beyond_spread(sig, entry["sigmoid_std"], soft, entry["softmax_std"])
                 if min(counts) > 1
                 else None
             )

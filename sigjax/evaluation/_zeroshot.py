@@ -233,3 +233,106 @@ def zeroshot_markdown(result: dict) -> str:
             cells = [name, str(row["cells"]), matched, method]
             lines.append("| " + " | ".join(cells + [f"{s[c]:.3f}" for c in COLUMNS]) + " |")
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def zeroshot_summary(records) -> dict:
+    """Mean and spread over seeds of `zeroshot` results, per labelled set and attention.
+
+    Each record is a folder holding zeroshot.json (or the file itself), one per pretrained run;
+    records are grouped by the run's attention. Per set: each attention's mean and sample std
+    (ddof=1; 0 with one record) of every score in COLUMNS, the number of records, and the PCA
+    baseline's scores. The baseline is PCA of the set's own cells, so it must be the same in every
+    record (up to float noise of 1e-6); records of different cells are refused. With both
+    attentions and at least two records each, `beyond_spread` lists the scores whose means differ
+    by more than the sum of the two stds (`sigjax.evaluation.beyond_spread`, the study's rule).
+
+    Args:
+      records: folders (or zeroshot.json files) written by `zeroshot`.
+
+    Returns:
+      {"records": [paths], "sets": [{"dataset", "attentions": {attention: {"n", "mean": {score:
+      value}, "std": {...}}}, "pca_hvg": {score: value}, "beyond_spread": {score: mean of sigmoid
+      minus mean of softmax} or None}]}.
+
+    Raises:
+      ValueError: no records, a record without zeroshot.json, or baselines that differ.
+    """
+    from sigjax.evaluation._study import beyond_spread
+
+    paths = [pathlib.Path(r) for r in records]
+    if not paths:
+        raise ValueError("records: got none, expected folders holding zeroshot.json")
+    results = []
+    for path in paths:
+        file = path / f"{ZEROSHOT_FILE}.json" if path.is_dir() else path
+        if not file.is_file():
+            raise ValueError(f"records: {str(path)!r} has no {ZEROSHOT_FILE}.json")
+        results.append(json.loads(file.read_text()))
+    by_set: dict[str, dict] = {}
+    for path, result in zip(paths, results, strict=True):
+        for row in result["rows"]:
+            if "sigjax" not in row:
+                continue  # Not embeddable (a `status` row).
+            entry = by_set.setdefault(row["dataset"], {"values": {}, "pca": []})
+            entry["values"].setdefault(result["attention"], []).append(
+                [row["sigjax"][c] for c in COLUMNS]
+            )
+            entry["pca"].append((str(path), [row["pca_hvg"][c] for c in COLUMNS]))
+    sets = []
+    for name, entry in by_set.items():
+        first_path, first = entry["pca"][0]
+        for path, pca in entry["pca"][1:]:
+            if not np.allclose(pca, first, rtol=0, atol=1e-6):
+                raise ValueError(
+                    f"records: {name}'s PCA baseline differs between {first_path!r} and "
+                    f"{path!r}; expected records of the same cells"
+                )
+        stats = {}
+        for attention, values in entry["values"].items():
+            v = np.asarray(values, np.float64)
+            std = v.std(0, ddof=1) if len(v) > 1 else np.zeros(len(COLUMNS))
+            stats[attention] = {
+                "n": len(v),
+                "mean": dict(zip(COLUMNS, v.mean(0).tolist(), strict=True)),
+                "std": dict(zip(COLUMNS, std.tolist(), strict=True)),
+            }
+        apart = None
+        if {"sigmoid", "softmax"} <= set(stats) and min(s["n"] for s in stats.values()) > 1:
+            sig, soft = stats["sigmoid"], stats["softmax"]
+            apart = {
+                c: sig["mean"][c] - soft["mean"][c]
+                for c in COLUMNS
+                if beyond_spread(sig["mean"][c], sig["std"][c], soft["mean"][c], soft["std"][c])
+            }
+        sets.append(
+            {
+                "dataset": name,
+                "attentions": stats,
+                "pca_hvg": dict(zip(COLUMNS, first, strict=True)),
+                "beyond_spread": apart,
+            }
+        )
+    return {"records": [str(p) for p in paths], "sets": sets}
+
+
+def zeroshot_summary_markdown(summary: dict) -> str:
+    """The table of `zeroshot_summary`: per set, each attention's mean ± std and the PCA row, then
+    a line per set naming the differences beyond the seed spread."""
+    head = ["data set", "embedding", "records", *COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
+    for s in summary["sets"]:
+        for attention, st in sorted(s["attentions"].items()):
+            cells = [f"{st['mean'][c]:.3f} ± {st['std'][c]:.3f}" for c in COLUMNS]
+            lines.append("| " + " | ".join([s["dataset"], attention, str(st["n"]), *cells]) + " |")
+        pca = [f"{s['pca_hvg'][c]:.3f}" for c in COLUMNS]
+        lines.append("| " + " | ".join([s["dataset"], "PCA of HVGs", "", *pca]) + " |")
+        if s["beyond_spread"] is not None:
+            apart = ", ".join(f"{c} ({d:+.3f})" for c, d in s["beyond_spread"].items()) or "none"
+            notes.append(f"- {s['dataset']}: sigmoid − softmax beyond the seed spread: {apart}")
+    tail = [
+        "",
+        "Mean ± sample std over records (seeds); beyond the spread: the means differ by more "
+        "than the sum of the two stds.",
+    ]
+    return "\n".join(lines + ([""] + notes if notes else []) + tail) + "\n"

@@ -86,3 +86,55 @@ def test_kfold_knn_accuracy_and_errors(pooled_run):
         zeroshot(workdir, "nope", source=folder)
     with pytest.raises(ValueError, match="--max_cells: got 2"):
         zeroshot(workdir, "scmark", source=folder, max_cells=2)
+
+
+def _record(folder, attention, knn, pca_knn=0.8, rows_extra=()):
+    scores = dict.fromkeys(("knn_purity", "nmi", "ari", "silhouette", "clisi"), 0.5)
+    row = {
+        "dataset": "pbmc68k_reduced",
+        "sigjax": {**scores, "knn_accuracy": knn},
+        "pca_hvg": {**scores, "knn_accuracy": pca_knn},
+    }
+    folder.mkdir(parents=True)
+    result = {"attention": attention, "rows": [row, *rows_extra]}
+    (folder / "zeroshot.json").write_text(json.dumps(result))
+    return folder
+
+
+def test_zeroshot_summary_spread_rule_and_cli(tmp_path, capsys):
+    from eval.__main__ import main
+    from sigjax.evaluation import zeroshot_summary, zeroshot_summary_markdown
+
+    skipped = {"dataset": "zeisel", "status": "not embeddable zero-shot"}
+    records = [
+        _record(tmp_path / "sig0", "sigmoid", 0.70, rows_extra=[skipped]),
+        _record(tmp_path / "sig1", "sigmoid", 0.72),
+        _record(tmp_path / "soft0", "softmax", 0.60),
+        _record(tmp_path / "soft1", "softmax", 0.62),
+    ]
+    summary = zeroshot_summary(records)
+    (s,) = summary["sets"]  # The status row is left out.
+    sig, soft = s["attentions"]["sigmoid"], s["attentions"]["softmax"]
+    assert sig["n"] == soft["n"] == 2
+    assert sig["mean"]["knn_accuracy"] == pytest.approx(0.71)
+    assert sig["std"]["knn_accuracy"] == pytest.approx(np.std([0.70, 0.72], ddof=1))
+    # 0.71 vs 0.61, stds ~0.014 each: beyond the spread; the equal scores are not.
+    assert s["beyond_spread"] == {"knn_accuracy": pytest.approx(0.10)}
+    assert s["pca_hvg"]["knn_accuracy"] == 0.8
+    table = zeroshot_summary_markdown(summary)
+    assert "| pbmc68k_reduced | sigmoid | 2 | 0.710 ± 0.014 |" in table
+    assert "beyond the seed spread: knn_accuracy (+0.100)" in table
+    # One record per attention: no spread, so no call either way.
+    assert zeroshot_summary(records[::2])["sets"][0]["beyond_spread"] is None
+
+    main(["zeroshot-summary", *map(str, records), f"--out={tmp_path / 'out' / 'summary'}"])
+    assert "| pbmc68k_reduced | PCA of HVGs |  | 0.800 |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["sets"][0]["attentions"]
+
+    other_cells = _record(tmp_path / "other", "softmax", 0.6, pca_knn=0.7)
+    with pytest.raises(ValueError, match="PCA baseline differs"):
+        zeroshot_summary([records[0], other_cells])
+    with pytest.raises(ValueError, match="has no zeroshot.json"):
+        zeroshot_summary([tmp_path / "nothing"])
+    with pytest.raises(ValueError, match="records: got none"):
+        zeroshot_summary([])
