@@ -24,9 +24,11 @@ if [ -f .pooled/meta.json ]; then python3 docs/probes/compact_h5ad.py unpack .po
 [ -f /tmp/pooled.h5ad ] || { echo "no /tmp/pooled.h5ad: carry .pooled"; exit 1; }
 CONFIG=${CONFIG:-configs/pretrain_pooled.py}
 TAG=$(basename $CONFIG .py); TAG=${TAG#pretrain_pooled}
-if [ "$STAGE" = train ]; then
+# Seconds kept back from training for scoring (or, training only, for tarring the results).
+RESERVE=$([ "${SCORE:-1}" = 1 ] && echo 200 || echo 15)
+if [ "$STAGE" != score ]; then
 for s in ${SEEDS:-0}; do for a in sigmoid softmax; do
-  timeout $(( ${END:-570} - ${SCORE_S:-$([ "${SCORE:-1}" = 1 ] && echo 200 || echo 15)} - SECONDS )) python3 -m train --config=$CONFIG \
+  timeout $(( ${END:-570} - RESERVE - SECONDS )) python3 -m train --config=$CONFIG \
     --workdir=/tmp/pooled${TAG}_${a}_s$s --config.model.attention=$a --config.data.path=/tmp/pooled.h5ad \
     --config.seed=$s --config.data.seed=$s $EXTRA \
     --config.train.progress_bar=False > /tmp/logs/train${TAG}_${a}_s$s.txt 2>&1 &
