@@ -19,6 +19,7 @@ import datetime
 import json
 import logging
 import pathlib
+import time
 import warnings
 
 import numpy as np
@@ -142,7 +143,9 @@ def zeroshot(
     if int(folds) < 2:
         raise ValueError(f"--folds: got {folds}, expected an integer >= 2")
     workdir = pathlib.Path(workdir)
+    clock = time.perf_counter()
     model, config, vocab = load_model(workdir)
+    load_s = time.perf_counter() - clock
     by_symbol = config.data.dataset == POOLED
     seen = (
         set(parse_datasets(config.data.get("datasets", ""))) if by_symbol else {config.data.dataset}
@@ -155,6 +158,7 @@ def zeroshot(
         "by_symbol": by_symbol,
         "folds": int(folds),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+        "seconds": {"load_model": round(load_s, 2)},
         "rows": [],
     }
     for name in names:
@@ -167,6 +171,7 @@ def zeroshot(
             )
             print(f"{name}: {row['status']}")
             continue
+        clock = time.perf_counter()
         adata = load_one(name, source)
         if LABEL_KEY not in adata.obs.columns:
             row["status"] = "not scored: the set has no cell-type labels"
@@ -187,7 +192,11 @@ def zeroshot(
             continue
         tokens = tokenize_with(config.data, matched_data, vocab)
         labels = np.asarray(adata.obs[LABEL_KEY].astype(str))
+        seconds = {"data": time.perf_counter() - clock}
         pca_baseline(adata, values=config.data.get("input_values") or "auto")
+        seconds["pca"] = time.perf_counter() - clock - sum(seconds.values())
+        x = embed_cells(model, config, tokens)
+        seconds["embed"] = time.perf_counter() - clock - sum(seconds.values())
         row.update(
             cells=int(adata.n_obs),
             genes=int(total),
@@ -195,9 +204,13 @@ def zeroshot(
             empty_cells=int(np.sum(tokens.lengths == 1)),
             seen_in_pretraining=name in seen,
             labels=int(len(set(labels))),
-            sigjax=zeroshot_scores(embed_cells(model, config, tokens), labels, folds),
+            sigjax=zeroshot_scores(x, labels, folds),
             pca_hvg=zeroshot_scores(np.asarray(adata.obsm[BASELINE_KEY]), labels, folds),
         )
+        seconds["score"] = time.perf_counter() - clock - sum(seconds.values())
+        # Where a device call's scoring time goes (data, PCA baseline, embedding, scores).
+        result["seconds"][name] = {k: round(v, 2) for k, v in seconds.items()}
+        print(f"{name}: seconds {result['seconds'][name]}")
     out = pathlib.Path(out) if out else workdir
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{ZEROSHOT_FILE}.json").write_text(json.dumps(result, indent=2))

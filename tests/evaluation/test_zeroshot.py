@@ -57,6 +57,9 @@ def test_zeroshot_table_with_pca_baseline(pooled_run, tmp_path, capsys):
     scm = rows["scmark"]
     assert (scm["cells"], scm["matched"], scm["genes"], scm["labels"]) == (36, 5, 8, 3)
     assert not scm["seen_in_pretraining"]
+    # Where the time went, per phase of each embedded set (none for the sets not embedded).
+    assert set(result["seconds"]["scmark"]) == {"data", "pca", "embed", "score"}
+    assert "zeisel" not in result["seconds"] and result["seconds"]["load_model"] > 0
     for method in ("sigjax", "pca_hvg"):
         s = scm[method]
         assert set(s) >= {"knn_accuracy", "knn_purity", "nmi", "ari", "silhouette", "clisi"}
