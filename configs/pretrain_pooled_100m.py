@@ -6,8 +6,8 @@ blocks, 40.8M in all) in BERT-base's shape: 12 pre-LN blocks of width 768 (12 he
 the corpus' 29,807 tokens. Same corpus, tokens, steps, objective, recipe and learning rate (1e-3,
 not swept at either size) as the base runs, so the two sizes differ in shape only.
 
-Run (one model per attention and seed; on one H200 two runs at once take ~0.3 s a step each,
-estimated from the 25M runs, not yet measured):
+Run (one model per attention and seed; on one H200 two runs at once took 0.213-0.217 s a step
+each, ~425 s for 1,500 steps with compilation, 2026-12-03, docs/results.md "Zero-shot at ~110M"):
   python -m train --config=configs/pretrain_pooled_100m.py --workdir=runs/pooled100m_sigmoid \
     --config.data.path=pooled.h5ad
   python -m eval zeroshot --workdir=runs/pooled100m_sigmoid \
