@@ -4,6 +4,12 @@
 #   GRID=configs/stress_160m_long.py SIGJAX_DATA_DIR=$PWD/.longjob CELLS="sigmoid:1e-2:0 softmax:1e-2:0" bash docs/probes/run7_stability.sh  (carry .whl, .longjob)
 # Seventh session (2026-12-03): CELLS="softmax:1e-2:1 sigmoid:1e-2:2" END=585, "softmax:1e-2:2 sigmoid:3e-3:2" END=585,
 #   "softmax:3e-3:2" END=315 (docs/stability.md 5e); a fresh machine gets only the tree's records, so untar each call's.
+# Twelfth session (2026-12-03), real long cells and the pair of 5i (docs/stability.md 5i, 5j), .longjob holding the
+#   scirpy sdist's one needed member repacked under the sdist's name (7.2 MB; see 5j):
+#   SIGJAX_DATA_DIR=$PWD/.longjob GRID=configs/stress_160m_long.py CELLS="sigmoid:1e-2:0 softmax:1e-2:0" END=580
+#   (softmax cut by END; resumed from its checkpoint, which the warm machine keeps under runs/, in the next call:)
+#   OUT=$OUT/a SIGJAX_DATA_DIR=$PWD/.longjob GRID=configs/stress_160m_long.py CELLS="softmax:1e-2:0" END=330 ...;
+#   OUT=$OUT/b GRID=configs/stress_160m_nonorm.py CELLS="sigmoid:3e-2:2" END=$((545-SECONDS)) ...  (carry .whl .longjob)
 # Then here: untar, copy docs/data/stress_160m_grid/synthetic/* into the tree, and
 #   python -m eval stability --config=configs/stress_160m_grid.py --report_only
 # END must lie inside the call's real limit: with little device time left the tool lowers the limit below timeout_s
