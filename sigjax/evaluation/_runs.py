@@ -6,6 +6,7 @@ import pathlib
 
 import numpy as np
 
+from sigjax._io import save_png
 from sigjax.training._metrics import (
     FROZEN_FRACTION,
     FROZEN_VS_ENDS,
@@ -378,7 +379,7 @@ def stability_report(workdirs, out=None) -> list[dict]:
         if handles:
             ax.legend(fontsize=6, ncol=2 if len(handles) > 8 else 1)
     fig.tight_layout()
-    fig.savefig(out / "stability.png", dpi=110)
+    save_png(fig, out / "stability.png", dpi=110)
     plt.close(fig)
     table = markdown_table(summaries, STABILITY_COLUMNS)
     regions = stability_regions(summaries)
@@ -471,7 +472,7 @@ def compare_runs(workdirs, out, *, embed: bool = True, cells: str = "val") -> st
     for ax in axes:
         ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "compare.png", dpi=120)
+    save_png(fig, out / "compare.png", dpi=120)
     plt.close(fig)
     cols = ["run", "final val/loss", "best val/loss", "final train/loss", *score_keys]
     table = markdown_table(table_rows, cols)

@@ -283,10 +283,10 @@ def test_stability_grid_table_regions_and_panels(tmp_path, capsys):
 
 
 def test_stability_panels_one_per_attention_with_a_legend(tmp_path, monkeypatch):
-    import matplotlib.figure
+    import sigjax.evaluation._runs as runs_module
 
     saved = []
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: saved.append(fig))
+    monkeypatch.setattr(runs_module, "save_png", lambda fig, *a, **k: saved.append(fig))
     runs = [
         write_grid_run(tmp_path, "sigmoid", 1e-3, 0, [1.0] * 12),
         write_grid_run(tmp_path, "softmax", 1e-3, 0, [1.0] * 12),
