@@ -4,6 +4,7 @@
   python -m eval study --config=configs/study_base.py --shard=0/2  # half of it, one per GPU
   python -m eval study --config=configs/study_base.py --datasets=zeisel --seeds=1  # some runs
   python -m eval study --config=configs/study_base.py --report_only  # tables from the records
+  python -m eval study --config=configs/zeroshot_grid.py --set=data.path=pooled.h5ad  # zero-shot
   nice -n 10 python -m eval study --out=runs/study   # the older CPU study (configs.small)
 
 A config with a `grid` section is a whole study: its runs, their work and record directories,
@@ -70,6 +71,8 @@ def main(argv, prog: str = "python -m eval study"):
     out = args.out or (grid.workdir if grid else OLD["out"])
     record = args.record or (grid.record if grid else out)
     max_cells = args.max_cells if args.max_cells is not None else g.get("max_cells", 2000)
+    # A zero-shot grid (configs/zeroshot_grid.py): pooled pretraining, labelled sets embedded.
+    zeroshot = tuple(g.get("zeroshot") or ()) if grid else ()
     command = f"{prog} {shlex.join(argv)}".strip()
     if not args.report_only:
         if grid:
@@ -87,6 +90,8 @@ def main(argv, prog: str = "python -m eval study"):
             shard=args.shard,
             command=command,
             delete_checkpoints=bool(grid and grid.get("delete_checkpoints")),
+            zeroshot=zeroshot or None,
+            source=(grid.get("source") or None) if grid else None,
         )
     text = report_study(
         read_records(record),  # Every finished run, of this process or another (--shard).
@@ -102,9 +107,15 @@ def main(argv, prog: str = "python -m eval study"):
                 if grid
                 else ""
             )
-            + f"\nheld-out cells scored per run: at most {max_cells or 'all'}"
+            + (
+                f"\nlabelled sets embedded zero-shot: {', '.join(zeroshot)}; cells per set: at "
+                f"most {max_cells or 'all'}"
+                if zeroshot
+                else f"\nheld-out cells scored per run: at most {max_cells or 'all'}"
+            )
         ),
         plots_dir=record if grid else None,
+        zeroshot=zeroshot or None,
     )
     print(text)
 

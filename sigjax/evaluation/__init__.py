@@ -52,6 +52,8 @@ from sigjax.evaluation._study import (
     study_config,
     summarize,
     write_section,
+    zeroshot_rows,
+    zeroshot_run_scores,
 )
 from sigjax.evaluation._zeroshot import (
     ZEROSHOT_DEFAULT,
@@ -106,6 +108,8 @@ __all__ = [
     "write_section",
     "zeroshot",
     "zeroshot_markdown",
+    "zeroshot_rows",
+    "zeroshot_run_scores",
     "zeroshot_summary",
     "zeroshot_summary_markdown",
 ]

@@ -57,6 +57,24 @@ _METHOD = (
 )
 
 
+_ZEROSHOT_METHOD = (
+    "Zero-shot: each run pretrains on the pooled corpus (data set `pooled`, no labels) and then "
+    "embeds each labelled set below, which it never saw, with no training on it "
+    "(`sigjax.evaluation.zeroshot`: genes matched by upper-case symbol through the run's "
+    "vocabulary). Sigmoid and softmax runs of a seed share the config, seed, corpus split, batch "
+    "order and masks; each attention is reported at its own learning rate, the one with the lowest "
+    "mean validation loss over seeds on the corpus' held-out cells (label-free: the same rate for "
+    "every labelled set; `val_loss` in every table is that corpus loss). Scores (higher is "
+    "better) on all cells of the set against their cell-type labels, kNN accuracy by 5-fold "
+    "cross-validation; definitions in `sigjax/evaluation/_score.py`. Mean ± sample std over "
+    "seeds; diff = sigmoid − softmax of the means, rel. diff = diff / |softmax|. `> spread`: yes "
+    "when |diff| exceeds the sum of the two seed stds. `sigmoid better`: seeds in which sigmoid "
+    "had the lower val_loss / higher score, of the seed pairs. `PCA-HVG`: PCA of the set's own "
+    "log-normalised highly variable genes, same cells. Train and score times are wall times of "
+    "the run's last process; `r`: it resumed from a checkpoint."
+)
+
+
 def study_config(base, dataset: str, attention: str, seed: int):
     """`base` (a training ConfigDict) for one run: data set, attention and seeds set."""
     config = copy.deepcopy(base)
@@ -82,6 +100,8 @@ def run_study(
     shard: str | None = None,
     command: str = "",
     delete_checkpoints: bool = False,
+    zeroshot: tuple[str, ...] | None = None,
+    source=None,
 ) -> list[dict]:
     """Trains and scores every (data set, learning rate, attention, seed); skips finished runs.
 
@@ -100,12 +120,16 @@ def run_study(
       shard: "i/n": only every n-th run from the i-th (one process per GPU); None = all.
       command: the command line, recorded with each run.
       delete_checkpoints: delete a run's checkpoints once it is scored and recorded.
+      zeroshot: labelled sets to embed zero-shot (a pooled pretraining grid, e.g.
+        configs/zeroshot_grid.py): each run is then scored by `zeroshot_run_scores` instead of on
+        its own held-out cells, its zeroshot.json/.md beside its record; None = the usual study.
+      source: folder of the labelled sets' package archives (zero-shot); None = the cache.
 
     Returns:
       One row per run (`read_record`): the cell's fields ("dataset", "attention",
       "learning_rate", "seed"), "status", "train_time_s", "commit", "device", "started", "ended",
       and when finished "val_loss", "n_cells", the scores, "<pooling>_pool/<score>" and
-      "pca_hvg/<score>".
+      "pca_hvg/<score>" (zero-shot: "val_loss" and "zeroshot", see `zeroshot_rows`).
 
     Raises:
       ValueError: from training (a bad config stops the study; rerun resumes).
@@ -117,7 +141,14 @@ def run_study(
     if extra_poolings is None:
         extra_poolings = ("cls" if base.model.pooling == "mean" else "mean",)
 
+    record = out if record is None else record
+
     def score(workdir) -> dict:
+        if zeroshot:  # Zero-shot on the labelled sets; the files go beside the run's record.
+            beside = pathlib.Path(record) / pathlib.Path(workdir).relative_to(out)
+            return zeroshot_run_scores(
+                workdir, zeroshot, out=beside, source=source, max_cells=max_cells
+            )
         return evaluate_run(
             workdir,
             cells="val",
@@ -127,7 +158,6 @@ def run_study(
             write=False,
         )
 
-    record = out if record is None else record
     return [
         run_cell(
             base,
@@ -140,6 +170,61 @@ def run_study(
         )
         for c in cells
     ]
+
+
+def zeroshot_run_scores(workdir, datasets, *, out, source=None, max_cells=None) -> dict:
+    """A pooled pretraining run's scores for a zero-shot grid: its final validation loss on the
+    corpus' held-out cells (the last "val/loss" of its metrics; the loop evaluates at its last
+    step) and `zeroshot` of each labelled set, whose zeroshot.json/.md go to `out`.
+
+    Returns:
+      {"val_loss" (NaN when never evaluated), "zeroshot": zeroshot's rows, "zeroshot_seconds"}.
+    """
+    from sigjax.evaluation._zeroshot import zeroshot as embed_zeroshot
+    from sigjax.training import read_metrics
+
+    losses = [r["val/loss"] for r in read_metrics(workdir) if "val/loss" in r]
+    result = embed_zeroshot(workdir, datasets, source=source, max_cells=max_cells, out=out)
+    return {
+        "val_loss": float(losses[-1]) if losses else float("nan"),
+        "zeroshot": result["rows"],
+        "zeroshot_seconds": result["seconds"],
+    }
+
+
+def zeroshot_rows(rows: list[dict], datasets) -> list[dict]:
+    """A zero-shot grid's records as study rows: one row per run and labelled set, its
+    "dataset" the labelled set, its scores the run's embedding of it ("pca_hvg/<score>": the
+    baseline), "n_cells" the cells embedded, "val_loss" the run's corpus loss (the same for each
+    set, so `lr_sweep` chooses one rate per attention for every set). A run that did not finish
+    (non-finite) gives a row without scores for each set, so its rate counts as failed. Sets no
+    run could embed (no gene symbols) are left out.
+
+    Args:
+      rows: `read_records` of a zero-shot grid.
+      datasets: the grid's labelled sets, in table order.
+
+    Returns:
+      Study rows (`summarize`, `report_study`).
+    """
+    from sigjax.evaluation._zeroshot import COLUMNS
+
+    embedded = {z["dataset"] for r in rows for z in r.get("zeroshot", ()) if "sigjax" in z}
+    out = []
+    for name in (d for d in datasets if d in embedded):
+        for r in rows:
+            row = {k: v for k, v in r.items() if k not in ("zeroshot", "zeroshot_seconds")}
+            row["dataset"] = name
+            found = [z for z in r.get("zeroshot", ()) if z["dataset"] == name and "sigjax" in z]
+            if found:
+                z = found[0]
+                row["n_cells"] = z["cells"]
+                row.update({k: v for k, v in z["sigjax"].items() if k in (*COLUMNS, *METRICS)})
+                row.update({f"pca_hvg/{k}": v for k, v in z["pca_hvg"].items()})
+            elif row.get("status") == FINISHED:
+                continue  # Finished, but this set was not embedded (e.g. none of its genes).
+            out.append(row)
+    return out
 
 
 def _finite(v) -> bool:
@@ -341,6 +426,7 @@ def results_markdown(
     title: str = "Sigmoid vs softmax attention: masked-expression pretraining and cell embeddings",
     plots: tuple[str, ...] = (),
     same_rate: list[dict] | None = None,
+    method: str | None = None,
 ) -> str:
     """A study's section of docs/results.md: provenance, setup, sweep, tables, per-run numbers.
 
@@ -356,6 +442,7 @@ def results_markdown(
       title: the section heading.
       plots: image paths (relative to the markdown file) shown under the tables.
       same_rate: `same_rate_summary(rows)`; None leaves the same-rate table out.
+      method: the paragraph on how the runs were made and scored; default: the study's.
 
     Returns:
       The markdown text (headings from level 2).
@@ -376,7 +463,7 @@ def results_markdown(
         f"- Commit: `{commit}`"
         + (f" (runs: {', '.join(f'`{c}`' for c in run_commits)})" if run_commits else ""),
         "",
-        *textwrap.wrap(_METHOD, 100),
+        *textwrap.wrap(method or _METHOD, 100),
         "",
         "Setup (shared by every run):",
         "",
@@ -648,6 +735,7 @@ def report_study(
     config_text: str,
     plots_dir=None,
     title: str | None = None,
+    zeroshot: tuple[str, ...] | None = None,
 ) -> str:
     """The study's tables (and plots) from its rows: `lr_sweep`, `summarize` at the chosen rates,
     `results_markdown`, written between the section markers of `name` in `results`.
@@ -660,10 +748,14 @@ def report_study(
       config_text: the shared setup.
       plots_dir: where `study_plots` writes (linked from the section); None = no plots.
       title: the section heading (default: names the study).
+      zeroshot: a zero-shot grid's labelled sets: `rows` are its records, reported per set
+        (`zeroshot_rows`) with the zero-shot method text.
 
     Returns:
       The section's markdown.
     """
+    if zeroshot:
+        rows = zeroshot_rows(rows, zeroshot)
     sweep = lr_sweep(rows)
     summary = summarize(chosen_rows(rows, sweep))
     same_rate = same_rate_summary(rows)
@@ -678,9 +770,15 @@ def report_study(
         command=command,
         config_text=config_text,
         sweep=sweep,
-        title=title or f"Study `{name}`: sigmoid vs softmax, held-out cells vs PCA",
+        title=title
+        or (
+            f"Zero-shot study `{name}`: sigmoid vs softmax, sets never seen vs PCA"
+            if zeroshot
+            else f"Study `{name}`: sigmoid vs softmax, held-out cells vs PCA"
+        ),
         plots=plots,
         same_rate=same_rate,
+        method=_ZEROSHOT_METHOD if zeroshot else None,
     )
     write_section(results, name, text)
     if plots_dir is not None:

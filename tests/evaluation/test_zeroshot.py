@@ -141,3 +141,105 @@ def test_zeroshot_summary_spread_rule_and_cli(tmp_path, capsys):
         zeroshot_summary([tmp_path / "nothing"])
     with pytest.raises(ValueError, match="records: got none"):
         zeroshot_summary([])
+
+
+def _zs_record(root, attention, lr, seed, val_loss, knn, status="finished"):
+    """A zero-shot grid record: run.json, and scores.json as `zeroshot_run_scores` writes it."""
+    path = root / "pooled" / f"{attention}_lr{lr:g}_seed{seed}"
+    path.mkdir(parents=True)
+    cell = {"dataset": "pooled", "attention": attention, "learning_rate": lr, "seed": seed}
+    run = {"cell": cell, "status": status, "train_time_s": 5.0, "commit": "abc1234"}
+    (path / "run.json").write_text(json.dumps(run))
+    if status == "finished":
+        scores = {k: 0.5 for k in ("knn_purity", "nmi", "ari", "silhouette", "clisi")}
+        row = {"dataset": "scmark", "cells": 36, "sigjax": {**scores, "knn_accuracy": knn},
+               "pca_hvg": {**scores, "knn_accuracy": 0.9}}  # fmt: skip
+        skipped = {"dataset": "zeisel", "status": "not embeddable zero-shot"}
+        payload = {"val_loss": val_loss, "zeroshot": [row, skipped], "zeroshot_seconds": {}}
+        (path / "scores.json").write_text(json.dumps(payload))
+
+
+def test_zeroshot_grid_rows_lr_choice_and_report(tmp_path):
+    from sigjax.evaluation import read_records, report_study
+    from sigjax.evaluation._study import lr_sweep, zeroshot_rows
+
+    record = tmp_path / "record"
+    for seed in (0, 1):
+        # Sigmoid: lower corpus loss at 1e-3; at 3e-3 one seed is non-finite, so 3e-3 is out.
+        _zs_record(record, "sigmoid", 1e-3, seed, 0.40 + seed / 100, 0.70 + seed / 100)
+        _zs_record(record, "sigmoid", 3e-3, seed, 0.30, 0.9, "non-finite" if seed else "finished")
+        _zs_record(record, "softmax", 1e-3, seed, 0.45, 0.60 + seed / 100)
+        _zs_record(record, "softmax", 3e-3, seed, 0.41, 0.62 + seed / 100)
+    rows = zeroshot_rows(read_records(record), ("pbmc68k_reduced", "scmark", "zeisel"))
+    # One row per run for scMARK (the only set embedded); PBMC and Zeisel were never embedded.
+    assert {r["dataset"] for r in rows} == {"scmark"} and len(rows) == 8
+    ok = next(r for r in rows if r["attention"] == "softmax" and r["learning_rate"] == 3e-3)
+    assert ok["knn_accuracy"] == 0.62 and ok["pca_hvg/knn_accuracy"] == 0.9
+    assert ok["val_loss"] == 0.41 and ok["n_cells"] == 36 and "zeroshot" not in ok
+    failed = [r for r in rows if r["status"] == "non-finite"]
+    assert len(failed) == 1 and "knn_accuracy" not in failed[0]
+    chosen = {(e["attention"], e["learning_rate"]) for e in lr_sweep(rows) if e["chosen"]}
+    assert chosen == {("sigmoid", 1e-3), ("softmax", 3e-3)}  # A failed seed rules 3e-3 out.
+
+    results = tmp_path / "results.md"
+    text = report_study(
+        read_records(record),
+        results=results,
+        name="zs",
+        command="c",
+        config_text="x",
+        zeroshot=("pbmc68k_reduced", "scmark"),
+    )
+    assert "## Zero-shot study `zs`" in text and "Zero-shot: each run pretrains" in text
+    assert "### scmark (36 cells scored, 2 seeds; sigmoid at lr 0.001, softmax at lr 0.003)" in text
+    # kNN accuracy 0.705 ± 0.007 vs 0.625 ± 0.007: beyond the spread, sigmoid better in 2 of 2.
+    assert "| knn_accuracy | 0.7050 ± 0.0071 | 0.6250 ± 0.0071 | +0.0800 |" in text
+    assert "| yes | 2/2 | 0.9000 |" in text
+    assert "<!-- study:zs -->" in results.read_text()
+
+
+def test_zeroshot_grid_trains_scores_and_skips_finished_runs(tmp_path, monkeypatch, capsys):
+    from configs import pretrain_pooled_tiny
+    from eval import study
+
+    folder, h5 = tmp_path / "archives", tmp_path / "h5"
+    folder.mkdir()
+    h5.mkdir()
+    fake_packages.all_packages(folder, h5)
+    fake_packages.pyplnmodels(folder, n_per_label=12)
+    config = pretrain_pooled_tiny.get_config()
+    assert config.train.eval_every == config.train.num_steps  # The corpus loss at the end.
+    config.grid = {
+        "name": "zs_tiny",
+        "datasets": ("pooled",),
+        "zeroshot": ("scmark", "zeisel"),
+        "source": str(folder),
+        "attentions": ("sigmoid", "softmax"),
+        "learning_rates": (1e-3,),
+        "seeds": (0,),
+        "max_cells": 0,
+        "workdir": str(tmp_path / "work"),
+        "record": str(tmp_path / "record"),
+        "results": str(tmp_path / "results.md"),
+        "delete_checkpoints": True,
+    }
+    import ml_collections
+
+    config.grid = ml_collections.ConfigDict(config.grid)
+    config.data.path = str(folder)
+    monkeypatch.setattr("eval.study.load_config", lambda _: config)
+    study.main(["--config=tiny"])
+    run = tmp_path / "record" / "pooled" / "softmax_lr0.001_seed0"
+    scores = json.loads((run / "scores.json").read_text())
+    assert np.isfinite(scores["val_loss"])
+    assert [z["dataset"] for z in scores["zeroshot"]] == ["scmark", "zeisel"]
+    assert "not embeddable" in scores["zeroshot"][1]["status"]
+    assert (run / "zeroshot.json").is_file() and (run / "zeroshot.md").is_file()
+    assert not (tmp_path / "work" / "pooled" / "softmax_lr0.001_seed0" / "checkpoints").exists()
+    text = (tmp_path / "results.md").read_text()
+    assert "### scmark (36 cells scored, 1 seeds; sigmoid at lr 0.001, softmax at lr 0.001)" in text
+    assert "### zeisel" not in text  # No gene symbols: never embedded, so no table.
+    assert "labelled sets embedded zero-shot: scmark, zeisel" in text
+    capsys.readouterr()
+    study.main(["--config=tiny"])  # Again: both runs finished, neither trains.
+    assert capsys.readouterr().out.count("done (finished), skipping") == 2
