@@ -338,9 +338,9 @@ def summarize(rows: list[dict]) -> list[dict]:
                     np.float64,
                 )
                 counts.append(len(v))
-                entry["n_seeds"] = len(v)
                 entry[f"{attention}_mean"] = float(v.mean()) if len(v) else float("nan")
                 entry[f"{attention}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+            entry["n_seeds"] = max(counts)  # Of the attention with the most (one may have none).
             # Paired by seed: in how many seeds sigmoid beat softmax (lower loss, higher score).
             by_seed = {
                 (r["attention"], r["seed"]): r[metric]

@@ -180,6 +180,11 @@ def test_zeroshot_grid_rows_lr_choice_and_report(tmp_path):
     assert len(failed) == 1 and "knn_accuracy" not in failed[0]
     chosen = {(e["attention"], e["learning_rate"]) for e in lr_sweep(rows) if e["chosen"]}
     assert chosen == {("sigmoid", 1e-3), ("softmax", 3e-3)}  # A failed seed rules 3e-3 out.
+    from sigjax.evaluation import summarize
+
+    only_sigmoid = [r for r in rows if r["attention"] == "sigmoid" and r["learning_rate"] == 1e-3]
+    knn = next(e for e in summarize(only_sigmoid) if e["metric"] == "knn_accuracy")
+    assert knn["n_seeds"] == 2 and knn["n_pairs"] == 0  # Seeds of the attention that ran.
 
     results = tmp_path / "results.md"
     text = report_study(
