@@ -9,7 +9,8 @@
 #                                                                      from its checkpoint under runs/, kept warm)
 # Then here: untar each call's $OUT/records.tgz at the repository root (it holds docs/data/zeroshot_grid/...), and
 #   python -m eval study --config=configs/zeroshot_grid.py --report_only
-# ~4 min per run with scoring (25M, 1,500 steps, two runs sharing the GPU): about 4 runs per call, 3 calls in all.
+# A seed pair (both attentions at once) took 290-390 s to train and score at LR 1e-3: ~1.5 pairs per 585-s call, so
+# the six pairs need ~4 calls (~35 device-minutes with the start and install): more than one session's budget.
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 SIGJAX_DATA_DIR=/tmp/gpujob
 [ -d /tmp/site ] || { echo "no /tmp/site: run STAGE=install bash docs/probes/run10_pooled.sh first"; exit 1; }
 nvidia-smi -L; git rev-parse --short HEAD; mkdir -p /tmp/logs; touch /tmp/stamp_run12
