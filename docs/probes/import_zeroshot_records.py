@@ -21,7 +21,8 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from configs import zeroshot_grid  # noqa: E402
-from sigjax.evaluation import Cell, read_metrics, run_config  # noqa: E402
+from sigjax.evaluation import Cell, run_config, zeroshot_record_scores  # noqa: E402
+from sigjax.training._checkpoint import config_differences  # noqa: E402
 
 SOURCE = pathlib.Path("docs/data/zeroshot_base")
 # From docs/results.md "Zero-shot at GPU size": seed 0 in the ninth session, seeds 1-2 in the tenth.
@@ -35,13 +36,6 @@ COMMAND = (
 )
 
 
-def flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
-
-
 def main():
     base = zeroshot_grid.get_config()
     record_root = pathlib.Path(base.grid.record)
@@ -49,22 +43,18 @@ def main():
         for seed in (0, 1, 2):
             src = SOURCE / (attention + ("" if seed == 0 else f"_seed{seed}"))
             cell = Cell("pooled", attention, 1e-3, seed)
-            want = flat(json.loads(run_config(base, cell).to_json()))
-            have = flat(json.loads((src / "config.json").read_text()))
-            diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
-            if diff != ["data.path"]:
+            want = run_config(base, cell)
+            have = json.loads((src / "config.json").read_text())
+            # What resuming would refuse (the project's test of "the same run"), and the length.
+            diff = sorted(config_differences(have, want.to_dict()))
+            if diff != ["data.path"] or have["train"]["num_steps"] != want.train.num_steps:
                 raise SystemExit(f"{src}: config differs from the grid's cell in {diff}")
             result = json.loads((src / "zeroshot.json").read_text())
-            losses = [r["val/loss"] for r in read_metrics(src) if "val/loss" in r]
+            scores = zeroshot_record_scores(src, result)
             dst = cell.path(record_root)
             dst.mkdir(parents=True, exist_ok=True)
             for name in ("config.json", "zeroshot.json", "zeroshot.md"):
                 shutil.copyfile(src / name, dst / name)
-            scores = {
-                "val_loss": float(losses[-1]),
-                "zeroshot": result["rows"],
-                "zeroshot_seconds": result.get("seconds", {}),
-            }
             (dst / "scores.json").write_text(json.dumps(scores, indent=2))
             run = {
                 "cell": {
@@ -87,7 +77,7 @@ def main():
                 "imported_from": str(src),
             }
             (dst / "run.json").write_text(json.dumps(run, indent=2))
-            print(f"{src} -> {dst} (val_loss {losses[-1]:.4f})")
+            print(f"{src} -> {dst} (val_loss {scores['val_loss']:.4f})")
 
 
 if __name__ == "__main__":

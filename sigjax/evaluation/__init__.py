@@ -52,6 +52,7 @@ from sigjax.evaluation._study import (
     study_config,
     summarize,
     write_section,
+    zeroshot_record_scores,
     zeroshot_rows,
     zeroshot_run_scores,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "write_section",
     "zeroshot",
     "zeroshot_markdown",
+    "zeroshot_record_scores",
     "zeroshot_rows",
     "zeroshot_run_scores",
     "zeroshot_summary",

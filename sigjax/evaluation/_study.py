@@ -173,22 +173,33 @@ def run_study(
 
 
 def zeroshot_run_scores(workdir, datasets, *, out, source=None, max_cells=None) -> dict:
-    """A pooled pretraining run's scores for a zero-shot grid: its final validation loss on the
-    corpus' held-out cells (the last "val/loss" of its metrics; the loop evaluates at its last
-    step) and `zeroshot` of each labelled set, whose zeroshot.json/.md go to `out`.
+    """A pooled pretraining run's scores for a zero-shot grid: `zeroshot` of each labelled set,
+    whose zeroshot.json/.md go to `out`, as `zeroshot_record_scores`."""
+    from sigjax.evaluation._zeroshot import zeroshot as embed_zeroshot
+
+    result = embed_zeroshot(workdir, datasets, source=source, max_cells=max_cells, out=out)
+    return zeroshot_record_scores(workdir, result)
+
+
+def zeroshot_record_scores(run_dir, result: dict) -> dict:
+    """scores.json of a zero-shot grid run: its final validation loss on the corpus' held-out
+    cells (the last "val/loss" of run_dir's metrics; the loop evaluates at its last step) and the
+    rows of its `zeroshot` result.
+
+    Args:
+      run_dir: the run's work directory or record (metrics.jsonl or metrics.jsonl.gz).
+      result: what `zeroshot` returned (or wrote to zeroshot.json) for the run.
 
     Returns:
-      {"val_loss" (NaN when never evaluated), "zeroshot": zeroshot's rows, "zeroshot_seconds"}.
+      {"val_loss" (NaN when never evaluated), "zeroshot": the rows, "zeroshot_seconds"}.
     """
-    from sigjax.evaluation._zeroshot import zeroshot as embed_zeroshot
     from sigjax.training import read_metrics
 
-    losses = [r["val/loss"] for r in read_metrics(workdir) if "val/loss" in r]
-    result = embed_zeroshot(workdir, datasets, source=source, max_cells=max_cells, out=out)
+    losses = [r["val/loss"] for r in read_metrics(run_dir) if "val/loss" in r]
     return {
         "val_loss": float(losses[-1]) if losses else float("nan"),
         "zeroshot": result["rows"],
-        "zeroshot_seconds": result["seconds"],
+        "zeroshot_seconds": result.get("seconds", {}),
     }
 
 
@@ -207,8 +218,6 @@ def zeroshot_rows(rows: list[dict], datasets) -> list[dict]:
     Returns:
       Study rows (`summarize`, `report_study`).
     """
-    from sigjax.evaluation._zeroshot import COLUMNS
-
     embedded = {z["dataset"] for r in rows for z in r.get("zeroshot", ()) if "sigjax" in z}
     out = []
     for name in (d for d in datasets if d in embedded):
@@ -219,7 +228,7 @@ def zeroshot_rows(rows: list[dict], datasets) -> list[dict]:
             if found:
                 z = found[0]
                 row["n_cells"] = z["cells"]
-                row.update({k: v for k, v in z["sigjax"].items() if k in (*COLUMNS, *METRICS)})
+                row.update({k: v for k, v in z["sigjax"].items() if k in METRICS})
                 row.update({f"pca_hvg/{k}": v for k, v in z["pca_hvg"].items()})
             elif row.get("status") == FINISHED:
                 continue  # Finished, but this set was not embedded (e.g. none of its genes).
