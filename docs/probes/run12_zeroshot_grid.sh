@@ -11,14 +11,17 @@
 #   python -m eval study --config=configs/zeroshot_grid.py --report_only
 # A seed pair (both attentions at once) took 290-390 s to train and score at LR 1e-3: ~1.5 pairs per 585-s call, so
 # the six pairs need ~4 calls (~35 device-minutes with the start and install): more than one session's budget.
+# SHARDS=4 runs four processes at once, one per (learning rate, attention), each over the three seeds: the
+# scoring (CPU) of some runs then overlaps the training (GPU) of others.
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 SIGJAX_DATA_DIR=/tmp/gpujob
 [ -d /tmp/site ] || { echo "no /tmp/site: run STAGE=install bash docs/probes/run10_pooled.sh first"; exit 1; }
 nvidia-smi -L; git rev-parse --short HEAD; mkdir -p /tmp/logs; touch /tmp/stamp_run12
 if [ -f .pooled/meta.json ]; then python3 docs/probes/compact_h5ad.py unpack .pooled /tmp/pooled.h5ad || exit 1; fi
 [ -f /tmp/pooled.h5ad ] || { echo "no /tmp/pooled.h5ad: carry .pooled"; exit 1; }
-for shard in 0 1; do
+N=${SHARDS:-2}
+for shard in $(seq 0 $((N - 1))); do
   timeout $(( ${END:-570} - 20 - SECONDS )) python3 -m eval study --config=configs/zeroshot_grid.py \
-    --set=data.path=/tmp/pooled.h5ad --learning_rates=${LRS:-3e-4,3e-3} --shard=$shard/2 \
+    --set=data.path=/tmp/pooled.h5ad --learning_rates=${LRS:-3e-4,3e-3} --shard=$shard/$N \
     > /tmp/logs/grid_shard$shard.txt 2>&1 &
 done
 wait
