@@ -11,14 +11,15 @@ scores.json, zeroshot.json/.md) go to docs/data/zeroshot_grid/pooled/<run>/, the
 the `<!-- study:zeroshot_grid -->` markers of docs/results.md. The LR 1e-3 runs are the
 three-seed runs of docs/results.md "Zero-shot at GPU size", imported as records of this grid
 (docs/probes/import_zeroshot_records.py: their configs equal this grid's cells but for
-data.path), so those six runs are not trained again; the 12 runs at 3e-4 and 3e-3 remain.
+data.path), so those six runs are not trained again. Of the 12 runs at 3e-4 and 3e-3, seeds 0
+and 1 are recorded (2026-12-03); seed 2 (4 runs) remains.
 
 Run (H200; finished runs are skipped, so the same command resumes; the corpus packed with
 `python -m eval pack-pooled --out=pooled.h5ad`, the labelled sets' archives in
 $SIGJAX_DATA_DIR or --set=grid.source=FOLDER):
   python -m eval study --config=configs/zeroshot_grid.py --set=data.path=pooled.h5ad
-One cell (a seed's sigmoid and softmax runs at once took 290-390 s to train and score on one
-H200 at LR 1e-3):
+One cell (four runs at once, one per rate and attention, took 327-355 s to train and 139-153 s
+to score on one H200, docs/probes/run12_zeroshot_grid.sh):
   python -m eval study --config=configs/zeroshot_grid.py --set=data.path=pooled.h5ad \
     --attentions=sigmoid --learning_rates=3e-3 --seeds=0
 The tables from the records alone:
