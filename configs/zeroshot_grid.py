@@ -11,8 +11,8 @@ scores.json, zeroshot.json/.md) go to docs/data/zeroshot_grid/pooled/<run>/, the
 the `<!-- study:zeroshot_grid -->` markers of docs/results.md. The LR 1e-3 runs are the
 three-seed runs of docs/results.md "Zero-shot at GPU size", imported as records of this grid
 (docs/probes/import_zeroshot_records.py: their configs equal this grid's cells but for
-data.path), so those six runs are not trained again. Of the 12 runs at 3e-4 and 3e-3, seeds 0
-and 1 are recorded (2026-12-03); seed 2 (4 runs) remains.
+data.path), so those six runs are not trained again. The 12 runs at 3e-4 and 3e-3 are recorded
+(seeds 0-1 on 2026-12-03, seed 2 on 2026-12-04): the grid is complete.
 
 Run (H200; finished runs are skipped, so the same command resumes; the corpus packed with
 `python -m eval pack-pooled --out=pooled.h5ad`, the labelled sets' archives in

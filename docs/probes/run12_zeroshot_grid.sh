@@ -13,9 +13,10 @@
 # the six pairs need ~4 calls (~35 device-minutes with the start and install): more than one session's budget.
 # SHARDS=4 runs four processes at once, one per (learning rate, attention), each over the three seeds. Measured
 # (2026-12-03): the four runs of a seed took 327-355 s to train and 139-153 s to score, so one seed's four runs fit
-# one 585-s call; seeds 0 and 1 ran in two calls. Left: seed 2 (install, then one call with .pooled carried; the
-# committed records of seeds 0-1 travel with the tree, so those runs are skipped). Issue each call at once after the
-# last one returns, with no other tool call between: a machine idle for 30 s is released and its /tmp lost.
+# one 585-s call; seeds 0 and 1 ran in two calls. Seed 2 (2026-12-04): install, then one call with .pooled carried
+# (the committed records of seeds 0-1 travel with the tree and are skipped): 350-353 s to train, 192-194 s to score.
+# Issue each call at once after the last one returns, with no other tool call between: a machine idle for 30 s is
+# released and its /tmp lost.
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 SIGJAX_DATA_DIR=/tmp/gpujob
 [ -d /tmp/site ] || { echo "no /tmp/site: run STAGE=install bash docs/probes/run10_pooled.sh first"; exit 1; }
 nvidia-smi -L; git rev-parse --short HEAD; mkdir -p /tmp/logs; touch /tmp/stamp_run12
