@@ -10,6 +10,8 @@
 #   (softmax cut by END; resumed from its checkpoint, which the warm machine keeps under runs/, in the next call:)
 #   OUT=$OUT/a SIGJAX_DATA_DIR=$PWD/.longjob GRID=configs/stress_160m_long.py CELLS="softmax:1e-2:0" END=330 ...;
 #   OUT=$OUT/b GRID=configs/stress_160m_nonorm.py CELLS="sigmoid:3e-2:2" END=$((545-SECONDS)) ...  (carry .whl .longjob)
+# 2026-12-04 (docs/stability.md 5k): GRID=configs/stress_160m_long.py CELLS="softmax:3e-2:0 sigmoid:3e-2:0" END=555,
+#   then CELLS="sigmoid:3e-2:0" END=480 on the same warm machine (carry .whl .longjob both times).
 # Then here: untar, copy docs/data/stress_160m_grid/synthetic/* into the tree, and
 #   python -m eval stability --config=configs/stress_160m_grid.py --report_only
 # END must lie inside the call's real limit: with little device time left the tool lowers the limit below timeout_s
