@@ -10,9 +10,11 @@ from sigjax._io import save_png
 from sigjax.training._metrics import (
     FROZEN_FRACTION,
     FROZEN_VS_ENDS,
+    LAG_FRACTION,
     UPDATE_RATIO,
     frozen_groups,
     frozen_message,
+    lagging_groups,
     median_update_ratios,
     read_metrics,
 )
@@ -107,7 +109,8 @@ def stability_summary(workdir, last: int = RATIO_ROWS) -> dict:
       tiny one however stable its gradients look; NaN without ratios); frozen: {group: its
       median / the median of the others'} for the groups below 1e-3 x the median of the other
       groups' (`sigjax.training.frozen_groups`), {} when none is, None when the run logged no
-      ratios.
+      ratios; lagging: the same for the groups that are not frozen but below LAG_FRACTION x the
+      others' median (`sigjax.training.lagging_groups`: they train, ~30x slower than the rest).
 
     Args:
       workdir: a training run directory (or a grid run's record: metrics.jsonl, config.json).
@@ -117,7 +120,7 @@ def stability_summary(workdir, last: int = RATIO_ROWS) -> dict:
       {"run", "attention", "learning_rate", "seed", "steps", "grad_norm_initial",
       "grad_norm_max", "max_over_initial", "max_over_running_median", "first_nonfinite_step",
       "nonfinite", "stable", "final_loss", "final_val_loss", "mean_step_time_s",
-      "update_ratios", "mlp_update_ratio", "frozen"}.
+      "update_ratios", "mlp_update_ratio", "frozen", "lagging"}.
 
     Raises:
       FileNotFoundError: no metrics.jsonl.
@@ -168,6 +171,7 @@ def stability_summary(workdir, last: int = RATIO_ROWS) -> dict:
         "update_ratios": ratios,
         "mlp_update_ratio": float(np.median(mlp)) if mlp else nan,
         "frozen": frozen_groups(ratio_rows) if ratio_rows else None,
+        "lagging": lagging_groups(ratio_rows) if ratio_rows else None,
     }
 
 
@@ -201,6 +205,7 @@ STABILITY_COLUMNS = [
     "final_loss",
     "final_val_loss",
     "frozen",
+    "lagging",
 ]
 
 
@@ -291,7 +296,7 @@ def stability_regions(summaries: list[dict]) -> list[dict]:
     Returns:
       One dict per (attention, learning_rate), rates ascending: {"attention", "learning_rate",
       "runs", "stable", "unknown" (runs too short to tell), "frozen" (runs with frozen groups),
-      "failures"}.
+      "lagging" (runs with lagging groups), "failures"}.
     """
     out = []
     keys = dict.fromkeys((s["attention"], s["learning_rate"]) for s in summaries)
@@ -313,6 +318,7 @@ def stability_regions(summaries: list[dict]) -> list[dict]:
                 "stable": sum(s["stable"] is True for s in mine),
                 "unknown": sum(s["stable"] is None for s in mine),
                 "frozen": sum(bool(s["frozen"]) for s in mine),
+                "lagging": sum(bool(s.get("lagging")) for s in mine),
                 "failures": failures,
             }
         )
@@ -330,7 +336,8 @@ def stability_report(workdirs, out=None) -> list[dict]:
     dashed: MLP; embed and head dotted), with a legend. A frozen network shows as update ratios
     far below the others'. OUT/stability.md holds the table of runs (STABILITY_COLUMNS) and the
     stable region per attention and learning rate (`stability_regions`); OUT/stability.json the
-    summaries. Both tables are printed, with a warning line for every run with frozen groups.
+    summaries. Both tables are printed, with a warning line for every run with frozen or lagging
+    groups.
 
     Args:
       workdirs: training run directories (or grid records: metrics.jsonl and config.json).
@@ -385,7 +392,7 @@ def stability_report(workdirs, out=None) -> list[dict]:
     regions = stability_regions(summaries)
     region_table = markdown_table(
         [{**r, "stable": f"{r['stable']}/{r['runs']}"} for r in regions],
-        ["attention", "learning_rate", "stable", "unknown", "frozen", "failures"],
+        ["attention", "learning_rate", "stable", "unknown", "frozen", "lagging", "failures"],
     )
     note = (
         f"stable: no non-finite value and the gradient norm never > {SPIKE_FACTOR:g}x the median "
@@ -393,7 +400,9 @@ def stability_report(workdirs, out=None) -> list[dict]:
         f"mlp_update_ratio: median over the blocks' MLPs of the update/parameter norm ratio over "
         f"the last {RATIO_ROWS} logged rows; frozen: the sub-blocks that barely train (update "
         f"ratio below {FROZEN_FRACTION:g}x the other groups' median or {FROZEN_VS_ENDS:g}x the "
-        "embedding's and head's), and in the second table the number of runs with any."
+        "embedding's and head's); lagging: the sub-blocks that train but slowly (not frozen, "
+        f"update ratio below {LAG_FRACTION:g}x the other groups' median); in the second table the "
+        "number of runs with any."
     )
     text = f"{table}\n\n{note}\n\nStable runs per attention and learning rate:\n\n{region_table}\n"
     (out / "stability.md").write_text(text)
@@ -402,6 +411,12 @@ def stability_report(workdirs, out=None) -> list[dict]:
     for s in summaries:
         if s["frozen"]:
             print(f"WARNING {s['run']}: {frozen_message(s['frozen'], FROZEN_FRACTION)}")
+        if s["lagging"]:
+            named = ", ".join(f"{k} ({v:.2g}x)" for k, v in s["lagging"].items())
+            print(
+                f"WARNING {s['run']}: lagging sub-blocks: {named}: update/parameter norm ratio "
+                f"below {LAG_FRACTION:g} x the median of the other groups'; they train, slowly"
+            )
     for name in ("stability.png", "stability.md", "stability.json"):
         print(f"wrote {out / name}")
     return summaries

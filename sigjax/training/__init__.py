@@ -3,7 +3,7 @@
 from sigjax.training._checkpoint import load_model
 from sigjax.training._flags import unknown_config_field
 from sigjax.training._mesh import fsdp_spec, make_mesh
-from sigjax.training._metrics import MetricsWriter, frozen_groups, read_metrics
+from sigjax.training._metrics import MetricsWriter, frozen_groups, lagging_groups, read_metrics
 from sigjax.training._objective import mask_values, masked_loss
 from sigjax.training._steps import (
     build_model,
@@ -25,6 +25,7 @@ __all__ = [
     "frozen_groups",
     "fsdp_spec",
     "group_norms",
+    "lagging_groups",
     "load_model",
     "make_mesh",
     "map_batches",

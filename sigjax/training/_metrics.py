@@ -2,7 +2,8 @@
 
 `MetricsWriter` writes them during training (process 0 only); `read_metrics` reads them back for
 evaluation, comparison and the stability report; `frozen_groups` finds the sub-blocks that stopped
-moving, from the logged update ratios (used by the training loop and the stability report).
+moving, from the logged update ratios (used by the training loop and the stability report), and
+`lagging_groups` those that move far slower than the rest.
 """
 
 import gzip
@@ -29,6 +30,11 @@ FROZEN_FRACTION = 1e-3  # A group below this fraction of the median of the other
 # >= 8.9e-3).
 FROZEN_VS_ENDS = 3e-3
 ENDS = ("embed", "head")
+# A group below this fraction of the median of the others, and not frozen, lags: it trains, but
+# ~30x slower than the rest. Of the 113 committed runs (docs/data) with update ratios and no frozen
+# group, two have a group below it, sigmoid's at LR 3e-2 at 161.5M (0.013x and 0.019x: attention
+# sub-blocks 40-80x slower than their MLPs, docs/stability.md 5a and 5k); the next lowest is 0.054x.
+LAG_FRACTION = 3e-2
 
 
 class MetricsWriter:
@@ -225,6 +231,31 @@ def frozen_groups(
         if factors:
             frozen[name] = min(factors)
     return frozen
+
+
+def lagging_groups(rows, fraction: float = LAG_FRACTION) -> dict[str, float]:
+    """The groups that train, but far slower than the rest: below `fraction` x the median of the
+    other groups' update ratios, and not frozen (`frozen_groups` with its defaults).
+
+    A stable run whose attention sub-blocks all lag has a network that hardly uses attention any
+    more; `frozen_groups`, tuned to catch dead groups, does not flag it.
+
+    Args:
+      rows: one metrics row (dict) or a sequence of them (medians per group, as in
+        `frozen_groups`).
+      fraction: threshold relative to the median of the other groups (> 0).
+
+    Returns:
+      {group: its ratio / the others' median}, in logged order; empty when none lags.
+
+    Raises:
+      ValueError: `fraction` not > 0.
+    """
+    frozen = frozen_groups(rows)
+    # The ends rule is switched off (a threshold no positive ratio falls below): lagging is only
+    # relative to the other groups.
+    slow = frozen_groups(rows, fraction=fraction, ends_fraction=np.finfo(np.float64).tiny)
+    return {name: rel for name, rel in slow.items() if name not in frozen}
 
 
 def frozen_message(

@@ -34,7 +34,7 @@ def write_run(path, rows, scores=None):
 GROUPS = ("block_0/attention", "block_0/mlp", "block_1/attention", "block_1/mlp", "embed", "head")
 
 
-def fake_rows(n=5, spike_at=None, nan_at=None, blocks=True, frozen=()):
+def fake_rows(n=5, spike_at=None, nan_at=None, blocks=True, frozen=(), slow=()):
     rows = []
     for i in range(1, n + 1):
         step = 10 * i
@@ -51,7 +51,8 @@ def fake_rows(n=5, spike_at=None, nan_at=None, blocks=True, frozen=()):
             row["grad_norm/block_0/attention"] = g / 2
             for k, group in enumerate(GROUPS):  # Healthy groups move by ~1e-3 per step.
                 ratio = 1e-3 * (1 + 0.1 * k)
-                row[f"update_ratio/{group}"] = ratio * 1e-5 if group in frozen else ratio
+                scale = 1e-5 if group in frozen else 1e-2 if group in slow else 1.0
+                row[f"update_ratio/{group}"] = ratio * scale
         if step == nan_at:
             row["train/loss"] = float("nan")
         if i % 2 == 0:
@@ -130,20 +131,37 @@ def test_stability_report_and_compare_write_files(tmp_path, capsys):
     )
     b = write_run(tmp_path / "b", fake_rows(5, nan_at=20, blocks=False))
     c = write_run(tmp_path / "c", fake_rows(5, frozen=("block_0/mlp", "embed")))
-    summaries = stability_report([a, b, c], tmp_path / "out")
-    assert [s["first_nonfinite_step"] for s in summaries] == [None, 20, None]
+    # 1e-2 x the others: not frozen (above 1e-3 x their median and 3e-3 x the ends'), but lagging.
+    d = write_run(tmp_path / "d", fake_rows(5, slow=("block_1/attention",)))
+    summaries = stability_report([a, b, c, d], tmp_path / "out")
+    assert [s["first_nonfinite_step"] for s in summaries] == [None, 20, None, None]
     assert (tmp_path / "out" / "stability.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "out" / "stability.json").read_text())
     assert saved[1]["run"] == "b"
-    assert list(saved[2]["frozen"]) == ["block_0/mlp", "embed"]
+    assert list(saved[2]["frozen"]) == ["block_0/mlp", "embed"] and saved[2]["lagging"] == {}
+    assert saved[3]["frozen"] == {} and list(saved[3]["lagging"]) == ["block_1/attention"]
+    # 1.2e-5 over the median of the other five groups (1.3e-3).
+    assert saved[3]["lagging"]["block_1/attention"] == pytest.approx(1.2e-5 / 1.3e-3)
     md = (tmp_path / "out" / "stability.md").read_text().split("\n\n")[0].splitlines()
-    assert md[0].split("|")[-2].strip() == "frozen"
-    # Healthy: "none"; no ratios logged: empty; frozen: the groups by name.
-    assert [line.split("|")[-2].strip() for line in md[2:]] == ["none", "", "block_0/mlp, embed"]
+    assert [h.strip() for h in md[0].split("|")[-3:-1]] == ["frozen", "lagging"]
+    # Healthy: "none"; no ratios logged: empty; frozen or lagging: the groups by name.
+    assert [line.split("|")[-3].strip() for line in md[2:]] == [
+        "none",
+        "",
+        "block_0/mlp, embed",
+        "none",
+    ]
+    assert [line.split("|")[-2].strip() for line in md[2:]] == [
+        "none",
+        "",
+        "none",
+        "block_1/attention",
+    ]
     reported = capsys.readouterr().out
     warnings = [line for line in reported.splitlines() if "WARNING" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("WARNING c: frozen sub-blocks: ")
+    assert len(warnings) == 2 and warnings[0].startswith("WARNING c: frozen sub-blocks: ")
     assert "block_0/mlp (" in warnings[0] and "embed (" in warnings[0]
+    assert warnings[1].startswith("WARNING d: lagging sub-blocks: block_1/attention (0.0092x)")
     table = compare_runs([a, b], tmp_path / "cmp", embed=False)
     lines = table.splitlines()
     assert lines[0].split("|")[1:-1] == [
@@ -272,10 +290,10 @@ def test_stability_grid_table_regions_and_panels(tmp_path, capsys):
     header = table.splitlines()[0].split("|")[1:-1]
     assert [h.strip() for h in header[:5]] == ["run", "attention", "learning_rate", "seed", "steps"]
     assert "| softmax_lr0.01_seed0 | softmax | 0.01 | 0 | 40 |  | 12 | 12 | False |" in table
-    assert "| sigmoid | 0.001 | 2/2 | 0 | 1 | none |" in regions
-    assert "| softmax | 0.001 | 1/1 | 0 | 0 | none |" in regions
+    assert "| sigmoid | 0.001 | 2/2 | 0 | 1 | 0 | none |" in regions
+    assert "| softmax | 0.001 | 1/1 | 0 | 0 | 0 | none |" in regions
     assert (
-        "| softmax | 0.01 | 0/2 | 0 | 0 | "
+        "| softmax | 0.01 | 0/2 | 0 | 0 | 0 | "
         "seed 0: 12x running median, seed 1: non-finite at step 21 |" in regions
     )
     assert "Stable runs per attention" in capsys.readouterr().out  # The tables are printed.

@@ -19,6 +19,7 @@ from sigjax.training import (
     build_model,
     evaluate_loss,
     frozen_groups,
+    lagging_groups,
     make_mesh,
     param_groups,
     read_metrics,
@@ -152,6 +153,24 @@ def test_a_sub_block_with_zero_learning_rate_is_named_frozen():
 
 def _ratios(**groups):
     return {f"update_ratio/{k}": v for k, v in groups.items()}
+
+
+def test_lagging_groups_are_slow_but_not_frozen():
+    healthy = _ratios(
+        **{"block_0/attention": 2e-3, "block_0/mlp": 1e-3, "embed": 4e-3, "head": 3e-3}
+    )
+    assert lagging_groups(healthy) == {}
+    # The others' median is 3e-3: 0.03x of it is 9e-5.
+    assert lagging_groups({**healthy, "update_ratio/block_0/attention": 9.5e-5}) == {}
+    slow = {**healthy, "update_ratio/block_0/attention": 3e-5}
+    assert lagging_groups(slow) == {"block_0/attention": pytest.approx(1e-2)}
+    assert frozen_groups(slow) == {}
+    # Frozen (below 1e-3 x the others and 3e-3 x the ends'): named by frozen_groups, not here.
+    dead = {**healthy, "update_ratio/block_0/attention": 1e-9}
+    assert list(frozen_groups(dead)) == ["block_0/attention"] and lagging_groups(dead) == {}
+    assert lagging_groups(slow, fraction=1e-3) == {}
+    with pytest.raises(ValueError, match="fraction: got 0"):
+        lagging_groups(slow, fraction=0)
 
 
 def test_frozen_groups_compares_each_group_with_the_median_of_the_others():
