@@ -52,6 +52,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.train.b1 = 0.9  # Adam beta1.
     c.train.b2 = 0.98  # Adam beta2.
     c.train.weight_decay = 0.01  # AdamW weight decay.
+    c.train.eps = 1e-8  # Adam epsilon (optax's default); gradients far below it shrink the update.
     c.train.grad_clip_norm = 1.0  # Clip by global norm; 0 turns clipping off (stress tests).
     c.train.log_every = 10  # Steps between metrics.jsonl rows.
     c.train.eval_every = 200  # Steps between validation losses (and at the end); 0 = never.

@@ -70,6 +70,7 @@ ADDED_FIELDS: dict[str, object] = {
     "data.n_top_genes": 1000,  # Unused by top_expressed; compared as the default.
     "data.datasets": "",  # Used by dataset="pooled" only (added with it).
     "data.min_cells": 1,  # Used by dataset="pooled" only (added with it).
+    "train.eps": 1e-8,  # Adam's epsilon was optax's default.
 }
 
 

@@ -53,7 +53,7 @@ def make_optimizer(tc, peak=None):
     def schedule(count):
         return peak * unit(count)
 
-    tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2, weight_decay=tc.weight_decay)
+    tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2, eps=tc.eps, weight_decay=tc.weight_decay)
     if tc.grad_clip_norm:
         tx = optax.chain(optax.clip_by_global_norm(tc.grad_clip_norm), tx)
     return tx, schedule

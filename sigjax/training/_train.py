@@ -128,6 +128,8 @@ def check_config(config) -> None:
         number("train", name, tc[name], math.isfinite(v) and v >= 0, "a finite number >= 0")
     for name in ("b1", "b2"):
         number("train", name, tc[name], 0 <= float(tc[name]) < 1, "a value in [0, 1)")
+    eps = float(tc.eps)
+    number("train", "eps", tc.eps, math.isfinite(eps) and eps > 0, "a finite number > 0")
     p = float(config.model.mask_prob)
     number("model", "mask_prob", config.model.mask_prob, 0 < p < 1, "a value in (0, 1)")
     for name in ("batch_size", "eval_batch_size", "max_len"):

@@ -25,6 +25,7 @@ from sigjax.training import (
     read_metrics,
 )
 from sigjax.training._steps import _apply, make_optimizer, make_setup, train_step
+from sigjax.training._train import check_config
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +154,26 @@ def test_a_sub_block_with_zero_learning_rate_is_named_frozen():
 
 def _ratios(**groups):
     return {f"update_ratio/{k}": v for k, v in groups.items()}
+
+
+def test_adam_eps_is_checked_and_reaches_the_optimizer():
+    config = smoke_config(**SYNTHETIC, **{"train.warmup_steps": 0, "train.weight_decay": 0.0})
+    assert config.train.eps == 1e-8  # optax's default: runs saved without the field read so.
+    params = {"w": jnp.ones(4)}
+    grads = {"w": jnp.full(4, 1e-6)}  # Far below eps=1, far above eps=1e-8.
+
+    def first_update(eps):
+        config.train.eps = eps
+        tx, _ = make_optimizer(config.train)
+        updates, _ = tx.update(grads, tx.init(params), params)
+        return float(jnp.abs(updates["w"][0]))
+
+    lr = config.train.learning_rate
+    assert first_update(1e-8) == pytest.approx(lr, rel=1e-2)  # Adam's step: g / |g| = 1.
+    assert first_update(1.0) == pytest.approx(lr * 1e-6, rel=1e-2)  # Shrunk with the gradient.
+    config.train.eps = 0.0
+    with pytest.raises(ValueError, match=r"train.eps: got 0.0, expected a finite number > 0"):
+        check_config(config)
 
 
 def test_lagging_groups_are_slow_but_not_frozen():
