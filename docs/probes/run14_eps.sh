@@ -4,7 +4,7 @@
 # is compared step by step with the committed eps=1e-8 run.  (carry .whl .longjob)
 #   END=210 bash docs/probes/run14_eps.sh
 # Ran once (the session's last ~300 device-seconds): data loading and compilation took most of the call, the run was
-# cut at step 51, equal to the eps=1e-8 run so far. The logged norms say Adam's second moment, not eps, stalls the
+# cut at step 51, close to the eps=1e-8 run so far. The logged norms say Adam's second moment, not eps, stalls the
 # attention (docs/stability.md 5k), so this probe is kept as the record of that call, not as the next experiment.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 SIGJAX_DATA_DIR=$PWD/.longjob
