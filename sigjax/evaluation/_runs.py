@@ -15,6 +15,7 @@ from sigjax.training._metrics import (
     frozen_groups,
     frozen_message,
     lagging_groups,
+    lagging_message,
     median_update_ratios,
     read_metrics,
 )
@@ -318,7 +319,7 @@ def stability_regions(summaries: list[dict]) -> list[dict]:
                 "stable": sum(s["stable"] is True for s in mine),
                 "unknown": sum(s["stable"] is None for s in mine),
                 "frozen": sum(bool(s["frozen"]) for s in mine),
-                "lagging": sum(bool(s.get("lagging")) for s in mine),
+                "lagging": sum(bool(s["lagging"]) for s in mine),
                 "failures": failures,
             }
         )
@@ -412,11 +413,7 @@ def stability_report(workdirs, out=None) -> list[dict]:
         if s["frozen"]:
             print(f"WARNING {s['run']}: {frozen_message(s['frozen'], FROZEN_FRACTION)}")
         if s["lagging"]:
-            named = ", ".join(f"{k} ({v:.2g}x)" for k, v in s["lagging"].items())
-            print(
-                f"WARNING {s['run']}: lagging sub-blocks: {named}: update/parameter norm ratio "
-                f"below {LAG_FRACTION:g} x the median of the other groups'; they train, slowly"
-            )
+            print(f"WARNING {s['run']}: {lagging_message(s['lagging'])}")
     for name in ("stability.png", "stability.md", "stability.json"):
         print(f"wrote {out / name}")
     return summaries

@@ -182,7 +182,7 @@ def median_update_ratios(rows) -> dict[str, float]:
 
 
 def frozen_groups(
-    rows, fraction: float = FROZEN_FRACTION, ends_fraction: float = FROZEN_VS_ENDS
+    rows, fraction: float = FROZEN_FRACTION, ends_fraction: float | None = FROZEN_VS_ENDS
 ) -> dict[str, float]:
     """The groups that barely move: below `fraction` x the median of the other groups' update
     ratios, or (a block's group) below `ends_fraction` x the median of the embedding's and head's.
@@ -203,7 +203,8 @@ def frozen_groups(
       rows: one metrics row (dict) or a sequence of them.
       fraction: threshold relative to the median of the other groups (> 0).
       ends_fraction: threshold for `block_*` groups relative to the median of the "embed" and
-        "head" ratios (> 0; the rule applies when both were logged and move).
+        "head" ratios (> 0; the rule applies when both were logged and move); None turns this
+        rule off.
 
     Returns:
       {group (e.g. "block_0/mlp"): its ratio / the reference it fell below (the smaller factor
@@ -213,12 +214,16 @@ def frozen_groups(
     Raises:
       ValueError: `fraction` or `ends_fraction` not > 0.
     """
-    for name, value in (("fraction", fraction), ("ends_fraction", ends_fraction)):
+    checked = {"fraction": fraction}
+    if ends_fraction is not None:
+        checked["ends_fraction"] = ends_fraction
+    for name, value in checked.items():
         if not value > 0:
             raise ValueError(f"{name}: got {value!r}, expected a number > 0")
     ratios = median_update_ratios(rows)
     ends = [ratios[name] for name in ENDS if name in ratios]
-    ends_median = float(np.median(ends)) if len(ends) == len(ENDS) else 0.0
+    use_ends = ends_fraction is not None and len(ends) == len(ENDS)
+    ends_median = float(np.median(ends)) if use_ends else 0.0
     frozen = {}
     for name, r in ratios.items():
         factors = []
@@ -226,7 +231,7 @@ def frozen_groups(
         median = float(np.median(others)) if others else 0.0
         if r < fraction * median:
             factors.append(r / median)
-        if name.startswith("block_") and r < ends_fraction * ends_median:
+        if use_ends and name.startswith("block_") and r < ends_fraction * ends_median:
             factors.append(r / ends_median)
         if factors:
             frozen[name] = min(factors)
@@ -252,10 +257,24 @@ def lagging_groups(rows, fraction: float = LAG_FRACTION) -> dict[str, float]:
       ValueError: `fraction` not > 0.
     """
     frozen = frozen_groups(rows)
-    # The ends rule is switched off (a threshold no positive ratio falls below): lagging is only
-    # relative to the other groups.
-    slow = frozen_groups(rows, fraction=fraction, ends_fraction=np.finfo(np.float64).tiny)
+    slow = frozen_groups(
+        rows, fraction=fraction, ends_fraction=None
+    )  # Relative to the others only.
     return {name: rel for name, rel in slow.items() if name not in frozen}
+
+
+def _named(groups: dict[str, float]) -> str:
+    """The groups of `frozen_groups` or `lagging_groups` as "name (factor x), ..."."""
+    return ", ".join(f"{name} ({rel:.2g}x)" for name, rel in groups.items())
+
+
+def lagging_message(lagging: dict[str, float], fraction: float = LAG_FRACTION) -> str:
+    """One line naming the lagging groups of `lagging_groups` and how far below the others they
+    are."""
+    return (
+        f"lagging sub-blocks: {_named(lagging)}: update/parameter norm ratio below {fraction:g} x "
+        "the median of the other groups'; they train, slowly"
+    )
 
 
 def frozen_message(
@@ -265,9 +284,8 @@ def frozen_message(
 ) -> str:
     """One line naming the frozen groups of `frozen_groups` and how far below the others they
     are."""
-    named = ", ".join(f"{name} ({rel:.2g}x)" for name, rel in frozen.items())
     return (
-        f"frozen sub-blocks: {named}: update/parameter norm ratio below {fraction:g} x the median "
-        f"of the other groups' ratios or {ends_fraction:g} x the embedding's and head's (the "
-        "factor is in brackets); these parts of the network barely train"
+        f"frozen sub-blocks: {_named(frozen)}: update/parameter norm ratio below {fraction:g} x "
+        f"the median of the other groups' ratios or {ends_fraction:g} x the embedding's and "
+        "head's (the factor is in brackets); these parts of the network barely train"
     )

@@ -201,6 +201,8 @@ def test_frozen_groups_compares_each_group_with_the_median_of_the_others():
     assert frozen_groups(healthy) == {}
     dead = {**healthy, "update_ratio/block_0/mlp": 1e-9, "train/loss": 2.0}
     assert frozen_groups(dead, ends_fraction=1e-9) == {"block_0/mlp": pytest.approx(1e-9 / 3e-3)}
+    # No ends rule: only the others' median (3e-3) is the reference.
+    assert frozen_groups(dead, ends_fraction=None) == {"block_0/mlp": pytest.approx(1e-9 / 3e-3)}
     # Below both references: the smaller factor (the ends' median is 3.5e-3).
     assert frozen_groups(dead) == {"block_0/mlp": pytest.approx(1e-9 / 3.5e-3)}
     # Just above and just below 1e-3 of the others' median (3e-3), with the second rule off.
