@@ -14,6 +14,7 @@ import numpy as np
 
 import sigjax
 from eval.kernels import peers
+from pallas_kernels.sigmoid_attention.config import KernelConfig, default_config, next_power_of_2
 from eval.kernels.specs import KNOWN_IMPLS, Shape, make_inputs
 from eval.kernels.timing import time_callable
 
@@ -31,19 +32,29 @@ def _attention(impl: str, causal: bool, padded: bool, kernel_config=None, cudnn=
             return sigjax.softmax_attention(q, k, v, implementation="xla", **kw)
         if impl in ("xla", "sigmoid_ref"):
             return sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)
-        if impl in ("pallas", "pallas_exact"):
+        if impl in ("pallas", "pallas_exact", "pallas_hopper"):
+            config = kernel_config
+            if impl == "pallas_hopper":
+                config = dataclasses.replace(config or _table_config(q, k), hopper_bwd=True)
             return sigjax.sigmoid_attention(
                 q,
                 k,
                 v,
                 implementation="pallas",
                 exact_sigmoid=impl == "pallas_exact",
-                kernel_config=kernel_config,
+                kernel_config=config,
                 **kw,
             )
         raise ValueError(f"impls: got {impl!r}, expected some of {KNOWN_IMPLS}")
 
     return fn
+
+
+def _table_config(q, k) -> KernelConfig:
+    """The configuration `sigmoid_attention` would pick from the tuned tables for q and k."""
+    device_kind = jax.devices()[0].device_kind if jax.default_backend() == "gpu" else None
+    h = next_power_of_2(q.shape[-1])
+    return default_config(h, jnp.dtype(q.dtype).name, max(q.shape[1], k.shape[1]), device_kind)
 
 
 def _program(impl: str, shape: Shape, kernel_config=None, cudnn=True):

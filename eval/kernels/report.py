@@ -131,6 +131,8 @@ def markdown_report(meta: dict, records: list[dict]) -> str:
         lines += ["", f"## {mode} TFLOPS (valid tokens only)", ""]
         head = ["H", "T", "B", "pad", "causal", *impls]
         head += ["pallas/cudnn", "pallas/triton", "pad/dense time", "causal/full time"]
+        hopper = "pallas_hopper" in impls
+        head += ["hopper/cudnn", "hopper pad/dense time"] if hopper else []
         head += ["pallas rel err", "cudnn ran"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for key in keys:
@@ -151,6 +153,13 @@ def markdown_report(meta: dict, records: list[dict]) -> str:
                 "" if err is None else f"{err:.1e}",
                 (row.get("cudnn") or {}).get("impl_ran", "").split(" (")[0],
             ]
+            if hopper:
+                hp = row.get("pallas_hopper")
+                dense_hp = table.get((h, t, 0.0, causal, mode), {}).get("pallas_hopper")
+                cells[-2:-2] = [
+                    ratio(ok_tflops(hp), ok_tflops(row.get("cudnn"))),
+                    ratio(_time(hp), _time(dense_hp)) if pad else "",
+                ]
             lines.append("| " + " | ".join(cells) + " |")
     mem = [r for r in records if r.get("kind") == "memory"]
     if mem:
@@ -199,7 +208,8 @@ def summary_table(records: list[dict]) -> str:
     """A short plain-text table: dense, non-causal TFLOPS per implementation, and problems."""
     table = _index(records)
     impls = [i for i in KNOWN_IMPLS if any(i in row for row in table.values())]
-    rows = [["mode", "H", "T", *impls, "pallas/cudnn", "pallas/triton"]]
+    hopper = ["hopper/cudnn"] if "pallas_hopper" in impls else []
+    rows = [["mode", "H", "T", *impls, "pallas/cudnn", "pallas/triton", *hopper]]
     for key in sorted(table):
         h, t, pad, causal, mode = key
         if pad or causal:
@@ -212,6 +222,7 @@ def summary_table(records: list[dict]) -> str:
                 ratio(ok_tflops(row.get("pallas")), ok_tflops(row.get("cudnn"))),
                 ratio(ok_tflops(row.get("pallas")), ok_tflops(row.get("triton_sigmoid"))),
             ]
+            + [ratio(ok_tflops(row.get("pallas_hopper")), ok_tflops(row.get("cudnn")))] * len(hopper)
         )
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     text = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]

@@ -82,6 +82,8 @@ def benchmark(args, argv=()) -> list[dict]:
             rec = {"kind": "time", "impl": impl, **shape.params()}
             if time.time() > deadline:
                 rec.update(status="skipped", skip_reason="time budget")
+            elif impl == "pallas_hopper" and shape.mode == "fwd":
+                rec.update(status="skipped", skip_reason="forward is pallas's")
             elif impl == "xla" and _xla_too_large(shape, args.xla_max_elems):
                 rec.update(
                     status="skipped",

@@ -15,7 +15,9 @@ import numpy as np
 TOKENS_PER_BATCH = 16384
 HIDDEN = 2048
 BENCH_IMPLS = ("pallas", "xla", "cudnn", "triton_sigmoid")
-KNOWN_IMPLS = (*BENCH_IMPLS, "pallas_exact")
+# pallas_hopper: the Pallas kernels with the Hopper (Mosaic GPU) backward; fwdbwd only, since its
+# forward is pallas's.
+KNOWN_IMPLS = (*BENCH_IMPLS, "pallas_exact", "pallas_hopper")
 MODES = ("fwd", "fwdbwd")
 FWDBWD_FACTOR = 3.5
 

@@ -19,6 +19,9 @@ import re
 TUNED_DIR = pathlib.Path(__file__).with_name("tuned")
 DEFAULT_TABLE = "default"
 _TABLE_VERSION = 1
+# Tiles of the Hopper backward: 64 queries, and 2 warpgroups of 64 keys per program.
+HOPPER_QUERY_MULTIPLE = 64
+HOPPER_KEY_MULTIPLE = 128
 
 
 def next_power_of_2(x: int) -> int:
@@ -38,6 +41,10 @@ class KernelConfig:
       num_warps_bwd, num_stages_bwd: backward launches.
       fused_bwd: one backward kernel over key blocks that also adds dQ atomically into a float32
         buffer (5 tile products per tile pair), instead of a dK/dV kernel plus a dQ kernel (7).
+      hopper_bwd: on Hopper GPUs (compute capability 9.x), the fused backward of hopper.py
+        (Pallas Mosaic GPU: wgmma, TMA, one TMA reduce-add per dQ tile) where it applies (not
+        causal, no per-key bias gradient, head dim 64 or 128, 16-bit inputs); elsewhere the
+        Triton backward above runs as if this were False.
     """
 
     block_q: int = 128
@@ -51,6 +58,7 @@ class KernelConfig:
     num_warps_bwd: int = 4
     num_stages_bwd: int = 2
     fused_bwd: bool = False
+    hopper_bwd: bool = False
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -65,12 +73,14 @@ class KernelConfig:
     @property
     def q_multiple(self) -> int:
         """T is padded to a multiple of this."""
-        return max(self.block_q, self.block_q_dq, self.block_q_dkv)
+        hopper = HOPPER_QUERY_MULTIPLE if self.hopper_bwd else 0
+        return max(self.block_q, self.block_q_dq, self.block_q_dkv, hopper)
 
     @property
     def k_multiple(self) -> int:
         """S is padded to a multiple of this."""
-        return max(self.block_k, self.block_k_dq, self.block_k_dkv)
+        hopper = HOPPER_KEY_MULTIPLE if self.hopper_bwd else 0
+        return max(self.block_k, self.block_k_dq, self.block_k_dkv, hopper)
 
 
 def device_table_name(device_kind: str) -> str:

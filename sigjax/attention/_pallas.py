@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from pallas_kernels import sigmoid_attention as kernels
+from pallas_kernels.sigmoid_attention import hopper
 from pallas_kernels.sigmoid_attention.config import next_power_of_2
 from sigjax.attention._sharding import run_per_shard
 
@@ -75,6 +76,9 @@ def _attention_bwd(st: _Static, residuals, d_out):
     # Padded query rows of the output are constant 0, so their cotangent must not flow.
     d_out = _zero_padded_rows(d_out.astype(q.dtype), q_lens)
     args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
+    if _use_hopper(st, q):
+        dq, dk, dv = _hopper_backward(st, *args)
+        return dq, dk, dv, jnp.zeros_like(half_bias), None, None
     dk, dv, dbias, dq = kernels.backward_dkv(*args, **_kernel_kwargs(st), with_dbias=st.with_dbias)
     if not st.config.fused_bwd:
         dq = kernels.backward_dq(*args, **_kernel_kwargs(st))
@@ -88,6 +92,41 @@ def _attention_bwd(st: _Static, residuals, d_out):
 
 
 _attention.defvjp(_attention_fwd, _attention_bwd)
+
+
+def _is_hopper() -> bool:
+    device = jax.devices()[0]
+    return str(getattr(device, "compute_capability", "")).startswith("9.")
+
+
+def _use_hopper(st: _Static, q) -> bool:
+    """Whether the fused Mosaic GPU backward runs: asked for, applicable, on a Hopper GPU.
+
+    In interpret mode it runs in Mosaic GPU's interpreter (only when a test asks for it).
+    """
+    if not st.config.hopper_bwd:
+        return False
+    why_not = hopper.supported(
+        head_dim=q.shape[-1], dtype=q.dtype, is_causal=st.is_causal, with_dbias=st.with_dbias
+    )
+    return why_not is None and (st.interpret or _is_hopper())
+
+
+def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
+    s = k.shape[1]
+    if half_bias.ndim == 1:
+        half_bias = jnp.broadcast_to(half_bias[:, None], (k.shape[0], s))
+    keys = jnp.arange(s, dtype=jnp.int32)[None, :] < kv_lens[:, None]
+    key_half_bias = jnp.where(keys, half_bias.astype(jnp.float32), hopper.PADDED_KEY_BIAS)
+    interpret = False
+    if st.interpret:
+        from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
+
+        interpret = InterpretGPUParams()
+    dq, dk, dv = hopper.fused_backward(
+        q, k, v, key_half_bias, d_out, q_lens, kv_lens, scale=st.scale, interpret=interpret
+    )
+    return _zero_padded_rows(dq, q_lens), dk, dv
 
 
 def _fit_blocks(bs: kernels.KernelConfig, t: int, s: int) -> kernels.KernelConfig:
@@ -126,6 +165,8 @@ def _per_shard(
         # Interpret mode runs on any device: the tables of a GPU kind do not apply.
         device_kind = None if interpret else jax.devices()[0].device_kind
         config = kernels.default_config(h_pad, jnp.dtype(q.dtype).name, max(t, s), device_kind)
+        if interpret:  # A table's Hopper backward is for GPUs; only a test asks the interpreter.
+            config = dataclasses.replace(config, hopper_bwd=False)
     config = _fit_blocks(config, t, s)
     t_pad = -(-t // config.q_multiple) * config.q_multiple
     s_pad = -(-s // config.k_multiple) * config.k_multiple

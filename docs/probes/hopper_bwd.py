@@ -1,0 +1,139 @@
+"""Hopper (Mosaic GPU) fused backward vs the Triton split backward, backward alone (issue 14).
+
+Compiled correctness against the float32 XLA gradients first (several shapes, padding), then the
+backward alone at the issue's shapes (16,384 tokens, hidden 2048): the fused kernel at a few
+pipeline depths, the split Triton pair (dK/dV + dQ kernels, table configuration). One JSON line per
+result in $OUT/hopper_bwd.jsonl; a table last. Run on the GPU from the repository root:
+    OUT=/tmp/out python docs/probes/hopper_bwd.py
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+import jax
+import jax.numpy as jnp
+
+from eval.kernels.timing import time_callable
+from pallas_kernels import sigmoid_attention as kernels
+from pallas_kernels.sigmoid_attention import hopper
+from sigjax.attention._reference import sigmoid_attention_xla
+
+OUT = os.environ.get("OUT", "/tmp")
+LOG = open(os.path.join(OUT, "hopper_bwd.jsonl"), "a")
+
+
+def emit(rec):
+    print(json.dumps(rec), flush=True)
+    LOG.write(json.dumps(rec) + "\n")
+    LOG.flush()
+
+
+def inputs(b, t, n, h, q_lens, kv_lens, seed=0):
+    ks = jax.random.split(jax.random.key(seed), 4)
+    shape = (b, t, n, h)
+    q, k, v, do = (jax.random.normal(kk, shape, jnp.float32).astype(jnp.bfloat16) for kk in ks)
+    q_lens = jnp.asarray(q_lens, jnp.int32)
+    kv_lens = jnp.asarray(kv_lens, jnp.int32)
+    rows = jnp.arange(t)[None, :] < q_lens[:, None]
+    do = jnp.where(rows[:, :, None, None], do, 0).astype(jnp.bfloat16)
+    return q, k, v, do, q_lens, kv_lens
+
+
+def key_bias(t, q_lens, kv_lens):
+    sb = -jnp.log(kv_lens.astype(jnp.float32))
+    keys = jnp.arange(t)[None, :] < kv_lens[:, None]
+    return jnp.where(keys, 0.5 * sb[:, None], hopper.PADDED_KEY_BIAS).astype(jnp.float32)
+
+
+def check(b, t, n, h, q_lens, kv_lens, stages):
+    q, k, v, do, ql, kl = inputs(b, t, n, h, q_lens, kv_lens)
+    scale = h**-0.5
+    sb = -jnp.log(kl.astype(jnp.float32))
+    f32 = lambda x: x.astype(jnp.float32)  # noqa: E731
+    ref_fn = lambda q, k, v: sigmoid_attention_xla(  # noqa: E731
+        q, k, v, None, sb, ql, kl, scale=scale, is_causal=False
+    )
+    _, vjp = jax.vjp(ref_fn, f32(q), f32(k), f32(v))
+    ref = vjp(f32(do))
+    fn = jax.jit(lambda *a: hopper.fused_backward(*a, scale=scale, stages=stages))
+    got = fn(q, k, v, key_bias(t, ql, kl), do, ql, kl)
+    rows = (jnp.arange(t)[None, :] < ql[:, None])[:, :, None, None]
+    got = (jnp.where(rows, got[0], 0), got[1], got[2])
+    errs = {}
+    for name, g, r in zip(("dq", "dk", "dv"), got, ref, strict=True):
+        errs[name] = float(jnp.max(jnp.abs(f32(g) - r)) / (jnp.max(jnp.abs(r)) + 1e-30))
+    emit(dict(kind="check", b=b, t=t, n=n, h=h, q_lens=list(q_lens), kv_lens=list(kv_lens),
+              stages=stages, rel_err=errs, ok=max(errs.values()) < 2e-2))
+
+
+def split_backward(q, k, v, hb, do, ql, kl, *, scale, config):
+    kw = dict(scale=scale, is_causal=False, config=config, approx_sigmoid=True, interpret=False)
+    dk, dv, _, _ = kernels.backward_dkv(q, k, v, hb, do, ql, kl, with_dbias=False, **kw)
+    dq = kernels.backward_dq(q, k, v, hb, do, ql, kl, **kw)
+    return dq, dk, dv
+
+
+def timing(h, t, padding, stages_list):
+    b, n = 16384 // t, 2048 // h
+    lens = [t] * b if not padding else [int(t * (1 - padding))] * b
+    q, k, v, do, ql, kl = inputs(b, t, n, h, lens, lens)
+    scale = h**-0.5
+    valid = sum(lens)
+    flops_bwd = 2.5 * 4 * n * h * sum(x * x for x in lens)  # bwd = 2.5x fwd (fwd+bwd = 3.5x)
+    config = kernels.default_config(h, "bfloat16", t, jax.devices()[0].device_kind)
+    half = (0.5 * -jnp.log(kl.astype(jnp.float32))).astype(jnp.float32)
+    variants = [("split", jax.jit(lambda *a: split_backward(*a, scale=scale, config=config)),
+                 (q, k, v, half, do, ql, kl))]
+    hb = key_bias(t, ql, kl)
+    for st in stages_list:
+        fn = jax.jit(lambda *a, st=st: hopper.fused_backward(*a, scale=scale, stages=st))
+        variants.append((f"hopper_s{st}", fn, (q, k, v, hb, do, ql, kl)))
+    for name, fn, args in variants:
+        rec = dict(kind="time", variant=name, h=h, t=t, b=b, n=n, padding=padding, valid=valid)
+        try:
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            rec["compile_s"] = time.perf_counter() - t0
+            rec.update(time_callable(fn, args, reps=10, warmup=2, min_sample_s=0.05))
+            rec["tflops_bwd"] = flops_bwd / rec["time_s"] / 1e12
+        except Exception as e:
+            rec["error"] = f"{type(e).__name__}: {e}"[:2000]
+            traceback.print_exc()
+        emit(rec)
+
+
+def main():
+    emit(dict(kind="meta", jax=jax.__version__, device=str(jax.devices()[0].device_kind),
+              date=time.strftime("%Y-%m-%d %H:%M:%S")))
+    deadline = time.time() + float(sys.argv[1] if len(sys.argv) > 1 else 240)
+    for args in [
+        (1, 256, 2, 64, [256], [256], 2),
+        (2, 512, 2, 128, [512, 300], [512, 129], 2),
+        (2, 384, 3, 64, [1, 384], [200, 384], 3),
+        (1, 1024, 16, 128, [1024], [1024], 2),
+    ]:
+        try:
+            check(*args)
+        except Exception as e:
+            emit(dict(kind="check", args=str(args), error=f"{type(e).__name__}: {e}"[:3000]))
+            traceback.print_exc()
+    for h, t, pad, stages in [
+        (128, 8192, 0.0, (2,)),
+        (64, 8192, 0.0, (2, 3)),
+        (128, 4096, 0.0, (2,)),
+        (64, 4096, 0.0, (2,)),
+        (128, 16384, 0.0, (2,)),
+        (64, 16384, 0.0, (2,)),
+        (128, 8192, 0.5, (2,)),
+        (64, 8192, 0.5, (2,)),
+    ]:
+        if time.time() > deadline:
+            break
+        timing(h, t, pad, stages)
+
+
+if __name__ == "__main__":
+    main()

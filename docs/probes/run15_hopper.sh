@@ -1,0 +1,27 @@
+# Device call (nvidia-h200), issue 14: the Hopper (Mosaic GPU) fused backward. Carry .whl (with .whl/opt: pytest).
+# 1. docs/probes/hopper_bwd.py: compiled correctness, then the backward alone (fused vs split Triton);
+# 2. the compiled Hopper tests; 3. `python -m eval kernels` fwd+bwd: pallas, pallas_hopper, cuDNN, dense and 50%
+#    padding, when step 1 found the kernel correct. Results under $OUT.
+#   END=570 bash docs/probes/run15_hopper.sh
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+python3 -c "import pytest, hypothesis" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/opt/*.whl
+nvidia-smi -L; git rev-parse --short HEAD; python3 -c "import jax; print(jax.__version__, jax.devices()[0].compute_capability)"
+if [ -z "$SKIP_PROBE" ]; then
+  timeout ${PROBE_S:-200} python3 docs/probes/hopper_bwd.py $(( ${PROBE_S:-200} - 50 )) 2>&1 | grep -v -i warn \
+    | tee $OUT/hopper_probe.log | grep -v '^{"kind": "time"' | tail -30
+  grep '"kind": "time"' $OUT/hopper_bwd.jsonl | python3 -c "
+import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    print(r['variant'], r['h'], r['t'], r['padding'], round(r.get('time_s', 0) * 1e3, 3), 'ms',
+          round(r.get('tflops_bwd', 0)), 'TF', r.get('error', '')[:300])"
+fi
+if [ -n "$TESTS" ]; then
+  timeout ${TESTS_S:-150} python3 -m pytest -q -p no:cacheprovider -m gpu $TESTS 2>&1 | tail -15
+fi
+if [ -z "$SKIP_BENCH" ] && grep -q '"ok": true' $OUT/hopper_bwd.jsonl 2>/dev/null || [ -n "$SKIP_PROBE" ]; then
+  timeout $(( ${END:-570} - SECONDS )) python3 -m eval kernels --out=$OUT/kernels --head_dims=${HDIMS:-64,128} \
+    --seq_lens=${SEQS:-4096,8192,16384} --impls=pallas,pallas_hopper,cudnn --modes=fwdbwd --padding=0,0.5 --causal=0 \
+    --memory_impls= --budget_s=$(( ${END:-570} - SECONDS - 30 )) 2>&1 | grep -v -i warn | tail -25
+fi

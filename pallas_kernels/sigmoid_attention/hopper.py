@@ -1,0 +1,305 @@
+"""A fused backward for Hopper GPUs through Pallas Mosaic GPU (wgmma, TMA, warp specialisation).
+
+The split Triton backward (backward.py) recomputes the scores in two kernels: 9 tile products per
+tile pair for forward plus backward, where 7 would do. Here one kernel per key block does all five
+backward products per tile pair,
+
+    s^T = k q^T,  p^T = sigmoid(scale s^T + b),  dp^T = v do^T,
+    dv += p^T do,  ds^T = dp^T p^T (1 - p^T),  dk += ds^T q,  dq_i += ds k,
+
+and adds each query tile's dq share into a float32 buffer with one TMA reduce-add per tile (a bulk
+reduction done by the copy engine at L2, not element-wise atomics from the threads, which is what
+made the fused Triton variant slow).
+
+Layout of one program (a CTA): `COMPUTE_WGS` compute warpgroups, each owning `block_k` keys of one
+(batch, head), and one memory warpgroup streaming query and d_out tiles through a ring of
+`stages` shared-memory slots. The query-tile loop is as long as the sequence's valid queries, and a
+program whose keys are all padding does no work: padded blocks are skipped as in the forward.
+
+Restrictions (the caller falls back to the Triton kernels otherwise): not causal, no per-key bias
+gradient, head dim 64 or 128, 16-bit inputs. Key padding enters through the per-key bias (a
+padded key's bias is very negative, so its weight is exactly 0); padded query rows need d_out
+rows of 0, which the custom VJP guarantees.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import mosaic_gpu as plgpu
+
+from pallas_kernels.sigmoid_attention.config import HOPPER_KEY_MULTIPLE, HOPPER_QUERY_MULTIPLE
+
+COMPUTE_WGS = 2
+BLOCK_Q = HOPPER_QUERY_MULTIPLE
+BLOCK_K = HOPPER_KEY_MULTIPLE // COMPUTE_WGS
+# A padded key's halved logit bias: tanh of it is exactly -1 in float32, so its weight is 0.
+PADDED_KEY_BIAS = -1e30
+
+
+def supported(*, head_dim: int, dtype, is_causal: bool, with_dbias: bool) -> str | None:
+    """None when the fused Hopper backward handles the call, else the reason it does not."""
+    if is_causal:
+        return "causal masking"
+    if with_dbias:
+        return "a per-key bias gradient"
+    if head_dim not in (64, 128):
+        return f"head dim {head_dim} (64 or 128)"
+    if jnp.dtype(dtype) not in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
+        return f"dtype {jnp.dtype(dtype).name} (bfloat16 or float16)"
+    return None
+
+
+def _kernel(
+    q_ref,
+    k_ref,
+    v_ref,
+    bias_ref,
+    do_ref,
+    q_lens_ref,
+    kv_lens_ref,
+    dq_ref,
+    dk_ref,
+    dv_ref,
+    scoped,
+    *,
+    scale: float,
+    block_q: int,
+    block_k: int,
+    stages: int,
+    interpreted: bool,
+):
+    smem, loaded, consumed = scoped
+    q_smem, do_smem, k_smem, v_smem, bias_smem, ds_smem, dq_smem, t_smem = smem
+    q_loaded, do_loaded, k_loaded, v_loaded, bias_loaded = loaded
+    batch = lax.axis_index("batch")
+    head = lax.axis_index("heads")
+    wg = lax.axis_index("wg")
+    cta_keys = lax.axis_index("kv") * (COMPUTE_WGS * block_k)
+    q_len = q_lens_ref[batch]
+    kv_len = kv_lens_ref[batch]
+    # Query tiles holding a valid query; none when every key of this program is padding.
+    steps = jnp.where(cta_keys < kv_len, lax.div(q_len + block_q - 1, jnp.int32(block_q)), 0)
+    dtype = q_ref.dtype
+    h = q_ref.shape[-1]
+
+    def tile(ref, start, size):
+        return ref.at[batch, pl.ds(start, size), head]
+
+    @pl.when(wg < COMPUTE_WGS)
+    def _compute():
+        plgpu.set_max_registers(232, action="increase")
+        k_start = cta_keys + wg * block_k
+        ks, vs, bs = k_smem.at[wg], v_smem.at[wg], bias_smem.at[wg]
+        ds_s, dq_s = ds_smem.at[wg], dq_smem.at[wg]
+
+        def transposed(ref, which):
+            # wgmma reads a transposed operand in place; the interpreter cannot, so there the
+            # transpose is copied into an interpreter-only buffer.
+            if not interpreted:
+                return plgpu.transpose_ref(ref, (1, 0))
+            out = t_smem[which].at[wg]
+            out[...] = ref[...].T
+            return out
+
+        def in_registers(x, ref):
+            # wgmma takes its left operand from registers; the interpreter only from a buffer.
+            if not interpreted:
+                return x
+            ref[...] = x
+            return ref
+        plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
+        plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
+        plgpu.copy_gmem_to_smem(
+            bias_ref.at[batch, pl.ds(k_start, block_k)], bs, bias_loaded.at[wg]
+        )
+        plgpu.barrier_wait(k_loaded.at[wg])
+        plgpu.barrier_wait(v_loaded.at[wg])
+        plgpu.barrier_wait(bias_loaded.at[wg])
+        # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
+        if interpreted:  # The interpreter has no layouts (and no plgpu.load).
+            bias = bs[...]
+        else:
+            bias = plgpu.load(bs, (), layout=plgpu.Layout.WGMMA.reduce(1))
+        half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
+        def step(i, dk_acc, dv_acc):
+            slot = lax.rem(i, jnp.int32(stages))
+            qs, dos = q_smem.at[slot], do_smem.at[slot]
+            plgpu.barrier_wait(q_loaded.at[slot])
+            plgpu.barrier_wait(do_loaded.at[slot])
+
+            def scores(acc):
+                plgpu.wgmma(acc, ks, transposed(qs, 0))
+                return acc[...]
+
+            s_t = pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32))
+            p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
+
+            def dv_and_dp(dp_acc):
+                plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), t_smem[3].at[wg]), dos)
+                plgpu.wgmma(dp_acc, vs, transposed(dos, 1))
+                return dp_acc[...]  # Waits for both products.
+
+            dp_t = pl.run_scoped(dv_and_dp, plgpu.ACC((block_k, block_q), jnp.float32))
+            ds_t = (dp_t * p_t * (1.0 - p_t)).astype(dtype)
+            ds_s[...] = ds_t
+            plgpu.commit_smem()
+            plgpu.wgmma(dk_acc, in_registers(ds_t, ds_s), qs)
+
+            def dq_share(acc):
+                plgpu.wgmma(acc, transposed(ds_s, 2), ks)
+                return acc[...]  # Waits for the dk product too.
+
+            dq = pl.run_scoped(dq_share, plgpu.ACC((block_q, h), jnp.float32))
+            plgpu.barrier_arrive(consumed.at[slot])  # This query tile's q and d_out are used.
+            if interpreted:  # No TMA reductions there: each warpgroup adds into its own copy.
+                dst = dq_ref.at[wg, batch, pl.ds(i * block_q, block_q), head]
+                dst[...] = dst[...] + dq
+                return
+            plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
+            dq_s[...] = dq
+            plgpu.commit_smem()
+            plgpu.copy_smem_to_gmem(dq_s, tile(dq_ref, i * block_q, block_q), reduction_op="add")
+
+        def accumulate(dk_acc, dv_acc):
+            pl.loop(0, steps)(lambda i: step(i, dk_acc, dv_acc))
+            return dk_acc[...], dv_acc[...]
+
+        acc_kh = plgpu.ACC((block_k, h), jnp.float32)
+        dk, dv = pl.run_scoped(accumulate, acc_kh, acc_kh)
+        plgpu.wait_smem_to_gmem(0)
+        ks[...] = (dk * scale).astype(dtype)
+        vs[...] = dv.astype(dtype)
+        plgpu.commit_smem()
+        plgpu.copy_smem_to_gmem(ks, tile(dk_ref, k_start, block_k), commit_group=False)
+        plgpu.copy_smem_to_gmem(vs, tile(dv_ref, k_start, block_k), commit_group=False)
+        plgpu.commit_smem_to_gmem_group()
+        plgpu.wait_smem_to_gmem(0)
+
+    @pl.when(wg == COMPUTE_WGS)
+    def _memory():
+        plgpu.set_max_registers(40, action="decrease")
+
+        def load(i, slot):
+            plgpu.copy_gmem_to_smem(
+                tile(q_ref, i * block_q, block_q), q_smem.at[slot], q_loaded.at[slot]
+            )
+            plgpu.copy_gmem_to_smem(
+                tile(do_ref, i * block_q, block_q), do_smem.at[slot], do_loaded.at[slot]
+            )
+
+        for i in range(min(stages, q_ref.shape[1] // block_q)):  # Static slices must fit.
+
+            @pl.when(i < steps)
+            def _():
+                load(i, i)
+
+        @pl.loop(0, steps - stages)
+        def _(i):
+            slot = lax.rem(i, jnp.int32(stages))
+            plgpu.barrier_wait(consumed.at[slot])
+            load(i + stages, slot)
+
+        # Observe the last tiles' releases too, so that every barrier phase is consumed.
+        @pl.loop(jnp.maximum(steps - stages, 0), steps)
+        def _(i):
+            plgpu.barrier_wait(consumed.at[lax.rem(i, jnp.int32(stages))])
+
+
+@functools.partial(
+    jax.jit, static_argnames=("scale", "block_q", "block_k", "stages", "interpret")
+)  # Also eager callers: the dq accumulator is a GMEM ref, which needs a trace.
+def fused_backward(
+    q,
+    k,
+    v,
+    key_half_bias,
+    do,
+    q_lens,
+    kv_lens,
+    *,
+    scale: float,
+    block_q: int = BLOCK_Q,
+    block_k: int = BLOCK_K,
+    stages: int = 2,
+    interpret=False,
+):
+    """dq, dk, dv of sigmoid attention for block-aligned, non-causal inputs.
+
+    q, do: [B, T, N, H]; k, v: [B, S, N, H] (16-bit); key_half_bias: [B, S] float32, the halved
+    logit bias of every key with PADDED_KEY_BIAS on padded keys; q_lens, kv_lens: [B] int32.
+    T must be a multiple of block_q and S of COMPUTE_WGS * block_k. Rows of dq for padded queries
+    are left to the caller (they are 0 only if d_out's are).
+    """
+    b, t, n, h = q.shape
+    s = k.shape[1]
+    if t % block_q or s % (COMPUTE_WGS * block_k):
+        raise ValueError(
+            f"T={t} must be a multiple of block_q={block_q} and S={s} of "
+            f"{COMPUTE_WGS} * block_k={block_k}"
+        )
+    dtype = q.dtype
+    tiled = (plgpu.TilingTransform((8, 64)), plgpu.SwizzleTransform(128))
+    tiled_f32 = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(128))
+    smem = (
+        plgpu.SMEM((stages, block_q, h), dtype, transforms=tiled),  # q
+        plgpu.SMEM((stages, block_q, h), dtype, transforms=tiled),  # d_out
+        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=tiled),  # k, then dk
+        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=tiled),  # v, then dv
+        plgpu.SMEM((COMPUTE_WGS, block_k), jnp.float32),  # bias
+        plgpu.SMEM((COMPUTE_WGS, block_k, block_q), dtype, transforms=tiled),  # ds^T
+        plgpu.SMEM((COMPUTE_WGS, block_q, h), jnp.float32, transforms=tiled_f32),  # dq share
+        (  # Interpreter only: transposed q, d_out and ds.
+            plgpu.SMEM((COMPUTE_WGS, h, block_q), dtype),
+            plgpu.SMEM((COMPUTE_WGS, h, block_q), dtype),
+            plgpu.SMEM((COMPUTE_WGS, block_q, block_k), dtype),
+            plgpu.SMEM((COMPUTE_WGS, block_k, block_q), dtype),
+        )
+        if interpret
+        else None,
+    )
+    loaded = (
+        plgpu.Barrier(num_barriers=stages),
+        plgpu.Barrier(num_barriers=stages),
+        plgpu.Barrier(num_barriers=COMPUTE_WGS),
+        plgpu.Barrier(num_barriers=COMPUTE_WGS),
+        plgpu.Barrier(num_barriers=COMPUTE_WGS),
+    )
+    consumed = plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=stages)
+    body = functools.partial(
+        _kernel,
+        scale=scale,
+        block_q=block_q,
+        block_k=block_k,
+        stages=stages,
+        interpreted=bool(interpret),
+    )
+
+    def entry(*refs):
+        pl.run_scoped(
+            lambda *scoped: body(*refs, scoped), smem, loaded, consumed, collective_axes="wg"
+        )
+
+    mesh = plgpu.Mesh(
+        grid=(n, s // (COMPUTE_WGS * block_k), b),
+        grid_names=("heads", "kv", "batch"),
+        num_threads=COMPUTE_WGS + 1,
+        thread_name="wg",
+    )
+    acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
+    dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
+    dk, dv = pl.kernel(
+        entry,
+        out_type=(jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)),
+        mesh=mesh,
+        compiler_params=plgpu.CompilerParams(approx_math=True),
+        interpret=interpret,
+        name="sigmoid_attention_bwd_hopper",
+    )(q, k, v, key_half_bias, do, q_lens, kv_lens, dq_acc)
+    dq = dq_acc[...]
+    if interpret:
+        dq = jnp.sum(dq, axis=0)
+    dq = (dq * scale).astype(dtype)
+    return dq, dk, dv

@@ -1,0 +1,149 @@
+"""The Hopper backward (pallas_kernels/sigmoid_attention/hopper.py) against the XLA reference.
+
+In interpret mode it runs in Mosaic GPU's interpreter on CPU (slow: small shapes only); compiled
+on a Hopper GPU (marked `gpu`). Also checked: when the fused Hopper backward runs and when the call
+falls back to the Triton kernels.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import sigjax
+from pallas_kernels.sigmoid_attention import KernelConfig, hopper
+from sigjax.attention import _pallas
+
+HOPPER = KernelConfig(hopper_bwd=True)
+
+# (B, T, S, N, H, padded, dtype); T and S not multiples of the tiles, H=48 padded to 64.
+CASES = [
+    (2, 100, 130, 2, 48, True, "bfloat16"),
+    (1, 64, 200, 1, 128, False, "float16"),
+    (3, 70, 90, 1, 64, True, "bfloat16"),
+]
+COMPILED_CASES = CASES + [
+    (2, 1000, 1000, 4, 64, True, "bfloat16"),
+    (1, 4096, 4096, 16, 128, False, "bfloat16"),
+    (4, 2048, 2048, 8, 128, True, "float16"),
+]
+TOL = {"bfloat16": 3e-2, "float16": 1e-2}
+
+
+def make_inputs(case, seed=0):
+    b, t, s, n, h, padded, dtype = case
+    rng = np.random.default_rng(seed)
+    q, k, v = (
+        jnp.asarray(rng.normal(size=(b, length, n, h)), dtype) for length in (t, s, s)
+    )
+    ql = kl = None
+    if padded:
+        ql = rng.integers(1, t + 1, size=b)
+        kl = rng.integers(1, s + 1, size=b)
+        ql[0], kl[-1] = t, max(1, s // 3)
+        ql, kl = jnp.asarray(ql, jnp.int32), jnp.asarray(kl, jnp.int32)
+    ct = jnp.asarray(rng.normal(size=q.shape), jnp.float32)
+    return q, k, v, ql, kl, ct
+
+
+def rel_err(x, ref):
+    x, ref = np.asarray(x, np.float64), np.asarray(ref, np.float64)
+    return float(np.max(np.abs(x - ref)) / max(np.max(np.abs(ref)), 1e-6))
+
+
+class Calls:
+    """Counts calls of hopper.fused_backward (patched in)."""
+
+    def __init__(self, monkeypatch):
+        self.n = 0
+        real = hopper.fused_backward
+
+        def counted(*args, **kwargs):
+            self.n += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(hopper, "fused_backward", counted)
+
+
+class HopperSuite:
+    interpret: bool
+
+    def grads(self, q, k, v, ct, config, **kw):
+        def loss(q, k, v):
+            with _pallas.force_interpret(self.interpret):
+                out = sigjax.sigmoid_attention(
+                    q, k, v, implementation="pallas", kernel_config=config, **kw
+                )
+            return jnp.sum(out.astype(jnp.float32) * ct)
+
+        return jax.grad(loss, (0, 1, 2))(q, k, v)
+
+    def check(self, case, monkeypatch):
+        q, k, v, ql, kl, ct = make_inputs(case)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+        calls = Calls(monkeypatch)
+        got = self.grads(q, k, v, ct, HOPPER, **kw)
+        assert calls.n == 1
+        up = [x.astype(jnp.float32) for x in (q, k, v)]
+
+        def ref_loss(q, k, v):
+            out = sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)
+            return jnp.sum(out * ct)
+
+        ref = jax.grad(ref_loss, (0, 1, 2))(*up)
+        for name, g, r in zip("qkv", got, ref, strict=True):
+            assert g.shape == r.shape and g.dtype == q.dtype
+            assert np.all(np.isfinite(np.asarray(g, np.float32))), name
+            assert rel_err(g, r) < TOL[case[-1]], (name, rel_err(g, r))
+        if ql is not None:  # Padded queries and keys get exactly zero gradient.
+            for bi in range(q.shape[0]):
+                assert np.all(np.asarray(got[0][bi, int(ql[bi]) :]) == 0)
+                assert np.all(np.asarray(got[1][bi, int(kl[bi]) :]) == 0)
+                assert np.all(np.asarray(got[2][bi, int(kl[bi]) :]) == 0)
+
+    def test_falls_back_where_it_does_not_apply(self, monkeypatch):
+        q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+        calls = Calls(monkeypatch)
+        self.grads(q, k, v, ct, HOPPER, is_causal=True, **kw)
+        self.grads(q, k, v, ct, HOPPER, sigmoid_bias=-2.0, **kw)  # A bias gradient is asked.
+        self.grads(*(x.astype(jnp.float32) for x in (q, k, v)), ct, HOPPER, **kw)
+        self.grads(q, k, v, ct, dataclasses.replace(HOPPER, hopper_bwd=False), **kw)
+        assert calls.n == 0
+
+
+class TestHopperInterpret(HopperSuite):
+    interpret = True
+
+    @pytest.mark.parametrize("case", CASES, ids=str)
+    def test_gradients_match_reference(self, case, monkeypatch):
+        self.check(case, monkeypatch)
+
+    def test_table_configs_do_not_reach_the_interpreter(self, monkeypatch):
+        q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
+        table = dataclasses.replace(_pallas.kernels.default_config(64, "bfloat16"), hopper_bwd=True)
+        monkeypatch.setattr(_pallas.kernels, "default_config", lambda *a, **k: table)
+        calls = Calls(monkeypatch)
+        self.grads(q, k, v, ct, None, query_seq_lengths=ql, key_value_seq_lengths=kl)
+        assert calls.n == 0
+
+    def test_rejects_unaligned_shapes(self):
+        x = jnp.zeros((1, 96, 1, 64), jnp.bfloat16)
+        with pytest.raises(ValueError, match="multiple of"):
+            hopper.fused_backward(
+                x, x, x, jnp.zeros((1, 96)), x, jnp.ones(1, jnp.int32), jnp.ones(1, jnp.int32),
+                scale=1.0,
+            )
+
+
+@pytest.mark.gpu
+class TestHopperCompiled(HopperSuite):
+    interpret = False
+
+    @pytest.mark.parametrize("case", COMPILED_CASES, ids=str)
+    def test_gradients_match_reference(self, case, monkeypatch):
+        if not _pallas._is_hopper():
+            pytest.skip("not a Hopper GPU: the Triton backward runs (tested elsewhere)")
+        self.check(case, monkeypatch)
