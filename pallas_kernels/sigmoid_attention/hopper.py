@@ -104,10 +104,11 @@ def _kernel(
             out[...] = ref[...].T
             return out
 
-        def in_registers(x, ref):
+        def in_registers(x, which):
             # wgmma takes its left operand from registers; the interpreter only from a buffer.
             if not interpreted:
                 return x
+            ref = ds_s if which is None else t_smem[which].at[wg]
             ref[...] = x
             return ref
         plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
@@ -138,7 +139,7 @@ def _kernel(
             p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
 
             def dv_and_dp(dp_acc):
-                plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), t_smem[3].at[wg]), dos)
+                plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
                 plgpu.wgmma(dp_acc, vs, transposed(dos, 1))
                 return dp_acc[...]  # Waits for both products.
 
@@ -146,7 +147,7 @@ def _kernel(
             ds_t = (dp_t * p_t * (1.0 - p_t)).astype(dtype)
             ds_s[...] = ds_t
             plgpu.commit_smem()
-            plgpu.wgmma(dk_acc, in_registers(ds_t, ds_s), qs)
+            plgpu.wgmma(dk_acc, in_registers(ds_t, None), qs)
 
             def dq_share(acc):
                 plgpu.wgmma(acc, transposed(ds_s, 2), ks)
