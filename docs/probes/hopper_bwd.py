@@ -48,7 +48,7 @@ def key_bias(t, q_lens, kv_lens):
     return jnp.where(keys, 0.5 * sb[:, None], hopper.PADDED_KEY_BIAS).astype(jnp.float32)
 
 
-def check(b, t, n, h, q_lens, kv_lens, stages):
+def check(b, t, n, h, q_lens, kv_lens, variant):
     q, k, v, do, ql, kl = inputs(b, t, n, h, q_lens, kv_lens)
     scale = h**-0.5
     sb = -jnp.log(kl.astype(jnp.float32))
@@ -58,7 +58,7 @@ def check(b, t, n, h, q_lens, kv_lens, stages):
     )
     _, vjp = jax.vjp(ref_fn, f32(q), f32(k), f32(v))
     ref = vjp(f32(do))
-    fn = jax.jit(lambda *a: hopper.fused_backward(*a, scale=scale, stages=stages))
+    fn = jax.jit(lambda *a: hopper.fused_backward(*a, scale=scale, **variant))
     got = fn(q, k, v, key_bias(t, ql, kl), do, ql, kl)
     rows = (jnp.arange(t)[None, :] < ql[:, None])[:, :, None, None]
     got = (jnp.where(rows, got[0], 0), got[1], got[2])
@@ -66,7 +66,7 @@ def check(b, t, n, h, q_lens, kv_lens, stages):
     for name, g, r in zip(("dq", "dk", "dv"), got, ref, strict=True):
         errs[name] = float(jnp.max(jnp.abs(f32(g) - r)) / (jnp.max(jnp.abs(r)) + 1e-30))
     emit(dict(kind="check", b=b, t=t, n=n, h=h, q_lens=list(q_lens), kv_lens=list(kv_lens),
-              stages=stages, rel_err=errs, ok=max(errs.values()) < 2e-2))
+              variant=variant, rel_err=errs, ok=max(errs.values()) < 2e-2))
 
 
 def split_backward(q, k, v, hb, do, ql, kl, *, scale, config):
@@ -76,7 +76,7 @@ def split_backward(q, k, v, hb, do, ql, kl, *, scale, config):
     return dq, dk, dv
 
 
-def timing(h, t, padding, stages_list):
+def timing(h, t, padding, variants_kw):
     b, n = 16384 // t, 2048 // h
     lens = [t] * b if not padding else [int(t * (1 - padding))] * b
     q, k, v, do, ql, kl = inputs(b, t, n, h, lens, lens)
@@ -88,9 +88,10 @@ def timing(h, t, padding, stages_list):
     variants = [("split", jax.jit(lambda *a: split_backward(*a, scale=scale, config=config)),
                  (q, k, v, half, do, ql, kl))]
     hb = key_bias(t, ql, kl)
-    for st in stages_list:
-        fn = jax.jit(lambda *a, st=st: hopper.fused_backward(*a, scale=scale, stages=st))
-        variants.append((f"hopper_s{st}", fn, (q, k, v, hb, do, ql, kl)))
+    for kw in variants_kw:
+        fn = jax.jit(lambda *a, kw=kw: hopper.fused_backward(*a, scale=scale, **kw))
+        name = "hopper_" + "_".join(f"{a}{int(b)}" for a, b in sorted(kw.items()))
+        variants.append((name, fn, (q, k, v, hb, do, ql, kl)))
     for name, fn, args in variants:
         rec = dict(kind="time", variant=name, h=h, t=t, b=b, n=n, padding=padding, valid=valid)
         try:
@@ -109,30 +110,27 @@ def main():
     emit(dict(kind="meta", jax=jax.__version__, device=str(jax.devices()[0].device_kind),
               date=time.strftime("%Y-%m-%d %H:%M:%S")))
     deadline = time.time() + float(sys.argv[1] if len(sys.argv) > 1 else 240)
+    base, over = dict(stages=2), dict(stages=2, overlap=True)
+    wide, wide_over = dict(block_q=128), dict(block_q=128, overlap=True)
     for args in [
-        (1, 256, 2, 64, [256], [256], 2),
-        (2, 512, 2, 128, [512, 300], [512, 129], 2),
-        (2, 384, 3, 64, [1, 384], [200, 384], 3),
-        (1, 1024, 16, 128, [1024], [1024], 2),
+        (2, 512, 2, 128, [512, 300], [512, 129], over),
+        (2, 384, 3, 64, [1, 384], [200, 384], wide_over),
+        (1, 1024, 16, 64, [1024], [1024], wide),
     ]:
         try:
             check(*args)
         except Exception as e:
             emit(dict(kind="check", args=str(args), error=f"{type(e).__name__}: {e}"[:3000]))
             traceback.print_exc()
-    for h, t, pad, stages in [
-        (128, 8192, 0.0, (2,)),
-        (64, 8192, 0.0, (2, 3)),
-        (128, 4096, 0.0, (2,)),
-        (64, 4096, 0.0, (2,)),
-        (128, 16384, 0.0, (2,)),
-        (64, 16384, 0.0, (2,)),
-        (128, 8192, 0.5, (2,)),
-        (64, 8192, 0.5, (2,)),
+    for h, t, pad, variants in [
+        (128, 8192, 0.0, (base, over)),
+        (64, 8192, 0.0, (base, over, wide, wide_over)),
+        (128, 8192, 0.5, (base, over)),
+        (64, 8192, 0.5, (base, over, wide_over)),
     ]:
         if time.time() > deadline:
             break
-        timing(h, t, pad, stages)
+        timing(h, t, pad, variants)
 
 
 if __name__ == "__main__":

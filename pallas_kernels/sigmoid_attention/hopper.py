@@ -69,6 +69,7 @@ def _kernel(
     block_q: int,
     block_k: int,
     stages: int,
+    overlap: bool,
     interpreted: bool,
 ):
     smem, loaded, consumed = scoped
@@ -131,29 +132,44 @@ def _kernel(
             plgpu.barrier_wait(q_loaded.at[slot])
             plgpu.barrier_wait(do_loaded.at[slot])
 
-            def scores(acc):
-                plgpu.wgmma(acc, ks, transposed(qs, 0))
-                return acc[...]
+            if overlap:
+                # Both score-sized products at once; the sigmoid runs while dp^T is computed,
+                # and dv's product while ds^T is.
+                def front(s_acc, dp_acc):
+                    plgpu.wgmma(s_acc, ks, transposed(qs, 0))
+                    plgpu.wgmma(dp_acc, vs, transposed(dos, 1))
+                    s_t = plgpu.wgmma_accumulator_load(s_acc, wait_n=1)
+                    p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
+                    return p_t, dp_acc[...]
 
-            s_t = pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32))
-            p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
-
-            def dv_and_dp(dp_acc):
+                acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
+                p_t, dp_t = pl.run_scoped(front, acc_kq, acc_kq)
                 plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
-                plgpu.wgmma(dp_acc, vs, transposed(dos, 1))
-                return dp_acc[...]  # Waits for both products.
+            else:
 
-            dp_t = pl.run_scoped(dv_and_dp, plgpu.ACC((block_k, block_q), jnp.float32))
+                def scores(acc):
+                    plgpu.wgmma(acc, ks, transposed(qs, 0))
+                    return acc[...]
+
+                s_t = pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32))
+                p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
+
+                def dv_and_dp(dp_acc):
+                    plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
+                    plgpu.wgmma(dp_acc, vs, transposed(dos, 1))
+                    return dp_acc[...]  # Waits for both products.
+
+                dp_t = pl.run_scoped(dv_and_dp, plgpu.ACC((block_k, block_q), jnp.float32))
             ds_t = (dp_t * p_t * (1.0 - p_t)).astype(dtype)
             ds_s[...] = ds_t
             plgpu.commit_smem()
-            plgpu.wgmma(dk_acc, in_registers(ds_t, None), qs)
 
-            def dq_share(acc):
+            def dk_and_dq(acc):
+                plgpu.wgmma(dk_acc, in_registers(ds_t, None), qs)
                 plgpu.wgmma(acc, transposed(ds_s, 2), ks)
-                return acc[...]  # Waits for the dk product too.
+                return acc[...]  # Waits for every product of this step.
 
-            dq = pl.run_scoped(dq_share, plgpu.ACC((block_q, h), jnp.float32))
+            dq = pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h), jnp.float32))
             plgpu.barrier_arrive(consumed.at[slot])  # This query tile's q and d_out are used.
             if interpreted:  # No TMA reductions there: each warpgroup adds into its own copy.
                 dst = dq_ref.at[wg, batch, pl.ds(i * block_q, block_q), head]
@@ -210,7 +226,7 @@ def _kernel(
 
 
 @functools.partial(
-    jax.jit, static_argnames=("scale", "block_q", "block_k", "stages", "interpret")
+    jax.jit, static_argnames=("scale", "block_q", "block_k", "stages", "overlap", "interpret")
 )  # Also eager callers: the dq accumulator is a GMEM ref, which needs a trace.
 def fused_backward(
     q,
@@ -225,6 +241,7 @@ def fused_backward(
     block_q: int = BLOCK_Q,
     block_k: int = BLOCK_K,
     stages: int = 2,
+    overlap: bool = False,
     interpret=False,
 ):
     """dq, dk, dv of sigmoid attention for block-aligned, non-causal inputs.
@@ -275,6 +292,7 @@ def fused_backward(
         block_q=block_q,
         block_k=block_k,
         stages=stages,
+        overlap=overlap,
         interpreted=bool(interpret),
     )
 
