@@ -241,7 +241,7 @@ def fused_backward(
     block_q: int = BLOCK_Q,
     block_k: int = BLOCK_K,
     stages: int = 2,
-    overlap: bool = False,
+    overlap: bool = True,
     interpret=False,
 ):
     """dq, dk, dv of sigmoid attention for block-aligned, non-causal inputs.
