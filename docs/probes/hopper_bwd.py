@@ -65,8 +65,20 @@ def check(b, t, n, h, q_lens, kv_lens, variant):
     errs = {}
     for name, g, r in zip(("dq", "dk", "dv"), got, ref, strict=True):
         errs[name] = float(jnp.max(jnp.abs(f32(g) - r)) / (jnp.max(jnp.abs(r)) + 1e-30))
-    emit(dict(kind="check", b=b, t=t, n=n, h=h, q_lens=list(q_lens), kv_lens=list(kv_lens),
-              variant=variant, rel_err=errs, ok=max(errs.values()) < 2e-2))
+    emit(
+        dict(
+            kind="check",
+            b=b,
+            t=t,
+            n=n,
+            h=h,
+            q_lens=list(q_lens),
+            kv_lens=list(kv_lens),
+            variant=variant,
+            rel_err=errs,
+            ok=max(errs.values()) < 2e-2,
+        )
+    )
 
 
 def split_backward(q, k, v, hb, do, ql, kl, *, scale, config):
@@ -85,8 +97,13 @@ def timing(h, t, padding, variants_kw):
     flops_bwd = 2.5 * 4 * n * h * sum(x * x for x in lens)  # bwd = 2.5x fwd (fwd+bwd = 3.5x)
     config = kernels.default_config(h, "bfloat16", t, jax.devices()[0].device_kind)
     half = (0.5 * -jnp.log(kl.astype(jnp.float32))).astype(jnp.float32)
-    variants = [("split", jax.jit(lambda *a: split_backward(*a, scale=scale, config=config)),
-                 (q, k, v, half, do, ql, kl))]
+    variants = [
+        (
+            "split",
+            jax.jit(lambda *a: split_backward(*a, scale=scale, config=config)),
+            (q, k, v, half, do, ql, kl),
+        )
+    ]
     hb = key_bias(t, ql, kl)
     for kw in variants_kw:
         fn = jax.jit(lambda *a, kw=kw: hopper.fused_backward(*a, scale=scale, **kw))
@@ -107,8 +124,14 @@ def timing(h, t, padding, variants_kw):
 
 
 def main():
-    emit(dict(kind="meta", jax=jax.__version__, device=str(jax.devices()[0].device_kind),
-              date=time.strftime("%Y-%m-%d %H:%M:%S")))
+    emit(
+        dict(
+            kind="meta",
+            jax=jax.__version__,
+            device=str(jax.devices()[0].device_kind),
+            date=time.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    )
     deadline = time.time() + float(sys.argv[1] if len(sys.argv) > 1 else 240)
     base, over = dict(stages=2), dict(stages=2, overlap=True)
     wide, wide_over = dict(block_q=128), dict(block_q=128, overlap=True)

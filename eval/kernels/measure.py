@@ -14,9 +14,9 @@ import numpy as np
 
 import sigjax
 from eval.kernels import peers
-from pallas_kernels.sigmoid_attention.config import KernelConfig, default_config, next_power_of_2
 from eval.kernels.specs import KNOWN_IMPLS, Shape, make_inputs
 from eval.kernels.timing import time_callable
+from pallas_kernels.sigmoid_attention.config import KernelConfig, default_config, next_power_of_2
 
 
 def _attention(impl: str, causal: bool, padded: bool, kernel_config=None, cudnn=True):

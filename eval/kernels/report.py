@@ -222,7 +222,8 @@ def summary_table(records: list[dict]) -> str:
                 ratio(ok_tflops(row.get("pallas")), ok_tflops(row.get("cudnn"))),
                 ratio(ok_tflops(row.get("pallas")), ok_tflops(row.get("triton_sigmoid"))),
             ]
-            + [ratio(ok_tflops(row.get("pallas_hopper")), ok_tflops(row.get("cudnn")))] * len(hopper)
+            + [ratio(ok_tflops(row.get("pallas_hopper")), ok_tflops(row.get("cudnn")))]
+            * len(hopper)
         )
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     text = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]

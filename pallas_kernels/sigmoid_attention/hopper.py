@@ -112,11 +112,10 @@ def _kernel(
             ref = ds_s if which is None else t_smem[which].at[wg]
             ref[...] = x
             return ref
+
         plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
         plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
-        plgpu.copy_gmem_to_smem(
-            bias_ref.at[batch, pl.ds(k_start, block_k)], bs, bias_loaded.at[wg]
-        )
+        plgpu.copy_gmem_to_smem(bias_ref.at[batch, pl.ds(k_start, block_k)], bs, bias_loaded.at[wg])
         plgpu.barrier_wait(k_loaded.at[wg])
         plgpu.barrier_wait(v_loaded.at[wg])
         plgpu.barrier_wait(bias_loaded.at[wg])
@@ -126,6 +125,7 @@ def _kernel(
         else:
             bias = plgpu.load(bs, (), layout=plgpu.Layout.WGMMA.reduce(1))
         half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
+
         def step(i, dk_acc, dv_acc):
             slot = lax.rem(i, jnp.int32(stages))
             qs, dos = q_smem.at[slot], do_smem.at[slot]
@@ -208,10 +208,7 @@ def _kernel(
             )
 
         for i in range(min(stages, q_ref.shape[1] // block_q)):  # Static slices must fit.
-
-            @pl.when(i < steps)
-            def _():
-                load(i, i)
+            pl.when(i < steps)(functools.partial(load, i, i))
 
         @pl.loop(0, steps - stages)
         def _(i):

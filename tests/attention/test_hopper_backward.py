@@ -35,9 +35,7 @@ TOL = {"bfloat16": 3e-2, "float16": 1e-2}
 def make_inputs(case, seed=0):
     b, t, s, n, h, padded, dtype = case
     rng = np.random.default_rng(seed)
-    q, k, v = (
-        jnp.asarray(rng.normal(size=(b, length, n, h)), dtype) for length in (t, s, s)
-    )
+    q, k, v = (jnp.asarray(rng.normal(size=(b, length, n, h)), dtype) for length in (t, s, s))
     ql = kl = None
     if padded:
         ql = rng.integers(1, t + 1, size=b)
@@ -133,7 +131,13 @@ class TestHopperInterpret(HopperSuite):
         x = jnp.zeros((1, 96, 1, 64), jnp.bfloat16)
         with pytest.raises(ValueError, match="multiple of"):
             hopper.fused_backward(
-                x, x, x, jnp.zeros((1, 96)), x, jnp.ones(1, jnp.int32), jnp.ones(1, jnp.int32),
+                x,
+                x,
+                x,
+                jnp.zeros((1, 96)),
+                x,
+                jnp.ones(1, jnp.int32),
+                jnp.ones(1, jnp.int32),
                 scale=1.0,
             )
 
