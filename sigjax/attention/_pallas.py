@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from pallas_kernels import sigmoid_attention as kernels
 from pallas_kernels.sigmoid_attention import hopper
 from pallas_kernels.sigmoid_attention.config import next_power_of_2
-from sigjax.attention._sharding import run_per_shard
+from sigjax.attention._sharding import is_sharded, run_per_shard
 
 # None: interpret exactly when the default backend is not a GPU. Tests force it either way.
 _FORCE_INTERPRET: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
@@ -153,7 +153,19 @@ def _pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
 
 
 def _per_shard(
-    q, k, v, half_bias, q_lens, kv_lens, *, scale, is_causal, config, exact_sigmoid, with_dbias
+    q,
+    k,
+    v,
+    half_bias,
+    q_lens,
+    kv_lens,
+    *,
+    scale,
+    is_causal,
+    config,
+    exact_sigmoid,
+    with_dbias,
+    sharded,
 ):
     _, t, _, h = q.shape
     s = k.shape[1]
@@ -167,6 +179,10 @@ def _per_shard(
         config = kernels.default_config(h_pad, jnp.dtype(q.dtype).name, max(t, s), device_kind)
         if interpret:  # A table's Hopper backward is for GPUs; only a test asks the interpreter.
             config = dataclasses.replace(config, hopper_bwd=False)
+    if sharded and config.hopper_bwd:
+        # Not yet run under shard_map on GPUs (its float32 dq buffer is a mutable ref): the
+        # Triton backward, checked there, serves sharded inputs.
+        config = dataclasses.replace(config, hopper_bwd=False)
     config = _fit_blocks(config, t, s)
     t_pad = -(-t // config.q_multiple) * config.q_multiple
     s_pad = -(-s // config.k_multiple) * config.k_multiple
@@ -218,6 +234,7 @@ def sigmoid_attention_pallas(
         config=kernel_config,
         exact_sigmoid=exact_sigmoid,
         with_dbias=bias_needs_grad,
+        sharded=is_sharded(query),
     )
     return run_per_shard(
         fn, query, (query, key, value), (half_bias, q_lens, kv_lens), what="implementation='pallas'"

@@ -12,6 +12,12 @@ def explicit_sharding(x):
     return None if mesh is None or mesh.empty else sharding
 
 
+def is_sharded(x) -> bool:
+    """Whether `run_per_shard` would run under `jax.shard_map` for this query."""
+    spec = getattr(explicit_sharding(x), "spec", None)
+    return spec is not None and any(a is not None for a in spec)
+
+
 def _axis(spec, dim: int):
     return spec[dim] if dim < len(spec) else None
 
@@ -26,11 +32,10 @@ def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str):
     Raises:
       ValueError: query sharded along T or H.
     """
-    sharding = explicit_sharding(query)
-    spec = getattr(sharding, "spec", None)
-    if spec is None or all(a is None for a in spec):
+    if not is_sharded(query):
         return fn(*qkv, *per_batch)
-    mesh = sharding.mesh
+    sharding = explicit_sharding(query)
+    spec, mesh = sharding.spec, sharding.mesh
     for dim, name in ((1, "tokens (T)"), (3, "head dim (H)")):
         if _axis(spec, dim) is not None:
             raise ValueError(

@@ -1,6 +1,7 @@
 """Kernel configurations: the JSON tables, their lookup by device, head dim, dtype and length, and
 the merge a tune run does (one length bucket never overwrites another)."""
 
+import dataclasses
 import json
 import shutil
 
@@ -47,12 +48,21 @@ def test_default_table_keeps_the_hand_tables_values():
     h256 = KernelConfig(block_q=64, block_k=32, num_warps=4, num_stages=2, **small)
     f32 = KernelConfig(block_q=64, block_k=32, num_stages=2, num_stages_bwd=1, **small)
     f32_256 = KernelConfig(block_q=32, block_k=32, num_stages=1, num_stages_bwd=1, **small)
-    want = {16: bf16, 32: bf16, 64: bf16, 128: h128, 256: h256}
+    # Head dims 64 and 128 also take the Hopper backward (run 10), on Hopper GPUs only.
+    hopper = dict(hopper_bwd=True)
+    want = {
+        16: bf16,
+        32: bf16,
+        64: dataclasses.replace(bf16, **hopper),
+        128: dataclasses.replace(h128, **hopper),
+        256: h256,
+    }
     for h, cfg in want.items():
         assert config.default_config(h, "bfloat16") == cfg, h
         assert config.default_config(h, "float16", 8192, "NVIDIA H200") == cfg, h
         assert config.default_config(h, "float32", 4096) == (f32_256 if h == 256 else f32), h
     assert config.default_config(24, "bfloat16") == bf16  # Rounded up to 32.
+    assert config.default_config(48, "bfloat16") == want[64]  # Rounded up to 64.
     assert config.default_config(512, "bfloat16") == h256  # Clamped to 256.
 
 
