@@ -43,8 +43,8 @@ class KernelConfig:
         buffer (5 tile products per tile pair), instead of a dK/dV kernel plus a dQ kernel (7).
       hopper_bwd: on Hopper GPUs (compute capability 9.x), the fused backward of hopper.py
         (Pallas Mosaic GPU: wgmma, TMA, one TMA reduce-add per dQ tile) where it applies (not
-        causal, no per-key bias gradient, head dim 64 or 128, 16-bit inputs); elsewhere the
-        Triton backward above runs as if this were False.
+        causal, no per-key bias gradient, head dim 64 or 128, 16-bit inputs, not under
+        shard_map); elsewhere the Triton backward above runs as if this were False.
     """
 
     block_q: int = 128

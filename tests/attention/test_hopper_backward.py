@@ -163,6 +163,37 @@ class TestHopperInterpret(HopperSuite):
                 np.asarray(g, np.float32), np.asarray(w, np.float32), atol=1e-2
             )
 
+    @pytest.mark.parametrize(
+        "variant",
+        [dict(overlap=False), dict(block_q=128, stages=3)],
+        ids=["no_overlap", "bq128_s3"],
+    )
+    def test_kernel_variants(self, variant):
+        # The knobs of fused_backward, called directly (the attention call uses the defaults).
+        from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
+
+        q, k, v, _, _, ct = make_inputs((2, 256, 256, 1, 64, False, "bfloat16"))
+        ql, kl = jnp.array([256, 130], jnp.int32), jnp.array([200, 256], jnp.int32)
+        do = jnp.where((jnp.arange(256)[None, :] < ql[:, None])[:, :, None, None], ct, 0)
+        do = do.astype(q.dtype)
+        sb = -jnp.log(kl.astype(jnp.float32))
+        keys = jnp.arange(256)[None, :] < kl[:, None]
+        hb = jnp.where(keys, 0.5 * sb[:, None], hopper.PADDED_KEY_BIAS)
+        got = hopper.fused_backward(
+            q, k, v, hb, do, ql, kl, scale=0.125, interpret=InterpretGPUParams(), **variant
+        )
+
+        def ref_out(q, k, v):
+            kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, implementation="xla")
+            return sigjax.sigmoid_attention(q, k, v, scale=0.125, **kw)
+
+        _, vjp = jax.vjp(ref_out, *(x.astype(jnp.float32) for x in (q, k, v)))
+        ref = vjp(do.astype(jnp.float32))
+        rows = (jnp.arange(256)[None, :] < ql[:, None])[:, :, None, None]
+        got = (jnp.where(rows, got[0], 0), got[1], got[2])
+        for name, g, r in zip("qkv", got, ref, strict=True):
+            assert rel_err(g, r) < TOL["bfloat16"], (name, rel_err(g, r))
+
     def test_rejects_unaligned_shapes(self):
         x = jnp.zeros((1, 96, 1, 64), jnp.bfloat16)
         with pytest.raises(ValueError, match="multiple of"):
