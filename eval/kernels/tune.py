@@ -63,6 +63,8 @@ def tune(args, argv=()) -> dict:
     best = {}
 
     def try_candidate(shape, bs, stage):
+        if shape.mode == "fwdbwd":  # The swept backward tiles are the Triton backward's.
+            bs = dataclasses.replace(bs, hopper_bwd=False)
         fields = dataclasses.asdict(bs)
         rec = {"kind": "tune", "impl": "pallas", "stage": stage, **shape.params(), **fields}
         if time.time() > deadline:
