@@ -22,6 +22,6 @@ if [ -n "$TESTS" ]; then
 fi
 if [ -z "$SKIP_BENCH" ] && grep -q '"ok": true' $OUT/hopper_bwd.jsonl 2>/dev/null || [ -n "$SKIP_PROBE" ]; then
   timeout $(( ${END:-570} - SECONDS )) python3 -m eval kernels --out=$OUT/kernels --head_dims=${HDIMS:-64,128} \
-    --seq_lens=${SEQS:-4096,8192,16384} --impls=${IMPLS:-pallas,pallas_hopper,cudnn} --modes=fwdbwd --padding=0,0.5 --causal=0 \
+    --seq_lens=${SEQS:-4096,8192,16384} --impls=${IMPLS:-pallas,pallas_hopper,cudnn} --modes=${MODES:-fwdbwd} --padding=0,0.5 --causal=0 \
     --memory_impls= --budget_s=$(( ${END:-570} - SECONDS - 30 )) 2>&1 | grep -v -i warn | tail -25
 fi

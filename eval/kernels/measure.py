@@ -32,10 +32,14 @@ def _attention(impl: str, causal: bool, padded: bool, kernel_config=None, cudnn=
             return sigjax.softmax_attention(q, k, v, implementation="xla", **kw)
         if impl in ("xla", "sigmoid_ref"):
             return sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)
-        if impl in ("pallas", "pallas_exact", "pallas_hopper"):
+        if impl in ("pallas", "pallas_exact", "pallas_hopper", "pallas_mosaic"):
             config = kernel_config
-            if impl == "pallas_hopper":
-                config = dataclasses.replace(config or _table_config(q, k), hopper_bwd=True)
+            if impl in ("pallas_hopper", "pallas_mosaic"):
+                config = dataclasses.replace(
+                    config or _table_config(q, k),
+                    hopper_bwd=True,
+                    hopper_fwd=impl == "pallas_mosaic",
+                )
             return sigjax.sigmoid_attention(
                 q,
                 k,

@@ -16,8 +16,8 @@ TOKENS_PER_BATCH = 16384
 HIDDEN = 2048
 BENCH_IMPLS = ("pallas", "xla", "cudnn", "triton_sigmoid")
 # pallas_hopper: the Pallas kernels with the Hopper (Mosaic GPU) backward; fwdbwd only, since its
-# forward is pallas's.
-KNOWN_IMPLS = (*BENCH_IMPLS, "pallas_exact", "pallas_hopper")
+# forward is pallas's. pallas_mosaic: the Hopper forward and backward (KernelConfig.hopper_fwd).
+KNOWN_IMPLS = (*BENCH_IMPLS, "pallas_exact", "pallas_hopper", "pallas_mosaic")
 MODES = ("fwd", "fwdbwd")
 FWDBWD_FACTOR = 3.5
 

@@ -45,6 +45,8 @@ class KernelConfig:
         (Pallas Mosaic GPU: wgmma, TMA, one TMA reduce-add per dQ tile) where it applies (not
         causal, no per-key bias gradient, head dim 64 or 128, 16-bit inputs, not under
         shard_map); elsewhere the Triton backward above runs as if this were False.
+      hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
+        bias). Off in every table: checked in the Mosaic GPU interpreter, not yet run on a GPU.
     """
 
     block_q: int = 128
@@ -59,6 +61,7 @@ class KernelConfig:
     num_stages_bwd: int = 2
     fused_bwd: bool = False
     hopper_bwd: bool = False
+    hopper_fwd: bool = False
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -74,12 +77,14 @@ class KernelConfig:
     def q_multiple(self) -> int:
         """T is padded to a multiple of this."""
         hopper = HOPPER_QUERY_MULTIPLE if self.hopper_bwd else 0
+        if self.hopper_fwd:
+            hopper = 2 * HOPPER_QUERY_MULTIPLE  # Two warpgroups' query tiles per program.
         return max(self.block_q, self.block_q_dq, self.block_q_dkv, hopper)
 
     @property
     def k_multiple(self) -> int:
         """S is padded to a multiple of this."""
-        hopper = HOPPER_KEY_MULTIPLE if self.hopper_bwd else 0
+        hopper = HOPPER_KEY_MULTIPLE if self.hopper_bwd or self.hopper_fwd else 0
         return max(self.block_k, self.block_k_dq, self.block_k_dkv, hopper)
 
 

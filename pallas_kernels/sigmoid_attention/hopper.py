@@ -38,6 +38,11 @@ from pallas_kernels.sigmoid_attention.config import HOPPER_KEY_MULTIPLE, HOPPER_
 COMPUTE_WGS = 2
 BLOCK_Q = HOPPER_QUERY_MULTIPLE
 BLOCK_K = HOPPER_KEY_MULTIPLE // COMPUTE_WGS
+# Shared-memory layouts wgmma and TMA read: 128-byte swizzled tiles of 16-bit and float32 values.
+_TILED = (plgpu.TilingTransform((8, 64)), plgpu.SwizzleTransform(128))
+_TILED_F32 = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(128))
+# The forward's key tile (JAX's Mosaic GPU flash attention is fastest at 128 on an H100/H200).
+FORWARD_BLOCK_K = 128
 # A padded key's halved logit bias: tanh of it is exactly -1 in float32, so its weight is 0.
 PADDED_KEY_BIAS = -1e30
 
@@ -53,6 +58,28 @@ def supported(*, head_dim: int, dtype, is_causal: bool, with_dbias: bool) -> str
     if jnp.dtype(dtype) not in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
         return f"dtype {jnp.dtype(dtype).name} (bfloat16 or float16)"
     return None
+
+
+def _transposed(ref, scratch, interpreted: bool):
+    """refᵀ as a wgmma operand: read in place when compiled; the interpreter cannot, so there the
+    transpose is copied into `scratch` first."""
+    if not interpreted:
+        return plgpu.transpose_ref(ref, (1, 0))
+    scratch[...] = ref[...].T
+    return scratch
+
+
+def _in_registers(x, scratch, interpreted: bool):
+    """x as the left wgmma operand: from registers when compiled, from `scratch` if interpreted."""
+    if not interpreted:
+        return x
+    scratch[...] = x
+    return scratch
+
+
+def _load_vector(ref, layout, interpreted: bool):
+    """A vector from shared memory in `layout` (the interpreter has no layouts, nor plgpu.load)."""
+    return ref[...] if interpreted else plgpu.load(ref, (), layout=layout)
 
 
 def _kernel(
@@ -99,22 +126,16 @@ def _kernel(
         ks, vs, bs = k_smem.at[wg], v_smem.at[wg], bias_smem.at[wg]
         ds_s, dq_s = ds_smem.at[wg], dq_smem.at[wg]
 
+        def scratch(which):  # Interpreter-only buffers (None when compiled).
+            if t_smem is None:
+                return None
+            return ds_s if which is None else t_smem[which].at[wg]
+
         def transposed(ref, which):
-            # wgmma reads a transposed operand in place; the interpreter cannot, so there the
-            # transpose is copied into an interpreter-only buffer.
-            if not interpreted:
-                return plgpu.transpose_ref(ref, (1, 0))
-            out = t_smem[which].at[wg]
-            out[...] = ref[...].T
-            return out
+            return _transposed(ref, scratch(which), interpreted)
 
         def in_registers(x, which):
-            # wgmma takes its left operand from registers; the interpreter only from a buffer.
-            if not interpreted:
-                return x
-            ref = ds_s if which is None else t_smem[which].at[wg]
-            ref[...] = x
-            return ref
+            return _in_registers(x, scratch(which), interpreted)
 
         plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
         plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
@@ -123,10 +144,7 @@ def _kernel(
         plgpu.barrier_wait(v_loaded.at[wg])
         plgpu.barrier_wait(bias_loaded.at[wg])
         # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
-        if interpreted:  # The interpreter has no layouts (and no plgpu.load).
-            bias = bs[...]
-        else:
-            bias = plgpu.load(bs, (), layout=plgpu.Layout.WGMMA.reduce(1))
+        bias = _load_vector(bs, plgpu.Layout.WGMMA.reduce(1), interpreted)
         half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
 
         def step(i, dk_acc, dv_acc):
@@ -210,19 +228,209 @@ def _kernel(
                 tile(do_ref, i * block_q, block_q), do_smem.at[slot], do_loaded.at[slot]
             )
 
-        for i in range(min(stages, q_ref.shape[1] // block_q)):  # Static slices must fit.
-            pl.when(i < steps)(functools.partial(load, i, i))
+        _stream(load, steps, stages, q_ref.shape[1] // block_q, consumed)
 
-        @pl.loop(0, steps - stages)
-        def _(i):
-            slot = lax.rem(i, jnp.int32(stages))
-            plgpu.barrier_wait(consumed.at[slot])
-            load(i + stages, slot)
 
-        # Observe the last tiles' releases too, so that every barrier phase is consumed.
-        @pl.loop(jnp.maximum(steps - stages, 0), steps)
-        def _(i):
-            plgpu.barrier_wait(consumed.at[lax.rem(i, jnp.int32(stages))])
+def _launch(body, scratch, *, grid, grid_names, out_type, interpret, name: str):
+    """The kernel over `grid` with COMPUTE_WGS compute warpgroups and one memory warpgroup.
+
+    body(*refs, scoped) gets the input and output refs and the allocated `scratch` (a pytree of
+    shared-memory buffers and barriers, collective over the warpgroups).
+    """
+
+    def entry(*refs):
+        pl.run_scoped(lambda *scoped: body(*refs, scoped), *scratch, collective_axes="wg")
+
+    mesh = plgpu.Mesh(
+        grid=grid, grid_names=grid_names, num_threads=COMPUTE_WGS + 1, thread_name="wg"
+    )
+    return pl.kernel(
+        entry,
+        out_type=out_type,
+        mesh=mesh,
+        compiler_params=plgpu.CompilerParams(approx_math=True),
+        interpret=interpret,
+        name=name,
+    )
+
+
+def _forward_kernel(
+    q_ref,
+    k_ref,
+    v_ref,
+    bias_ref,
+    q_lens_ref,
+    kv_lens_ref,
+    out_ref,
+    scoped,
+    *,
+    scale: float,
+    block_q: int,
+    block_k: int,
+    stages: int,
+    interpreted: bool,
+):
+    smem, loaded, consumed = scoped
+    q_smem, k_smem, v_smem, bias_smem, t_smem = smem
+    q_loaded, k_loaded, v_loaded, bias_loaded = loaded
+    batch = lax.axis_index("batch")
+    head = lax.axis_index("heads")
+    wg = lax.axis_index("wg")
+    cta_queries = lax.axis_index("q") * (COMPUTE_WGS * block_q)
+    q_len = q_lens_ref[batch]
+    kv_len = kv_lens_ref[batch]
+    # Key tiles holding a valid key; none when every query of this program is padding.
+    steps = jnp.where(cta_queries < q_len, lax.div(kv_len + block_k - 1, jnp.int32(block_k)), 0)
+    dtype = q_ref.dtype
+    h = q_ref.shape[-1]
+
+    def tile(ref, start, size):
+        return ref.at[batch, pl.ds(start, size), head]
+
+    @pl.when(wg < COMPUTE_WGS)
+    def _compute():
+        plgpu.set_max_registers(232, action="increase")
+        q_start = cta_queries + wg * block_q
+        qs = q_smem.at[wg]
+        plgpu.copy_gmem_to_smem(tile(q_ref, q_start, block_q), qs, q_loaded.at[wg])
+        plgpu.barrier_wait(q_loaded.at[wg])
+
+        def scratch(which):  # Interpreter-only buffers (None when compiled).
+            return None if t_smem is None else t_smem[which].at[wg]
+
+        def step(j, acc):
+            slot = lax.rem(j, jnp.int32(stages))
+            plgpu.barrier_wait(k_loaded.at[slot])
+            plgpu.barrier_wait(bias_loaded.at[slot])
+
+            def scores(s_acc):
+                plgpu.wgmma(s_acc, qs, _transposed(k_smem.at[slot], scratch(0), interpreted))
+                return s_acc[...]
+
+            s_tile = pl.run_scoped(scores, plgpu.ACC((block_q, block_k), jnp.float32))
+            bias = _load_vector(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
+            half_bias = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
+            p = 0.5 * jnp.tanh(s_tile * (0.5 * scale) + half_bias) + 0.5
+            plgpu.barrier_wait(v_loaded.at[slot])
+            plgpu.wgmma(
+                acc, _in_registers(p.astype(dtype), scratch(1), interpreted), v_smem.at[slot]
+            )
+            plgpu.wgmma_wait(0)
+            plgpu.barrier_arrive(consumed.at[slot])  # This key tile's k, v and bias are used.
+
+        def accumulate(acc):
+            pl.loop(0, steps)(lambda j: step(j, acc))
+            return acc[...]
+
+        out = pl.run_scoped(accumulate, plgpu.ACC((block_q, h), jnp.float32))
+        qs[...] = out.astype(dtype)
+        plgpu.commit_smem()
+        plgpu.copy_smem_to_gmem(qs, tile(out_ref, q_start, block_q))
+        plgpu.wait_smem_to_gmem(0)
+
+    @pl.when(wg == COMPUTE_WGS)
+    def _memory():
+        plgpu.set_max_registers(40, action="decrease")
+
+        def load(j, slot):
+            keys = pl.ds(j * block_k, block_k)
+            plgpu.copy_gmem_to_smem(
+                tile(k_ref, j * block_k, block_k), k_smem.at[slot], k_loaded.at[slot]
+            )
+            plgpu.copy_gmem_to_smem(
+                tile(v_ref, j * block_k, block_k), v_smem.at[slot], v_loaded.at[slot]
+            )
+            plgpu.copy_gmem_to_smem(
+                bias_ref.at[batch, keys], bias_smem.at[slot], bias_loaded.at[slot]
+            )
+
+        _stream(load, steps, stages, k_ref.shape[1] // block_k, consumed)
+
+
+def _stream(load, steps, stages: int, tiles: int, consumed):
+    """The memory warpgroup's loop: load(i, slot) for tiles 0..steps-1 through `stages` slots,
+    each slot refilled once the compute warpgroups have released it (`consumed`); `tiles` is the
+    static number of tiles along the streamed axis."""
+    for i in range(min(stages, tiles)):  # Static slices must fit.
+        pl.when(i < steps)(functools.partial(load, i, i))
+
+    @pl.loop(0, steps - stages)
+    def _(i):
+        slot = lax.rem(i, jnp.int32(stages))
+        plgpu.barrier_wait(consumed.at[slot])
+        load(i + stages, slot)
+
+    # Observe the last tiles' releases too, so that every barrier phase is consumed.
+    @pl.loop(jnp.maximum(steps - stages, 0), steps)
+    def _(i):
+        plgpu.barrier_wait(consumed.at[lax.rem(i, jnp.int32(stages))])
+
+
+@functools.partial(jax.jit, static_argnames=("scale", "block_q", "block_k", "stages", "interpret"))
+def fused_forward(
+    q,
+    k,
+    v,
+    key_half_bias,
+    q_lens,
+    kv_lens,
+    *,
+    scale: float,
+    block_q: int = BLOCK_Q,
+    block_k: int = FORWARD_BLOCK_K,
+    stages: int = 2,
+    interpret=False,
+):
+    """The sigmoid attention output for block-aligned, non-causal inputs (Mosaic GPU).
+
+    Shapes as `fused_backward`. T must be a multiple of COMPUTE_WGS * block_q and S of block_k.
+    Rows of padded queries are left to the caller. Not yet measured on a GPU (see
+    KernelConfig.hopper_fwd): checked in the Mosaic GPU interpreter only.
+    """
+    b, t, n, h = q.shape
+    s = k.shape[1]
+    if t % (COMPUTE_WGS * block_q) or s % block_k:
+        raise ValueError(
+            f"T={t} must be a multiple of {COMPUTE_WGS} * block_q={block_q} and S={s} of "
+            f"block_k={block_k}"
+        )
+    dtype = q.dtype
+    smem = (
+        plgpu.SMEM((COMPUTE_WGS, block_q, h), dtype, transforms=_TILED),  # q, then out
+        plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # k
+        plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # v
+        plgpu.SMEM((stages, block_k), jnp.float32),  # bias
+        (  # Interpreter only: transposed k, and p.
+            plgpu.SMEM((COMPUTE_WGS, h, block_k), dtype),
+            plgpu.SMEM((COMPUTE_WGS, block_q, block_k), dtype),
+        )
+        if interpret
+        else None,
+    )
+    loaded = (
+        plgpu.Barrier(num_barriers=COMPUTE_WGS),
+        plgpu.Barrier(num_barriers=stages),
+        plgpu.Barrier(num_barriers=stages),
+        plgpu.Barrier(num_barriers=stages),
+    )
+    consumed = plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=stages)
+    body = functools.partial(
+        _forward_kernel,
+        scale=scale,
+        block_q=block_q,
+        block_k=block_k,
+        stages=stages,
+        interpreted=bool(interpret),
+    )
+    return _launch(
+        body,
+        (smem, loaded, consumed),
+        grid=(n, t // (COMPUTE_WGS * block_q), b),
+        grid_names=("heads", "q", "batch"),
+        out_type=jax.ShapeDtypeStruct(q.shape, dtype),
+        interpret=interpret,
+        name="sigmoid_attention_fwd_hopper",
+    )(q, k, v, key_half_bias, q_lens, kv_lens)
 
 
 @functools.partial(
@@ -270,16 +478,14 @@ def fused_backward(
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
     dtype = q.dtype
-    tiled = (plgpu.TilingTransform((8, 64)), plgpu.SwizzleTransform(128))
-    tiled_f32 = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(128))
     smem = (
-        plgpu.SMEM((stages, block_q, h), dtype, transforms=tiled),  # q
-        plgpu.SMEM((stages, block_q, h), dtype, transforms=tiled),  # d_out
-        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=tiled),  # k, then dk
-        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=tiled),  # v, then dv
+        plgpu.SMEM((stages, block_q, h), dtype, transforms=_TILED),  # q
+        plgpu.SMEM((stages, block_q, h), dtype, transforms=_TILED),  # d_out
+        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=_TILED),  # k, then dk
+        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=_TILED),  # v, then dv
         plgpu.SMEM((COMPUTE_WGS, block_k), jnp.float32),  # bias
-        plgpu.SMEM((COMPUTE_WGS, block_k, block_q), dtype, transforms=tiled),  # ds^T
-        plgpu.SMEM((COMPUTE_WGS, block_q, h), jnp.float32, transforms=tiled_f32),  # dq share
+        plgpu.SMEM((COMPUTE_WGS, block_k, block_q), dtype, transforms=_TILED),  # ds^T
+        plgpu.SMEM((COMPUTE_WGS, block_q, h), jnp.float32, transforms=_TILED_F32),  # dq share
         (  # Interpreter only: transposed q, d_out and ds.
             plgpu.SMEM((COMPUTE_WGS, h, block_q), dtype),
             plgpu.SMEM((COMPUTE_WGS, h, block_q), dtype),
@@ -307,24 +513,14 @@ def fused_backward(
         interpreted=bool(interpret),
     )
 
-    def entry(*refs):
-        pl.run_scoped(
-            lambda *scoped: body(*refs, scoped), smem, loaded, consumed, collective_axes="wg"
-        )
-
-    mesh = plgpu.Mesh(
-        grid=(n, s // (COMPUTE_WGS * block_k), b),
-        grid_names=("heads", "kv", "batch"),
-        num_threads=COMPUTE_WGS + 1,
-        thread_name="wg",
-    )
     acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
     dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
-    dk, dv = pl.kernel(
-        entry,
+    dk, dv = _launch(
+        body,
+        (smem, loaded, consumed),
+        grid=(n, s // (COMPUTE_WGS * block_k), b),
+        grid_names=("heads", "kv", "batch"),
         out_type=(jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)),
-        mesh=mesh,
-        compiler_params=plgpu.CompilerParams(approx_math=True),
         interpret=interpret,
         name="sigmoid_attention_bwd_hopper",
     )(q, k, v, key_half_bias, do, q_lens, kv_lens, dq_acc)

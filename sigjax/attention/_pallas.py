@@ -56,7 +56,19 @@ def _kernel_kwargs(st: _Static) -> dict:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
 def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
-    out = kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
+    if _use_hopper(st, q, forward=True):
+        out = hopper.fused_forward(
+            q,
+            k,
+            v,
+            _key_half_bias(half_bias, kv_lens, k.shape[1]),
+            q_lens,
+            kv_lens,
+            scale=st.scale,
+            interpret=_mosaic_interpret(st),
+        )
+    else:
+        out = kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
     return _zero_padded_rows(out, q_lens)
 
 
@@ -99,32 +111,49 @@ def _is_hopper() -> bool:
     return str(getattr(device, "compute_capability", "")).startswith("9.")
 
 
-def _use_hopper(st: _Static, q) -> bool:
-    """Whether the fused Mosaic GPU backward runs: asked for, applicable, on a Hopper GPU.
+def _use_hopper(st: _Static, q, forward: bool = False) -> bool:
+    """Whether a Mosaic GPU kernel runs: asked for, applicable, on a Hopper GPU.
 
     In interpret mode it runs in Mosaic GPU's interpreter (only when a test asks for it).
     """
-    if not st.config.hopper_bwd:
+    if not (st.config.hopper_fwd if forward else st.config.hopper_bwd):
         return False
     why_not = hopper.supported(
-        head_dim=q.shape[-1], dtype=q.dtype, is_causal=st.is_causal, with_dbias=st.with_dbias
+        head_dim=q.shape[-1],
+        dtype=q.dtype,
+        is_causal=st.is_causal,
+        with_dbias=st.with_dbias and not forward,
     )
     return why_not is None and (st.interpret or _is_hopper())
 
 
-def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
-    s = k.shape[1]
-    if half_bias.ndim == 1:
-        half_bias = jnp.broadcast_to(half_bias[:, None], (k.shape[0], s))
-    keys = jnp.arange(s, dtype=jnp.int32)[None, :] < kv_lens[:, None]
-    key_half_bias = jnp.where(keys, half_bias.astype(jnp.float32), hopper.PADDED_KEY_BIAS)
-    interpret = False
-    if st.interpret:
-        from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
+def _mosaic_interpret(st: _Static):
+    if not st.interpret:
+        return False
+    from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
 
-        interpret = InterpretGPUParams()
+    return InterpretGPUParams()
+
+
+def _key_half_bias(half_bias, kv_lens, s: int):
+    """[B, S] float32 halved logit bias per key, PADDED_KEY_BIAS on padded keys."""
+    if half_bias.ndim == 1:
+        half_bias = jnp.broadcast_to(half_bias[:, None], (kv_lens.shape[0], s))
+    keys = jnp.arange(s, dtype=jnp.int32)[None, :] < kv_lens[:, None]
+    return jnp.where(keys, half_bias.astype(jnp.float32), hopper.PADDED_KEY_BIAS)
+
+
+def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
     dq, dk, dv = hopper.fused_backward(
-        q, k, v, key_half_bias, d_out, q_lens, kv_lens, scale=st.scale, interpret=interpret
+        q,
+        k,
+        v,
+        _key_half_bias(half_bias, kv_lens, k.shape[1]),
+        d_out,
+        q_lens,
+        kv_lens,
+        scale=st.scale,
+        interpret=_mosaic_interpret(st),
     )
     return _zero_padded_rows(dq, q_lens), dk, dv
 
@@ -177,12 +206,12 @@ def _per_shard(
         # Interpret mode runs on any device: the tables of a GPU kind do not apply.
         device_kind = None if interpret else jax.devices()[0].device_kind
         config = kernels.default_config(h_pad, jnp.dtype(q.dtype).name, max(t, s), device_kind)
-        if interpret:  # A table's Hopper backward is for GPUs; only a test asks the interpreter.
-            config = dataclasses.replace(config, hopper_bwd=False)
-    if sharded and config.hopper_bwd:
-        # Not yet run under shard_map on GPUs (its float32 dq buffer is a mutable ref): the
-        # Triton backward, checked there, serves sharded inputs.
-        config = dataclasses.replace(config, hopper_bwd=False)
+        if interpret:  # A table's Hopper kernels are for GPUs; only a test asks the interpreter.
+            config = dataclasses.replace(config, hopper_bwd=False, hopper_fwd=False)
+    if sharded and (config.hopper_bwd or config.hopper_fwd):
+        # Not yet run under shard_map on GPUs (the backward's float32 dq buffer is a mutable
+        # ref): the Triton kernels, checked there, serve sharded inputs.
+        config = dataclasses.replace(config, hopper_bwd=False, hopper_fwd=False)
     config = _fit_blocks(config, t, s)
     t_pad = -(-t // config.q_multiple) * config.q_multiple
     s_pad = -(-s // config.k_multiple) * config.k_multiple

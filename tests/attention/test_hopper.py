@@ -1,8 +1,8 @@
-"""The Hopper backward (pallas_kernels/sigmoid_attention/hopper.py) against the XLA reference.
+"""The Hopper kernels (pallas_kernels/sigmoid_attention/hopper.py) against the XLA reference.
 
 In interpret mode it runs in Mosaic GPU's interpreter on CPU (slow: small shapes only); compiled
-on a Hopper GPU (marked `gpu`). Also checked: when the fused Hopper backward runs and when the call
-falls back to the Triton kernels.
+on a Hopper GPU (marked `gpu`). Also checked: when the fused Hopper backward (and the forward, off
+by default) run and when the call falls back to the Triton kernels.
 """
 
 import dataclasses
@@ -54,17 +54,17 @@ def rel_err(x, ref):
 
 
 class Calls:
-    """Counts calls of hopper.fused_backward (patched in)."""
+    """Counts calls of hopper.fused_backward (or another kernel of hopper.py, patched in)."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, name="fused_backward"):
         self.n = 0
-        real = hopper.fused_backward
+        real = getattr(hopper, name)
 
         def counted(*args, **kwargs):
             self.n += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(hopper, "fused_backward", counted)
+        monkeypatch.setattr(hopper, name, counted)
 
 
 class HopperSuite:
@@ -103,6 +103,29 @@ class HopperSuite:
                 assert np.all(np.asarray(got[1][bi, int(kl[bi]) :]) == 0)
                 assert np.all(np.asarray(got[2][bi, int(kl[bi]) :]) == 0)
 
+    def check_forward(self, case, monkeypatch):
+        q, k, v, ql, kl, ct = make_inputs(case, seed=1)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+        fwd, bwd = Calls(monkeypatch, "fused_forward"), Calls(monkeypatch)
+        config = dataclasses.replace(HOPPER, hopper_fwd=True)
+
+        def loss(q, k, v):
+            with _pallas.force_interpret(self.interpret):
+                out = sigjax.sigmoid_attention(
+                    q, k, v, implementation="pallas", kernel_config=config, **kw
+                )
+            return jnp.sum(out.astype(jnp.float32) * ct), out
+
+        (_, out), grads = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(q, k, v)
+        assert fwd.n == 1 and bwd.n == 1
+        up = [x.astype(jnp.float32) for x in (q, k, v)]
+        ref = sigjax.sigmoid_attention(*up, implementation="xla", **kw)
+        assert out.dtype == q.dtype and rel_err(out, ref) < TOL[case[-1]], rel_err(out, ref)
+        if ql is not None:
+            for bi in range(q.shape[0]):
+                assert np.all(np.asarray(out[bi, int(ql[bi]) :]) == 0)
+        assert all(np.all(np.isfinite(np.asarray(g, np.float32))) for g in grads)
+
     def test_falls_back_where_it_does_not_apply(self, monkeypatch):
         q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
@@ -120,6 +143,10 @@ class TestHopperInterpret(HopperSuite):
     @pytest.mark.parametrize("case", CASES, ids=str)
     def test_gradients_match_reference(self, case, monkeypatch):
         self.check(case, monkeypatch)
+
+    @pytest.mark.parametrize("case", CASES[:2], ids=str)
+    def test_forward_matches_reference(self, case, monkeypatch):
+        self.check_forward(case, monkeypatch)
 
     def test_table_configs_do_not_reach_the_interpreter(self, monkeypatch):
         q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
@@ -218,3 +245,9 @@ class TestHopperCompiled(HopperSuite):
         if not _pallas._is_hopper():
             pytest.skip("not a Hopper GPU: the Triton backward runs (tested elsewhere)")
         self.check(case, monkeypatch)
+
+    @pytest.mark.parametrize("case", COMPILED_CASES, ids=str)
+    def test_forward_matches_reference(self, case, monkeypatch):
+        if not _pallas._is_hopper():
+            pytest.skip("not a Hopper GPU: the Triton forward runs (tested elsewhere)")
+        self.check_forward(case, monkeypatch)
