@@ -82,6 +82,27 @@ def _load_vector(ref, layout, interpreted: bool):
     return ref[...] if interpreted else plgpu.load(ref, (), layout=layout)
 
 
+def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int):
+    """This program's batch, head, warpgroup, first token along `axis` ("q": queries, "kv":
+    keys; COMPUTE_WGS tiles of `block`), the number of `loop_block` tiles of the other axis its
+    loop visits (those holding a valid token; none when all of its own tokens are padding), and
+    tile(ref, start, size): rows [start, start + size) of its (batch, head) in a [B, L, N, H] ref.
+    """
+    batch = lax.axis_index("batch")
+    head = lax.axis_index("heads")
+    wg = lax.axis_index("wg")
+    start = lax.axis_index(axis) * (COMPUTE_WGS * block)
+    q_len = q_lens_ref[batch]
+    kv_len = kv_lens_ref[batch]
+    own_len, loop_len = (q_len, kv_len) if axis == "q" else (kv_len, q_len)
+    steps = jnp.where(start < own_len, lax.div(loop_len + loop_block - 1, jnp.int32(loop_block)), 0)
+
+    def tile(ref, first, size):
+        return ref.at[batch, pl.ds(first, size), head]
+
+    return batch, head, wg, start, steps, tile
+
+
 def _kernel(
     q_ref,
     k_ref,
@@ -105,19 +126,12 @@ def _kernel(
     smem, loaded, consumed = scoped
     q_smem, do_smem, k_smem, v_smem, bias_smem, ds_smem, dq_smem, t_smem = smem
     q_loaded, do_loaded, k_loaded, v_loaded, bias_loaded = loaded
-    batch = lax.axis_index("batch")
-    head = lax.axis_index("heads")
-    wg = lax.axis_index("wg")
-    cta_keys = lax.axis_index("kv") * (COMPUTE_WGS * block_k)
-    q_len = q_lens_ref[batch]
-    kv_len = kv_lens_ref[batch]
     # Query tiles holding a valid query; none when every key of this program is padding.
-    steps = jnp.where(cta_keys < kv_len, lax.div(q_len + block_q - 1, jnp.int32(block_q)), 0)
+    batch, head, wg, cta_keys, steps, tile = _program(
+        q_lens_ref, kv_lens_ref, "kv", block_k, block_q
+    )
     dtype = q_ref.dtype
     h = q_ref.shape[-1]
-
-    def tile(ref, start, size):
-        return ref.at[batch, pl.ds(start, size), head]
 
     @pl.when(wg < COMPUTE_WGS)
     def _compute():
@@ -231,15 +245,20 @@ def _kernel(
         _stream(load, steps, stages, q_ref.shape[1] // block_q, consumed)
 
 
-def _launch(body, scratch, *, grid, grid_names, out_type, interpret, name: str):
-    """The kernel over `grid` with COMPUTE_WGS compute warpgroups and one memory warpgroup.
+def _launch(kernel, smem, loaded, *, stages, grid, grid_names, out_type, interpret, name, **kw):
+    """`kernel` over `grid` with COMPUTE_WGS compute warpgroups and one memory warpgroup.
 
-    body(*refs, scoped) gets the input and output refs and the allocated `scratch` (a pytree of
-    shared-memory buffers and barriers, collective over the warpgroups).
+    kernel(*refs, scoped, **kw, stages=, interpreted=) gets the input and output refs and
+    scoped = (smem, loaded, consumed): the shared-memory buffers, the barriers of their loads,
+    and a ring of `stages` barriers on which every compute warpgroup releases a streamed slot.
     """
+    consumed = plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=stages)
+    body = functools.partial(kernel, stages=stages, interpreted=bool(interpret), **kw)
 
     def entry(*refs):
-        pl.run_scoped(lambda *scoped: body(*refs, scoped), *scratch, collective_axes="wg")
+        pl.run_scoped(
+            lambda *scoped: body(*refs, scoped), smem, loaded, consumed, collective_axes="wg"
+        )
 
     mesh = plgpu.Mesh(
         grid=grid, grid_names=grid_names, num_threads=COMPUTE_WGS + 1, thread_name="wg"
@@ -252,6 +271,13 @@ def _launch(body, scratch, *, grid, grid_names, out_type, interpret, name: str):
         interpret=interpret,
         name=name,
     )
+
+
+def _interpreter_buffers(interpret, dtype, *shapes):
+    """Per-warpgroup buffers that only the interpreter needs (None when compiled)."""
+    if not interpret:
+        return None
+    return tuple(plgpu.SMEM((COMPUTE_WGS, *shape), dtype) for shape in shapes)
 
 
 def _forward_kernel(
@@ -273,19 +299,12 @@ def _forward_kernel(
     smem, loaded, consumed = scoped
     q_smem, k_smem, v_smem, bias_smem, t_smem = smem
     q_loaded, k_loaded, v_loaded, bias_loaded = loaded
-    batch = lax.axis_index("batch")
-    head = lax.axis_index("heads")
-    wg = lax.axis_index("wg")
-    cta_queries = lax.axis_index("q") * (COMPUTE_WGS * block_q)
-    q_len = q_lens_ref[batch]
-    kv_len = kv_lens_ref[batch]
     # Key tiles holding a valid key; none when every query of this program is padding.
-    steps = jnp.where(cta_queries < q_len, lax.div(kv_len + block_k - 1, jnp.int32(block_k)), 0)
+    batch, head, wg, cta_queries, steps, tile = _program(
+        q_lens_ref, kv_lens_ref, "q", block_q, block_k
+    )
     dtype = q_ref.dtype
     h = q_ref.shape[-1]
-
-    def tile(ref, start, size):
-        return ref.at[batch, pl.ds(start, size), head]
 
     @pl.when(wg < COMPUTE_WGS)
     def _compute():
@@ -400,12 +419,8 @@ def fused_forward(
         plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # k
         plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # v
         plgpu.SMEM((stages, block_k), jnp.float32),  # bias
-        (  # Interpreter only: transposed k, and p.
-            plgpu.SMEM((COMPUTE_WGS, h, block_k), dtype),
-            plgpu.SMEM((COMPUTE_WGS, block_q, block_k), dtype),
-        )
-        if interpret
-        else None,
+        # Interpreter only: transposed k, and p.
+        _interpreter_buffers(interpret, dtype, (h, block_k), (block_q, block_k)),
     )
     loaded = (
         plgpu.Barrier(num_barriers=COMPUTE_WGS),
@@ -413,18 +428,14 @@ def fused_forward(
         plgpu.Barrier(num_barriers=stages),
         plgpu.Barrier(num_barriers=stages),
     )
-    consumed = plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=stages)
-    body = functools.partial(
+    return _launch(
         _forward_kernel,
+        smem,
+        loaded,
+        stages=stages,
         scale=scale,
         block_q=block_q,
         block_k=block_k,
-        stages=stages,
-        interpreted=bool(interpret),
-    )
-    return _launch(
-        body,
-        (smem, loaded, consumed),
         grid=(n, t // (COMPUTE_WGS * block_q), b),
         grid_names=("heads", "q", "batch"),
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
@@ -486,14 +497,10 @@ def fused_backward(
         plgpu.SMEM((COMPUTE_WGS, block_k), jnp.float32),  # bias
         plgpu.SMEM((COMPUTE_WGS, block_k, block_q), dtype, transforms=_TILED),  # ds^T
         plgpu.SMEM((COMPUTE_WGS, block_q, h), jnp.float32, transforms=_TILED_F32),  # dq share
-        (  # Interpreter only: transposed q, d_out and ds.
-            plgpu.SMEM((COMPUTE_WGS, h, block_q), dtype),
-            plgpu.SMEM((COMPUTE_WGS, h, block_q), dtype),
-            plgpu.SMEM((COMPUTE_WGS, block_q, block_k), dtype),
-            plgpu.SMEM((COMPUTE_WGS, block_k, block_q), dtype),
-        )
-        if interpret
-        else None,
+        # Interpreter only: transposed q, d_out and ds, and p.
+        _interpreter_buffers(
+            interpret, dtype, (h, block_q), (h, block_q), (block_q, block_k), (block_k, block_q)
+        ),
     )
     loaded = (
         plgpu.Barrier(num_barriers=stages),
@@ -502,22 +509,17 @@ def fused_backward(
         plgpu.Barrier(num_barriers=COMPUTE_WGS),
         plgpu.Barrier(num_barriers=COMPUTE_WGS),
     )
-    consumed = plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=stages)
-    body = functools.partial(
-        _kernel,
-        scale=scale,
-        block_q=block_q,
-        block_k=block_k,
-        stages=stages,
-        overlap=overlap,
-        interpreted=bool(interpret),
-    )
-
     acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
     dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
     dk, dv = _launch(
-        body,
-        (smem, loaded, consumed),
+        _kernel,
+        smem,
+        loaded,
+        stages=stages,
+        scale=scale,
+        block_q=block_q,
+        block_k=block_k,
+        overlap=overlap,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),
         out_type=(jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)),
