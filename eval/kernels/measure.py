@@ -16,7 +16,7 @@ import sigjax
 from eval.kernels import peers
 from eval.kernels.specs import KNOWN_IMPLS, Shape, make_inputs
 from eval.kernels.timing import time_callable
-from pallas_kernels.sigmoid_attention.config import KernelConfig, default_config, next_power_of_2
+from sigjax.attention._pallas import table_config
 
 
 def _attention(impl: str, causal: bool, padded: bool, kernel_config=None, cudnn=True):
@@ -36,7 +36,13 @@ def _attention(impl: str, causal: bool, padded: bool, kernel_config=None, cudnn=
             config = kernel_config
             if impl in ("pallas_hopper", "pallas_mosaic"):
                 config = dataclasses.replace(
-                    config or _table_config(q, k),
+                    config
+                    or table_config(
+                        q.shape[-1],
+                        q.dtype,
+                        max(q.shape[1], k.shape[1]),
+                        interpret=jax.default_backend() != "gpu",
+                    ),
                     hopper_bwd=True,
                     hopper_fwd=impl == "pallas_mosaic",
                 )
@@ -52,13 +58,6 @@ def _attention(impl: str, causal: bool, padded: bool, kernel_config=None, cudnn=
         raise ValueError(f"impls: got {impl!r}, expected some of {KNOWN_IMPLS}")
 
     return fn
-
-
-def _table_config(q, k) -> KernelConfig:
-    """The configuration `sigmoid_attention` would pick from the tuned tables for q and k."""
-    device_kind = jax.devices()[0].device_kind if jax.default_backend() == "gpu" else None
-    h = next_power_of_2(q.shape[-1])
-    return default_config(h, jnp.dtype(q.dtype).name, max(q.shape[1], k.shape[1]), device_kind)
 
 
 def _program(impl: str, shape: Shape, kernel_config=None, cudnn=True):

@@ -88,12 +88,14 @@ def _attention_bwd(st: _Static, residuals, d_out):
     # Padded query rows of the output are constant 0, so their cotangent must not flow.
     d_out = _zero_padded_rows(d_out.astype(q.dtype), q_lens)
     args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
-    if _use_hopper(st, q):
+    if _use_hopper(st, q):  # Never with a bias gradient (see hopper.supported).
         dq, dk, dv = _hopper_backward(st, *args)
-        return dq, dk, dv, jnp.zeros_like(half_bias), None, None
-    dk, dv, dbias, dq = kernels.backward_dkv(*args, **_kernel_kwargs(st), with_dbias=st.with_dbias)
-    if not st.config.fused_bwd:
-        dq = kernels.backward_dq(*args, **_kernel_kwargs(st))
+        dbias = None
+    else:
+        kw = _kernel_kwargs(st)
+        dk, dv, dbias, dq = kernels.backward_dkv(*args, **kw, with_dbias=st.with_dbias)
+        if not st.config.fused_bwd:
+            dq = kernels.backward_dq(*args, **kw)
     dq = _zero_padded_rows(dq, q_lens)
     if dbias is None:
         d_half_bias = jnp.zeros_like(half_bias)
@@ -144,7 +146,7 @@ def _key_half_bias(half_bias, kv_lens, s: int):
 
 
 def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
-    dq, dk, dv = hopper.fused_backward(
+    return hopper.fused_backward(
         q,
         k,
         v,
@@ -155,7 +157,20 @@ def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
         scale=st.scale,
         interpret=_mosaic_interpret(st),
     )
-    return _zero_padded_rows(dq, q_lens), dk, dv
+
+
+def table_config(head_dim: int, dtype, seq_len: int, interpret: bool) -> kernels.KernelConfig:
+    """The tuned configuration `sigmoid_attention` picks when no `kernel_config` is given.
+
+    Interpret mode runs on any device: the tables of a GPU kind do not apply, and a table's Hopper
+    kernels are for GPUs (only a test sends them to the Mosaic GPU interpreter).
+    """
+    device_kind = None if interpret else jax.devices()[0].device_kind
+    h_pad = max(16, next_power_of_2(head_dim))
+    config = kernels.default_config(h_pad, jnp.dtype(dtype).name, seq_len, device_kind)
+    if interpret:
+        config = dataclasses.replace(config, hopper_bwd=False, hopper_fwd=False)
+    return config
 
 
 def _fit_blocks(bs: kernels.KernelConfig, t: int, s: int) -> kernels.KernelConfig:
@@ -203,11 +218,7 @@ def _per_shard(
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
     if config is None:
-        # Interpret mode runs on any device: the tables of a GPU kind do not apply.
-        device_kind = None if interpret else jax.devices()[0].device_kind
-        config = kernels.default_config(h_pad, jnp.dtype(q.dtype).name, max(t, s), device_kind)
-        if interpret:  # A table's Hopper kernels are for GPUs; only a test asks the interpreter.
-            config = dataclasses.replace(config, hopper_bwd=False, hopper_fwd=False)
+        config = table_config(h, q.dtype, max(t, s), interpret)
     if sharded and (config.hopper_bwd or config.hopper_fwd):
         # Not yet run under shard_map on GPUs (the backward's float32 dq buffer is a mutable
         # ref): the Triton kernels, checked there, serve sharded inputs.
