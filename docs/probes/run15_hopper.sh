@@ -3,8 +3,12 @@
 # 2. the compiled Hopper tests; 3. `python -m eval kernels` fwd+bwd: pallas, pallas_hopper, cuDNN, dense and 50%
 #    padding, when step 1 found the kernel correct. Results under $OUT.
 #   END=570 bash docs/probes/run15_hopper.sh
+# Switches: SKIP_PROBE, SKIP_BENCH, TESTS (pytest paths, run with -m gpu), TESTS_S, IMPLS, MODES, HDIMS, SEQS,
+# CAUSAL (e.g. 0,1), UNCHECKED=1 (routes causal masking and bias gradients, interpreter-checked only so far, to the
+# Hopper kernels: hopper.NOT_YET_ON_GPU).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+[ -n "$UNCHECKED" ] && export SIGJAX_HOPPER_UNCHECKED=1
 python3 -c "import pytest, hypothesis" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/opt/*.whl
 nvidia-smi -L; git rev-parse --short HEAD; python3 -c "import jax; print(jax.__version__, jax.devices()[0].compute_capability)"
 if [ -z "$SKIP_PROBE" ]; then
@@ -22,6 +26,6 @@ if [ -n "$TESTS" ]; then
 fi
 if [ -z "$SKIP_BENCH" ] && grep -q '"ok": true' $OUT/hopper_bwd.jsonl 2>/dev/null || [ -n "$SKIP_PROBE" ]; then
   timeout $(( ${END:-570} - SECONDS )) python3 -m eval kernels --out=$OUT/kernels --head_dims=${HDIMS:-64,128} \
-    --seq_lens=${SEQS:-4096,8192,16384} --impls=${IMPLS:-pallas,pallas_hopper,cudnn} --modes=${MODES:-fwdbwd} --padding=0,0.5 --causal=0 \
+    --seq_lens=${SEQS:-4096,8192,16384} --impls=${IMPLS:-pallas,pallas_hopper,cudnn} --modes=${MODES:-fwdbwd} --padding=0,0.5 --causal=${CAUSAL:-0} \
     --memory_impls= --budget_s=$(( ${END:-570} - SECONDS - 30 )) 2>&1 | grep -v -i warn | tail -25
 fi

@@ -42,9 +42,10 @@ class KernelConfig:
       fused_bwd: one backward kernel over key blocks that also adds dQ atomically into a float32
         buffer (5 tile products per tile pair), instead of a dK/dV kernel plus a dQ kernel (7).
       hopper_bwd: on Hopper GPUs (compute capability 9.x), the fused backward of hopper.py
-        (Pallas Mosaic GPU: wgmma, TMA, one TMA reduce-add per dQ tile) where it applies (not
-        causal, no per-key bias gradient, head dim 64 or 128, 16-bit inputs, not under
-        shard_map); elsewhere the Triton backward above runs as if this were False.
+        (Pallas Mosaic GPU: wgmma, TMA, one TMA reduce-add per dQ tile) where it applies (head
+        dim 64 or 128, 16-bit inputs, not under shard_map; causal masking and a per-key bias
+        gradient only once checked on a GPU, see hopper.NOT_YET_ON_GPU); elsewhere the Triton
+        backward above runs as if this were False.
       hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
         bias). Off in every table: checked in the Mosaic GPU interpreter, not yet run on a GPU.
     """

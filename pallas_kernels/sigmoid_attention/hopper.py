@@ -16,8 +16,9 @@ Layout of one program (a CTA): `COMPUTE_WGS` compute warpgroups, each owning `bl
 `stages` shared-memory slots. The query-tile loop is as long as the sequence's valid queries, and a
 program whose keys are all padding does no work: padded blocks are skipped as in the forward.
 
-Restrictions (the caller falls back to the Triton kernels otherwise): not causal, no per-key bias
-gradient, head dim 64 or 128, 16-bit inputs, a Hopper GPU (or the Mosaic GPU interpreter). Key
+Restrictions (the caller falls back to the Triton kernels otherwise): head dim 64 or 128, 16-bit
+inputs, a Hopper GPU (or the Mosaic GPU interpreter); causal masking and a per-key bias gradient
+are handled but, until a GPU run checks them, only in the interpreter (NOT_YET_ON_GPU). Key
 padding enters through the per-key bias (a padded key's bias is very negative, so its weight is
 exactly 0); padded query rows need d_out rows of 0, which the custom VJP guarantees.
 
@@ -26,6 +27,7 @@ split Triton pair; forward plus backward 1.02-1.04x cuDNN softmax at H=64, 0.85-
 """
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -47,16 +49,26 @@ FORWARD_BLOCK_K = 128
 PADDED_KEY_BIAS = -1e30
 
 
-def supported(*, head_dim: int, dtype, is_causal: bool, with_dbias: bool) -> str | None:
-    """None when the fused Hopper backward handles the call, else the reason it does not."""
-    if is_causal:
-        return "causal masking"
-    if with_dbias:
-        return "a per-key bias gradient"
+# Variants written and checked in the Mosaic GPU interpreter but not yet compiled on a GPU: there
+# the Triton kernels serve them until the compiled tests (tests/attention/test_hopper.py, -m gpu)
+# have passed on one. UNCHECKED_ENV=1 sends them here anyway (for those tests and benchmarks).
+NOT_YET_ON_GPU = ("causal masking", "a per-key bias gradient")
+UNCHECKED_ENV = "SIGJAX_HOPPER_UNCHECKED"
+
+
+def supported(
+    *, head_dim: int, dtype, is_causal: bool, with_dbias: bool, interpreted: bool = False
+) -> str | None:
+    """None when the Hopper kernels handle the call, else the reason they do not."""
     if head_dim not in (64, 128):
         return f"head dim {head_dim} (64 or 128)"
     if jnp.dtype(dtype) not in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
         return f"dtype {jnp.dtype(dtype).name} (bfloat16 or float16)"
+    unchecked = [
+        what for what, used in zip(NOT_YET_ON_GPU, (is_causal, with_dbias), strict=True) if used
+    ]
+    if unchecked and not interpreted and os.environ.get(UNCHECKED_ENV) != "1":
+        return f"{unchecked[0]}: not yet run on a GPU ({UNCHECKED_ENV}=1 runs it)"
     return None
 
 
@@ -82,11 +94,12 @@ def _load_vector(ref, layout, interpreted: bool):
     return ref[...] if interpreted else plgpu.load(ref, (), layout=layout)
 
 
-def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int):
+def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool):
     """This program's batch, head, warpgroup, first token along `axis` ("q": queries, "kv":
-    keys; COMPUTE_WGS tiles of `block`), the number of `loop_block` tiles of the other axis its
-    loop visits (those holding a valid token; none when all of its own tokens are padding), and
-    tile(ref, start, size): rows [start, start + size) of its (batch, head) in a [B, L, N, H] ref.
+    keys; COMPUTE_WGS tiles of `block`), the first `loop_block` tile of the other axis its loop
+    visits and the number of tiles it visits (those holding a valid token and, when causal, a pair
+    at or below the diagonal; none when all of its own tokens are padding), and tile(ref, start,
+    size): rows [start, start + size) of its (batch, head) in a [B, L, N, H] ref.
     """
     batch = lax.axis_index("batch")
     head = lax.axis_index("heads")
@@ -95,12 +108,54 @@ def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int):
     q_len = q_lens_ref[batch]
     kv_len = kv_lens_ref[batch]
     own_len, loop_len = (q_len, kv_len) if axis == "q" else (kv_len, q_len)
-    steps = jnp.where(start < own_len, lax.div(loop_len + loop_block - 1, jnp.int32(loop_block)), 0)
+    any_own = start < own_len
+    count = _cdiv(loop_len, loop_block)
+    first = 0  # A Python 0 without causal masking: no index arithmetic is traced for it.
+    if causal and axis == "q":  # No key after the program's last query.
+        count = jnp.minimum(count, _cdiv(start + COMPUTE_WGS * block, loop_block))
+    elif causal:  # No query before the program's first key.
+        first = lax.div(start, jnp.int32(loop_block))
+        count = jnp.maximum(count - first, 0)
+    steps = jnp.where(any_own, count, 0)
 
     def tile(ref, first, size):
         return ref.at[batch, pl.ds(first, size), head]
 
-    return batch, head, wg, start, steps, tile
+    return batch, head, wg, start, first, steps, tile
+
+
+def _cdiv(x, d: int):
+    return lax.div(x + d - 1, jnp.int32(d))
+
+
+def _offset(first, n):
+    return n if isinstance(first, int) and first == 0 else first + n
+
+
+def _causal_mask(p, row_start, col_start, rows_are_keys: bool, interpreted: bool):
+    """p with the pairs whose key comes after the query set to 0 (rows/columns: a tile's keys
+    and queries, or queries and keys, from row_start and col_start)."""
+    layout = None if interpreted else plgpu.Layout.WGMMA
+    rows = plgpu.broadcasted_iota(jnp.int32, p.shape, 0, layout=layout) + row_start
+    cols = plgpu.broadcasted_iota(jnp.int32, p.shape, 1, layout=layout) + col_start
+    keep = rows <= cols if rows_are_keys else cols <= rows
+    return jnp.where(keep, p, 0.0)
+
+
+def _loops(split, steps, body, carry, masked_first: bool):
+    """body(n, carry, masked) for n in [0, steps): masked on one side of `split` ([0, split) if
+    masked_first, else [split, steps)); never with split None. Returns the final carry (None:
+    no carry)."""
+    ranges = [(0, steps, False)]
+    if split is not None:
+        ranges = [(0, split, masked_first), (split, steps, not masked_first)]
+    for lo, hi, masked in ranges:
+        fn = functools.partial(body, masked=masked)
+        if carry is None:
+            pl.loop(lo, hi)(lambda n, fn=fn: fn(n, None))
+        else:
+            carry = pl.loop(lo, hi, init_carry=carry)(fn)
+    return carry
 
 
 def _kernel(
@@ -112,23 +167,23 @@ def _kernel(
     q_lens_ref,
     kv_lens_ref,
     dq_ref,
-    dk_ref,
-    dv_ref,
-    scoped,
-    *,
+    *out_refs,
     scale: float,
     block_q: int,
     block_k: int,
     stages: int,
     overlap: bool,
+    causal: bool,
     interpreted: bool,
 ):
+    *out_refs, scoped = out_refs
+    dk_ref, dv_ref, *dbias_ref = out_refs  # dbias_ref: [] without a bias gradient.
     smem, loaded, consumed = scoped
     q_smem, do_smem, k_smem, v_smem, bias_smem, ds_smem, dq_smem, t_smem = smem
     q_loaded, do_loaded, k_loaded, v_loaded, bias_loaded = loaded
     # Query tiles holding a valid query; none when every key of this program is padding.
-    batch, head, wg, cta_keys, steps, tile = _program(
-        q_lens_ref, kv_lens_ref, "kv", block_k, block_q
+    batch, head, wg, cta_keys, first, steps, tile = _program(
+        q_lens_ref, kv_lens_ref, "kv", block_k, block_q, causal
     )
     dtype = q_ref.dtype
     h = q_ref.shape[-1]
@@ -158,14 +213,22 @@ def _kernel(
         plgpu.barrier_wait(v_loaded.at[wg])
         plgpu.barrier_wait(bias_loaded.at[wg])
         # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
-        bias = _load_vector(bs, plgpu.Layout.WGMMA.reduce(1), interpreted)
+        row_layout = plgpu.Layout.WGMMA.reduce(1)
+        bias = _load_vector(bs, row_layout, interpreted)
         half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
 
-        def step(i, dk_acc, dv_acc):
-            slot = lax.rem(i, jnp.int32(stages))
+        def step(n, dbias, dk_acc, dv_acc, masked: bool):
+            slot = lax.rem(n, jnp.int32(stages))
+            q_rows = lambda: _offset(first, n) * block_q  # noqa: E731 (traced where used)
             qs, dos = q_smem.at[slot], do_smem.at[slot]
             plgpu.barrier_wait(q_loaded.at[slot])
             plgpu.barrier_wait(do_loaded.at[slot])
+
+            def weights(s_t):
+                p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
+                if masked:  # A tile on the causal diagonal.
+                    p_t = _causal_mask(p_t, k_start, q_rows(), True, interpreted)
+                return p_t
 
             if overlap:
                 # Both score-sized products at once; the sigmoid runs while dp^T is computed,
@@ -174,8 +237,7 @@ def _kernel(
                     plgpu.wgmma(s_acc, ks, transposed(qs, 0))
                     plgpu.wgmma(dp_acc, vs, transposed(dos, 1))
                     s_t = plgpu.wgmma_accumulator_load(s_acc, wait_n=1)
-                    p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
-                    return p_t, dp_acc[...]
+                    return weights(s_t), dp_acc[...]
 
                 acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
                 p_t, dp_t = pl.run_scoped(front, acc_kq, acc_kq)
@@ -186,8 +248,7 @@ def _kernel(
                     plgpu.wgmma(acc, ks, transposed(qs, 0))
                     return acc[...]
 
-                s_t = pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32))
-                p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
+                p_t = weights(pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32)))
 
                 def dv_and_dp(dp_acc):
                     plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
@@ -195,7 +256,10 @@ def _kernel(
                     return dp_acc[...]  # Waits for both products.
 
                 dp_t = pl.run_scoped(dv_and_dp, plgpu.ACC((block_k, block_q), jnp.float32))
-            ds_t = (dp_t * p_t * (1.0 - p_t)).astype(dtype)
+            ds_t = dp_t * p_t * (1.0 - p_t)  # d(loss)/d(logit), [keys, queries].
+            if dbias is not None:
+                dbias = dbias + jnp.sum(ds_t, axis=1)
+            ds_t = ds_t.astype(dtype)
             ds_s[...] = ds_t
             plgpu.commit_smem()
 
@@ -207,26 +271,41 @@ def _kernel(
             dq = pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h), jnp.float32))
             plgpu.barrier_arrive(consumed.at[slot])  # This query tile's q and d_out are used.
             if interpreted:  # No TMA reductions there: each warpgroup adds into its own copy.
-                dst = dq_ref.at[wg, batch, pl.ds(i * block_q, block_q), head]
+                dst = dq_ref.at[wg, batch, pl.ds(q_rows(), block_q), head]
                 dst[...] = dst[...] + dq
-                return
+                return dbias
             plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
             dq_s[...] = dq
             plgpu.commit_smem()
-            plgpu.copy_smem_to_gmem(dq_s, tile(dq_ref, i * block_q, block_q), reduction_op="add")
+            plgpu.copy_smem_to_gmem(dq_s, tile(dq_ref, q_rows(), block_q), reduction_op="add")
+            return dbias
 
         def accumulate(dk_acc, dv_acc):
-            pl.loop(0, steps)(lambda i: step(i, dk_acc, dv_acc))
-            return dk_acc[...], dv_acc[...]
+            dbias = None
+            if dbias_ref:
+                dbias = jnp.zeros((block_k,), jnp.float32)
+                dbias = dbias if interpreted else plgpu.layout_cast(dbias, row_layout)
+            # Query tiles reaching past this warpgroup's first key need the causal mask.
+            split = None
+            if causal:
+                split = jnp.clip(_cdiv(k_start + block_k, block_q) - first, 0, steps)
+            body = functools.partial(step, dk_acc=dk_acc, dv_acc=dv_acc)
+            dbias = _loops(split, steps, body, dbias, masked_first=True)
+            return dk_acc[...], dv_acc[...], dbias
 
         acc_kh = plgpu.ACC((block_k, h), jnp.float32)
-        dk, dv = pl.run_scoped(accumulate, acc_kh, acc_kh)
+        dk, dv, dbias = pl.run_scoped(accumulate, acc_kh, acc_kh)
         plgpu.wait_smem_to_gmem(0)
         ks[...] = (dk * scale).astype(dtype)
         vs[...] = dv.astype(dtype)
+        if dbias_ref:
+            bs[...] = dbias
         plgpu.commit_smem()
         plgpu.copy_smem_to_gmem(ks, tile(dk_ref, k_start, block_k), commit_group=False)
         plgpu.copy_smem_to_gmem(vs, tile(dv_ref, k_start, block_k), commit_group=False)
+        if dbias_ref:
+            dst = dbias_ref[0].at[batch, head, pl.ds(k_start, block_k)]
+            plgpu.copy_smem_to_gmem(bs, dst, commit_group=False)
         plgpu.commit_smem_to_gmem_group()
         plgpu.wait_smem_to_gmem(0)
 
@@ -235,12 +314,9 @@ def _kernel(
         plgpu.set_max_registers(40, action="decrease")
 
         def load(i, slot):
-            plgpu.copy_gmem_to_smem(
-                tile(q_ref, i * block_q, block_q), q_smem.at[slot], q_loaded.at[slot]
-            )
-            plgpu.copy_gmem_to_smem(
-                tile(do_ref, i * block_q, block_q), do_smem.at[slot], do_loaded.at[slot]
-            )
+            for ref, dst, loaded_ in ((q_ref, q_smem, q_loaded), (do_ref, do_smem, do_loaded)):
+                rows = _offset(first, i) * block_q
+                plgpu.copy_gmem_to_smem(tile(ref, rows, block_q), dst.at[slot], loaded_.at[slot])
 
         _stream(load, steps, stages, q_ref.shape[1] // block_q, consumed)
 
@@ -294,14 +370,15 @@ def _forward_kernel(
     block_q: int,
     block_k: int,
     stages: int,
+    causal: bool,
     interpreted: bool,
 ):
     smem, loaded, consumed = scoped
     q_smem, k_smem, v_smem, bias_smem, t_smem = smem
     q_loaded, k_loaded, v_loaded, bias_loaded = loaded
     # Key tiles holding a valid key; none when every query of this program is padding.
-    batch, head, wg, cta_queries, steps, tile = _program(
-        q_lens_ref, kv_lens_ref, "q", block_q, block_k
+    batch, head, wg, cta_queries, _, steps, tile = _program(
+        q_lens_ref, kv_lens_ref, "q", block_q, block_k, causal
     )
     dtype = q_ref.dtype
     h = q_ref.shape[-1]
@@ -317,7 +394,7 @@ def _forward_kernel(
         def scratch(which):  # Interpreter-only buffers (None when compiled).
             return None if t_smem is None else t_smem[which].at[wg]
 
-        def step(j, acc):
+        def step(j, _, acc, masked: bool):
             slot = lax.rem(j, jnp.int32(stages))
             plgpu.barrier_wait(k_loaded.at[slot])
             plgpu.barrier_wait(bias_loaded.at[slot])
@@ -330,6 +407,8 @@ def _forward_kernel(
             bias = _load_vector(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
             half_bias = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
             p = 0.5 * jnp.tanh(s_tile * (0.5 * scale) + half_bias) + 0.5
+            if masked:  # A tile on the causal diagonal.
+                p = _causal_mask(p, q_start, j * block_k, False, interpreted)
             plgpu.barrier_wait(v_loaded.at[slot])
             plgpu.wgmma(
                 acc, _in_registers(p.astype(dtype), scratch(1), interpreted), v_smem.at[slot]
@@ -338,7 +417,11 @@ def _forward_kernel(
             plgpu.barrier_arrive(consumed.at[slot])  # This key tile's k, v and bias are used.
 
         def accumulate(acc):
-            pl.loop(0, steps)(lambda j: step(j, acc))
+            # Key tiles reaching past this warpgroup's first query need the causal mask.
+            split = None
+            if causal:
+                split = jnp.clip(lax.div(q_start + 1, jnp.int32(block_k)), 0, steps)
+            _loops(split, steps, functools.partial(step, acc=acc), None, masked_first=False)
             return acc[...]
 
         out = pl.run_scoped(accumulate, plgpu.ACC((block_q, h), jnp.float32))
@@ -385,7 +468,9 @@ def _stream(load, steps, stages: int, tiles: int, consumed):
         plgpu.barrier_wait(consumed.at[lax.rem(i, jnp.int32(stages))])
 
 
-@functools.partial(jax.jit, static_argnames=("scale", "block_q", "block_k", "stages", "interpret"))
+@functools.partial(
+    jax.jit, static_argnames=("scale", "causal", "block_q", "block_k", "stages", "interpret")
+)
 def fused_forward(
     q,
     k,
@@ -395,15 +480,17 @@ def fused_forward(
     kv_lens,
     *,
     scale: float,
+    causal: bool = False,
     block_q: int = BLOCK_Q,
     block_k: int = FORWARD_BLOCK_K,
     stages: int = 2,
     interpret=False,
 ):
-    """The sigmoid attention output for block-aligned, non-causal inputs (Mosaic GPU).
+    """The sigmoid attention output for block-aligned inputs (Mosaic GPU).
 
     Shapes as `fused_backward`. T must be a multiple of COMPUTE_WGS * block_q and S of block_k.
-    Rows of padded queries are left to the caller. Not yet measured on a GPU (see
+    Rows of padded queries are left to the caller. causal: key j attends to query i only if
+    j <= i (key tiles past a program's last query are skipped). Not yet run on a GPU (see
     KernelConfig.hopper_fwd): checked in the Mosaic GPU interpreter only.
     """
     b, t, n, h = q.shape
@@ -436,6 +523,7 @@ def fused_forward(
         scale=scale,
         block_q=block_q,
         block_k=block_k,
+        causal=causal,
         grid=(n, t // (COMPUTE_WGS * block_q), b),
         grid_names=("heads", "q", "batch"),
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
@@ -445,7 +533,17 @@ def fused_forward(
 
 
 @functools.partial(
-    jax.jit, static_argnames=("scale", "block_q", "block_k", "stages", "overlap", "interpret")
+    jax.jit,
+    static_argnames=(
+        "scale",
+        "causal",
+        "with_dbias",
+        "block_q",
+        "block_k",
+        "stages",
+        "overlap",
+        "interpret",
+    ),
 )  # Also eager callers: the dq accumulator is a GMEM ref, which needs a trace.
 def fused_backward(
     q,
@@ -457,18 +555,25 @@ def fused_backward(
     kv_lens,
     *,
     scale: float,
+    causal: bool = False,
+    with_dbias: bool = False,
     block_q: int = BLOCK_Q,
     block_k: int = BLOCK_K,
     stages: int = 2,
     overlap: bool = True,
     interpret=False,
 ):
-    """dq, dk, dv of sigmoid attention for block-aligned, non-causal inputs.
+    """dq, dk, dv (and with_dbias: dbias) of sigmoid attention for block-aligned inputs.
 
     q, do: [B, T, N, H]; k, v: [B, S, N, H] (16-bit); key_half_bias: [B, S] float32, the halved
     logit bias of every key with PADDED_KEY_BIAS on padded keys; q_lens, kv_lens: [B] int32.
     T must be a multiple of block_q and S of COMPUTE_WGS * block_k. Rows of dq for padded queries
     are left to the caller (they are 0 only if d_out's are).
+
+    causal: key j attends to query i only if j <= i; query tiles before a program's first key
+    are skipped, tiles on the diagonal masked. with_dbias: also dbias [B, N, S] float32, the
+    gradient of every key's logit bias summed over the queries of each head (as the Triton
+    backward's). Both are checked in the Mosaic GPU interpreter only (see NOT_YET_ON_GPU).
 
     Knobs, measured on an H200 at T=8192 (docs/benchmarks.md run 10): `overlap` (the two
     score-sized products issued together, the sigmoid during dp's product, dv's during ds) took
@@ -511,7 +616,10 @@ def fused_backward(
     )
     acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
     dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
-    dk, dv = _launch(
+    out_type = [jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)]
+    if with_dbias:
+        out_type.append(jax.ShapeDtypeStruct((b, n, s), jnp.float32))
+    outs = _launch(
         _kernel,
         smem,
         loaded,
@@ -520,9 +628,10 @@ def fused_backward(
         block_q=block_q,
         block_k=block_k,
         overlap=overlap,
+        causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),
-        out_type=(jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)),
+        out_type=tuple(out_type),
         interpret=interpret,
         name="sigmoid_attention_bwd_hopper",
     )(q, k, v, key_half_bias, do, q_lens, kv_lens, dq_acc)
@@ -530,4 +639,4 @@ def fused_backward(
     if interpret:
         dq = jnp.sum(dq, axis=0)
     dq = (dq * scale).astype(dtype)
-    return dq, dk, dv
+    return (dq, *outs)

@@ -65,6 +65,7 @@ def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
             q_lens,
             kv_lens,
             scale=st.scale,
+            causal=st.is_causal,
             interpret=_mosaic_interpret(st),
         )
     else:
@@ -88,9 +89,9 @@ def _attention_bwd(st: _Static, residuals, d_out):
     # Padded query rows of the output are constant 0, so their cotangent must not flow.
     d_out = _zero_padded_rows(d_out.astype(q.dtype), q_lens)
     args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
-    if _use_hopper(st, q):  # Never with a bias gradient (see hopper.supported).
-        dq, dk, dv = _hopper_backward(st, *args)
-        dbias = None
+    if _use_hopper(st, q):
+        dq, dk, dv, *dbias = _hopper_backward(st, *args)
+        dbias = dbias[0] if dbias else None
     else:
         kw = _kernel_kwargs(st)
         dk, dv, dbias, dq = kernels.backward_dkv(*args, **kw, with_dbias=st.with_dbias)
@@ -125,6 +126,7 @@ def _use_hopper(st: _Static, q, forward: bool = False) -> bool:
         dtype=q.dtype,
         is_causal=st.is_causal,
         with_dbias=st.with_dbias and not forward,
+        interpreted=st.interpret,
     )
     return why_not is None and (st.interpret or _is_hopper())
 
@@ -155,6 +157,8 @@ def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
         q_lens,
         kv_lens,
         scale=st.scale,
+        causal=st.is_causal,
+        with_dbias=st.with_dbias,
         interpret=_mosaic_interpret(st),
     )
 

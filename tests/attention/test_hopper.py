@@ -31,6 +31,12 @@ COMPILED_CASES = CASES + [
     (1, 4096, 4096, 16, 128, False, "bfloat16"),
     (4, 2048, 2048, 8, 128, True, "float16"),
 ]
+# Causal: T != S and a query tile whose keys all lie after it (T=200 > S=130 too).
+CAUSAL_CASES = [
+    (2, 200, 130, 1, 64, True, "bfloat16"),
+    (1, 256, 256, 2, 128, False, "float16"),
+]
+COMPILED_CAUSAL_CASES = CAUSAL_CASES + [(2, 2048, 2048, 8, 128, True, "bfloat16")]
 TOL = {"bfloat16": 3e-2, "float16": 1e-2}
 
 
@@ -67,45 +73,63 @@ class Calls:
         monkeypatch.setattr(hopper, name, counted)
 
 
+def with_bias(q, k, v, bias, sigmoid_bias, **kw):
+    """sigmoid_attention of (q, k, v) with a per-key bias and a per-sequence sigmoid_bias."""
+    return sigjax.sigmoid_attention(q, k, v, bias, sigmoid_bias=sigmoid_bias, **kw)
+
+
 class HopperSuite:
     interpret: bool
 
-    def grads(self, q, k, v, ct, config, **kw):
-        def loss(q, k, v):
+    def grads(self, q, k, v, ct, config, *biases, **kw):
+        """Gradients of <attention output, ct> w.r.t. q, k, v and the biases (if given)."""
+
+        def loss(*args):
             with _pallas.force_interpret(self.interpret):
-                out = sigjax.sigmoid_attention(
-                    q, k, v, implementation="pallas", kernel_config=config, **kw
-                )
+                fn = with_bias if biases else sigjax.sigmoid_attention
+                out = fn(*args, implementation="pallas", kernel_config=config, **kw)
             return jnp.sum(out.astype(jnp.float32) * ct)
 
-        return jax.grad(loss, (0, 1, 2))(q, k, v)
+        args = (q, k, v, *biases)
+        # One executable, finished before anything else runs: the Mosaic GPU interpreter's
+        # threads can deadlock on a 2-core CPU when eager ops are dispatched beside them.
+        return jax.block_until_ready(jax.jit(jax.grad(loss, tuple(range(len(args)))))(*args))
 
-    def check(self, case, monkeypatch):
+    def check(self, case, monkeypatch, causal=False, biased=False):
         q, k, v, ql, kl, ct = make_inputs(case)
-        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
+        biases = ()
+        if biased:  # Gradients w.r.t. a per-key bias and the per-sequence sigmoid_bias too.
+            rng = np.random.default_rng(2)
+            b, s = k.shape[:2]
+            biases = (
+                jnp.asarray(rng.normal(size=(b, s)), jnp.float32),
+                jnp.asarray(rng.normal(size=b) - 3.0, jnp.float32),
+            )
         calls = Calls(monkeypatch)
-        got = self.grads(q, k, v, ct, HOPPER, **kw)
+        got = self.grads(q, k, v, ct, HOPPER, *biases, **kw)
         assert calls.n == 1
         up = [x.astype(jnp.float32) for x in (q, k, v)]
 
-        def ref_loss(q, k, v):
-            out = sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw)
-            return jnp.sum(out * ct)
+        def ref_loss(*args):
+            fn = with_bias if biases else sigjax.sigmoid_attention
+            return jnp.sum(fn(*args, implementation="xla", **kw) * ct)
 
-        ref = jax.grad(ref_loss, (0, 1, 2))(*up)
-        for name, g, r in zip("qkv", got, ref, strict=True):
-            assert g.shape == r.shape and g.dtype == q.dtype
+        ref = jax.grad(ref_loss, tuple(range(3 + len(biases))))(*up, *biases)
+        names = ["q", "k", "v", "bias", "sigmoid_bias"]
+        for name, g, r, x in zip(names, got, ref, (q, k, v, *biases), strict=False):
+            assert g.shape == r.shape and g.dtype == x.dtype
             assert np.all(np.isfinite(np.asarray(g, np.float32))), name
             assert rel_err(g, r) < TOL[case[-1]], (name, rel_err(g, r))
         if ql is not None:  # Padded queries and keys get exactly zero gradient.
             for bi in range(q.shape[0]):
                 assert np.all(np.asarray(got[0][bi, int(ql[bi]) :]) == 0)
-                assert np.all(np.asarray(got[1][bi, int(kl[bi]) :]) == 0)
-                assert np.all(np.asarray(got[2][bi, int(kl[bi]) :]) == 0)
+                for g in got[1:3] + got[3:4]:  # dk, dv (and d bias).
+                    assert np.all(np.asarray(g[bi, int(kl[bi]) :]) == 0)
 
-    def check_forward(self, case, monkeypatch):
+    def check_forward(self, case, monkeypatch, causal=False):
         q, k, v, ql, kl, ct = make_inputs(case, seed=1)
-        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
         fwd, bwd = Calls(monkeypatch, "fused_forward"), Calls(monkeypatch)
         config = dataclasses.replace(HOPPER, hopper_fwd=True)
 
@@ -116,7 +140,8 @@ class HopperSuite:
                 )
             return jnp.sum(out.astype(jnp.float32) * ct), out
 
-        (_, out), grads = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(q, k, v)
+        value_and_grad = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))
+        (_, out), grads = jax.block_until_ready(value_and_grad(q, k, v))  # See grads().
         assert fwd.n == 1 and bwd.n == 1
         up = [x.astype(jnp.float32) for x in (q, k, v)]
         ref = sigjax.sigmoid_attention(*up, implementation="xla", **kw)
@@ -130,8 +155,10 @@ class HopperSuite:
         q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
         calls = Calls(monkeypatch)
-        self.grads(q, k, v, ct, HOPPER, is_causal=True, **kw)
-        self.grads(q, k, v, ct, HOPPER, sigmoid_bias=-2.0, **kw)  # A bias gradient is asked.
+        if not self.interpret:  # Not yet checked on a GPU: the Triton backward runs.
+            monkeypatch.delenv(hopper.UNCHECKED_ENV, raising=False)
+            self.grads(q, k, v, ct, HOPPER, is_causal=True, **kw)
+            self.grads(q, k, v, ct, HOPPER, sigmoid_bias=-2.0, **kw)  # A bias gradient.
         self.grads(*(x.astype(jnp.float32) for x in (q, k, v)), ct, HOPPER, **kw)
         self.grads(q, k, v, ct, dataclasses.replace(HOPPER, hopper_bwd=False), **kw)
         assert calls.n == 0
@@ -147,6 +174,36 @@ class TestHopperInterpret(HopperSuite):
     @pytest.mark.parametrize("case", CASES[:2], ids=str)
     def test_forward_matches_reference(self, case, monkeypatch):
         self.check_forward(case, monkeypatch)
+
+    @pytest.mark.parametrize("case", CAUSAL_CASES, ids=str)
+    def test_causal_gradients_match_reference(self, case, monkeypatch):
+        self.check(case, monkeypatch, causal=True)
+
+    @pytest.mark.parametrize("case", CAUSAL_CASES[:1], ids=str)
+    def test_causal_forward_matches_reference(self, case, monkeypatch):
+        self.check_forward(case, monkeypatch, causal=True)
+
+    @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+    def test_bias_gradients_match_reference(self, causal, monkeypatch):
+        self.check(CASES[0], monkeypatch, causal=causal, biased=True)
+
+    def test_unchecked_variants_stay_off_gpus(self, monkeypatch):
+        # Causal masking and bias gradients run compiled only once a GPU run has checked them.
+        kw = dict(head_dim=64, dtype=jnp.bfloat16)
+        monkeypatch.delenv(hopper.UNCHECKED_ENV, raising=False)
+        assert hopper.supported(**kw, is_causal=False, with_dbias=False) is None
+        for causal, dbias in [(True, False), (False, True)]:
+            why = hopper.supported(**kw, is_causal=causal, with_dbias=dbias)
+            assert "not yet run on a GPU" in why
+            assert (
+                hopper.supported(**kw, is_causal=causal, with_dbias=dbias, interpreted=True) is None
+            )
+            monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
+            assert hopper.supported(**kw, is_causal=causal, with_dbias=dbias) is None
+            monkeypatch.delenv(hopper.UNCHECKED_ENV)
+        assert "head dim" in hopper.supported(
+            head_dim=32, dtype=jnp.bfloat16, is_causal=False, with_dbias=False
+        )
 
     def test_table_configs_do_not_reach_the_interpreter(self, monkeypatch):
         q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
@@ -209,6 +266,7 @@ class TestHopperInterpret(HopperSuite):
         got = hopper.fused_backward(
             q, k, v, hb, do, ql, kl, scale=0.125, interpret=InterpretGPUParams(), **variant
         )
+        jax.block_until_ready(got)  # See HopperSuite.grads.
 
         def ref_out(q, k, v):
             kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, implementation="xla")
@@ -251,3 +309,26 @@ class TestHopperCompiled(HopperSuite):
         if not _pallas._is_hopper():
             pytest.skip("not a Hopper GPU: the Triton forward runs (tested elsewhere)")
         self.check_forward(case, monkeypatch)
+
+    # Variants not yet run on a GPU (hopper.NOT_YET_ON_GPU), switched on for these tests.
+    @pytest.mark.parametrize("case", COMPILED_CAUSAL_CASES, ids=str)
+    def test_causal_gradients_match_reference(self, case, monkeypatch):
+        if not _pallas._is_hopper():
+            pytest.skip("not a Hopper GPU: the Triton backward runs (tested elsewhere)")
+        monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
+        self.check(case, monkeypatch, causal=True)
+
+    @pytest.mark.parametrize("case", COMPILED_CAUSAL_CASES, ids=str)
+    def test_causal_forward_matches_reference(self, case, monkeypatch):
+        if not _pallas._is_hopper():
+            pytest.skip("not a Hopper GPU: the Triton forward runs (tested elsewhere)")
+        monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
+        self.check_forward(case, monkeypatch, causal=True)
+
+    @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+    @pytest.mark.parametrize("case", [CASES[0], COMPILED_CASES[3]], ids=str)
+    def test_bias_gradients_match_reference(self, case, causal, monkeypatch):
+        if not _pallas._is_hopper():
+            pytest.skip("not a Hopper GPU: the Triton backward runs (tested elsewhere)")
+        monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
+        self.check(case, monkeypatch, causal=causal, biased=True)
