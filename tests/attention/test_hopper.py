@@ -298,37 +298,33 @@ class TestHopperInterpret(HopperSuite):
 class TestHopperCompiled(HopperSuite):
     interpret = False
 
+    @pytest.fixture(autouse=True)
+    def _hopper_gpu(self):
+        if not _pallas._is_hopper():
+            pytest.skip("not a Hopper GPU: the Triton kernels run (tested elsewhere)")
+
+    @pytest.fixture
+    def unchecked(self, monkeypatch):
+        """Variants not yet run on a GPU (hopper.NOT_YET_ON_GPU), switched on for a test."""
+        monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
+
     @pytest.mark.parametrize("case", COMPILED_CASES, ids=str)
     def test_gradients_match_reference(self, case, monkeypatch):
-        if not _pallas._is_hopper():
-            pytest.skip("not a Hopper GPU: the Triton backward runs (tested elsewhere)")
         self.check(case, monkeypatch)
 
     @pytest.mark.parametrize("case", COMPILED_CASES, ids=str)
     def test_forward_matches_reference(self, case, monkeypatch):
-        if not _pallas._is_hopper():
-            pytest.skip("not a Hopper GPU: the Triton forward runs (tested elsewhere)")
         self.check_forward(case, monkeypatch)
 
-    # Variants not yet run on a GPU (hopper.NOT_YET_ON_GPU), switched on for these tests.
     @pytest.mark.parametrize("case", COMPILED_CAUSAL_CASES, ids=str)
-    def test_causal_gradients_match_reference(self, case, monkeypatch):
-        if not _pallas._is_hopper():
-            pytest.skip("not a Hopper GPU: the Triton backward runs (tested elsewhere)")
-        monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
+    def test_causal_gradients_match_reference(self, case, monkeypatch, unchecked):
         self.check(case, monkeypatch, causal=True)
 
     @pytest.mark.parametrize("case", COMPILED_CAUSAL_CASES, ids=str)
-    def test_causal_forward_matches_reference(self, case, monkeypatch):
-        if not _pallas._is_hopper():
-            pytest.skip("not a Hopper GPU: the Triton forward runs (tested elsewhere)")
-        monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
+    def test_causal_forward_matches_reference(self, case, monkeypatch, unchecked):
         self.check_forward(case, monkeypatch, causal=True)
 
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     @pytest.mark.parametrize("case", [CASES[0], COMPILED_CASES[3]], ids=str)
-    def test_bias_gradients_match_reference(self, case, causal, monkeypatch):
-        if not _pallas._is_hopper():
-            pytest.skip("not a Hopper GPU: the Triton backward runs (tested elsewhere)")
-        monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
+    def test_bias_gradients_match_reference(self, case, causal, monkeypatch, unchecked):
         self.check(case, monkeypatch, causal=causal, biased=True)
