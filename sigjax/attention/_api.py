@@ -145,6 +145,12 @@ def _default_backend_is_gpu() -> bool:
     return jax.default_backend() == "gpu"
 
 
+def _traced(x) -> bool:
+    """Whether x may be differentiated: a traced value (numbers and concrete arrays never are, so
+    the kernels skip the bias gradient for them)."""
+    return isinstance(x, jax.core.Tracer)
+
+
 def sigmoid_attention(
     query: Float[Array, "B T N H"],
     key: Float[Array, "B S N H"],
@@ -228,7 +234,7 @@ def sigmoid_attention(
             is_causal=is_causal,
             exact_sigmoid=exact_sigmoid,
             kernel_config=kernel_config,
-            bias_needs_grad=bias is not None or sigmoid_bias is not None,
+            bias_needs_grad=_traced(bias) or _traced(sigmoid_bias),
         )
     raise AssertionError(implementation)  # Unreachable: checked above.
 

@@ -158,7 +158,8 @@ class HopperSuite:
         if not self.interpret:  # Not yet checked on a GPU: the Triton backward runs.
             monkeypatch.delenv(hopper.UNCHECKED_ENV, raising=False)
             self.grads(q, k, v, ct, HOPPER, is_causal=True, **kw)
-            self.grads(q, k, v, ct, HOPPER, sigmoid_bias=-2.0, **kw)  # A bias gradient.
+            sb = jnp.full((1,), -2.0)
+            self.grads(q, k, v, ct, HOPPER, jnp.zeros((1, 40)), sb, **kw)  # Bias gradients.
         self.grads(*(x.astype(jnp.float32) for x in (q, k, v)), ct, HOPPER, **kw)
         self.grads(q, k, v, ct, dataclasses.replace(HOPPER, hopper_bwd=False), **kw)
         assert calls.n == 0
@@ -186,6 +187,30 @@ class TestHopperInterpret(HopperSuite):
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     def test_bias_gradients_match_reference(self, causal, monkeypatch):
         self.check(CASES[0], monkeypatch, causal=causal, biased=True)
+
+    def test_constant_biases_need_no_bias_gradient(self, monkeypatch):
+        # A float sigmoid_bias and a concrete bias array cannot be differentiated: the backward
+        # computes no bias gradient for them (here the Hopper one runs without it).
+        q, k, v, ql, kl, ct = make_inputs(CASES[2])
+        bias = jnp.asarray(np.random.default_rng(3).normal(size=k.shape[:2]), jnp.float32)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, sigmoid_bias=-2.0, bias=bias)
+        calls = Calls(monkeypatch)
+        seen = []
+        real = hopper.fused_backward
+        monkeypatch.setattr(
+            hopper,
+            "fused_backward",
+            lambda *a, **k: seen.append(k["with_dbias"]) or real(*a, **k),
+        )
+        got = self.grads(q, k, v, ct, HOPPER, **kw)
+        assert calls.n == 1 and seen == [False]
+        up = [x.astype(jnp.float32) for x in (q, k, v)]
+
+        def ref_loss(q, k, v):
+            return jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw) * ct)
+
+        for g, r in zip(got, jax.grad(ref_loss, (0, 1, 2))(*up), strict=True):
+            assert rel_err(g, r) < TOL["bfloat16"]
 
     def test_unchecked_variants_stay_off_gpus(self, monkeypatch):
         # Causal masking and bias gradients run compiled only once a GPU run has checked them.
