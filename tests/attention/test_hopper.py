@@ -31,10 +31,11 @@ COMPILED_CASES = CASES + [
     (1, 4096, 4096, 16, 128, False, "bfloat16"),
     (4, 2048, 2048, 8, 128, True, "float16"),
 ]
-# Causal: T != S and a query tile whose keys all lie after it (T=200 > S=130 too).
+# Causal, T != S both ways: queries past the last key (T=200 > S=130), keys past the last query
+# (S=256 > T=130: whole key blocks no query sees), tiles whose keys all lie after their queries.
 CAUSAL_CASES = [
     (2, 200, 130, 1, 64, True, "bfloat16"),
-    (1, 256, 256, 2, 128, False, "float16"),
+    (1, 130, 256, 2, 128, False, "float16"),
 ]
 COMPILED_CAUSAL_CASES = CAUSAL_CASES + [(2, 2048, 2048, 8, 128, True, "bfloat16")]
 TOL = {"bfloat16": 3e-2, "float16": 1e-2}
