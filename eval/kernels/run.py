@@ -4,9 +4,12 @@ import pathlib
 import sys
 import time
 
+import jax
+
 from eval.kernels import measure as measure_lib
 from eval.kernels import peers, report
 from eval.kernels.specs import Shape, benchmark_shapes, memory_shapes
+from sigjax.attention import _pallas
 
 
 def _xla_too_large(shape: Shape, limit: float) -> bool:
@@ -30,6 +33,7 @@ def benchmark(args, argv=()) -> list[dict]:
     start = time.time()
     deadline = start + args.budget_s
     jax_impls = [i for i in args.impls if i != "triton_sigmoid"]
+    interpret = jax.default_backend() != "gpu"  # As sigmoid_attention decides.
     want_triton = "triton_sigmoid" in args.impls
     shapes = benchmark_shapes(
         args.head_dims,
@@ -84,6 +88,13 @@ def benchmark(args, argv=()) -> list[dict]:
                 rec.update(status="skipped", skip_reason="time budget")
             elif impl == "pallas_hopper" and shape.mode == "fwd":
                 rec.update(status="skipped", skip_reason="forward is pallas's")
+            elif impl in ("pallas_hopper", "pallas_mosaic") and (
+                why := _pallas.hopper_unavailable(
+                    shape.head_dim, shape.dtype, is_causal=shape.causal, interpret=interpret
+                )
+            ):
+                # Else the Triton kernels would run and be reported under the Hopper name.
+                rec.update(status="skipped", skip_reason=f"no Hopper kernel: {why}")
             elif impl == "xla" and _xla_too_large(shape, args.xla_max_elems):
                 rec.update(
                     status="skipped",

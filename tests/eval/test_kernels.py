@@ -135,6 +135,19 @@ def test_benchmark_run_writes_json_markdown_png(tmp_path):
     assert (out / "kernels.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_hopper_impls_are_skipped_where_no_hopper_kernel_runs(tmp_path):
+    # Else the Triton kernels' time would be reported under the Hopper name (head dim 16 here).
+    cli.main(["--quick", "--out", str(tmp_path), "--head_dims", "16", "--seq_lens", "32",
+              "--padding", "0", "--causal", "0", "--modes", "fwdbwd",
+              "--impls", "pallas_hopper,pallas_mosaic,pallas", "--memory_impls", ""])  # fmt: skip
+    data = json.loads((tmp_path / "kernels.json").read_text())
+    recs = {r["impl"]: r for r in data["results"] if r["kind"] == "time"}
+    assert recs["pallas"]["status"] == "ok"
+    for impl in ("pallas_hopper", "pallas_mosaic"):
+        assert recs[impl]["status"] == "skipped"
+        assert recs[impl]["skip_reason"].startswith("no Hopper kernel: head dim 16")
+
+
 def test_markdown_ratio_columns():
     def rec(impl, pad, causal, time_s, mode="fwd"):
         return {"kind": "time", "impl": impl, "head_dim": 64, "heads": 32, "seq_len": 1024,
