@@ -22,6 +22,10 @@ are handled but, until a GPU run checks them, only in the interpreter (NOT_YET_O
 padding enters through the per-key bias (a padded key's bias is very negative, so its weight is
 exactly 0); padded query rows need d_out rows of 0, which the custom VJP guarantees.
 
+Tests (tests/attention/test_hopper.py): values and gradients in the Mosaic GPU interpreter; on any
+machine, the compiled kernels' lowering to Mosaic GPU MLIR (ops, layouts, shared memory); compiled
+and run on Hopper GPUs (marked `gpu`).
+
 Measured (H200, docs/benchmarks.md run 10): the backward alone 1.17x (H=128) and 1.37x (H=64) the
 split Triton pair; forward plus backward 1.02-1.04x cuDNN softmax at H=64, 0.85-0.88x at H=128.
 """

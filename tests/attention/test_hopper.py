@@ -305,6 +305,47 @@ class TestHopperInterpret(HopperSuite):
         for name, g, r in zip("qkv", got, ref, strict=True):
             assert rel_err(g, r) < TOL["bfloat16"], (name, rel_err(g, r))
 
+    @pytest.mark.parametrize(
+        "kernel,variant,h",
+        [
+            (kernel, variant, h)
+            for h in (64, 128)
+            for kernel, variant in [
+                ("fused_backward", {}),
+                ("fused_backward", dict(causal=True)),
+                ("fused_backward", dict(with_dbias=True)),
+                ("fused_backward", dict(causal=True, with_dbias=True, overlap=False)),
+                ("fused_forward", {}),
+                ("fused_forward", dict(causal=True)),
+            ]
+        ]
+        + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)],
+        ids=str,
+    )
+    def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
+        # No GPU needed: Mosaic GPU's lowering of the compiled (not interpreted) kernel to its MLIR
+        # custom call runs here, and refuses what it does not support (ops, layouts) as on a GPU.
+        # What it does not check: PTX compilation and the run itself (the `gpu` tests).
+        b, t, n = 2, 512, 2
+        x = jax.ShapeDtypeStruct((b, t, n, h), jnp.bfloat16)
+        bias = jax.ShapeDtypeStruct((b, t), jnp.float32)
+        lens = jax.ShapeDtypeStruct((b,), jnp.int32)
+        args = (x, x, x, bias, x, lens, lens) if kernel == "fused_backward" else (x, x, x, bias)
+        args += () if kernel == "fused_backward" else (lens, lens)
+        fn = getattr(hopper, kernel)
+        traced = jax.jit(lambda *a: fn(*a, scale=0.125, **variant)).trace(*args)
+        text = traced.lower(lowering_platforms=("cuda",)).as_text()
+        assert "mosaic_gpu" in text and "wgmma" in text
+
+    def test_lowering_checks_shared_memory(self):
+        # block_q=128 does not fit an H=128 backward's tiles in shared memory: refused here too.
+        x = jax.ShapeDtypeStruct((1, 256, 1, 128), jnp.bfloat16)
+        lens = jax.ShapeDtypeStruct((1,), jnp.int32)
+        args = (x, x, x, jax.ShapeDtypeStruct((1, 256), jnp.float32), x, lens, lens)
+        fn = jax.jit(lambda *a: hopper.fused_backward(*a, scale=0.1, block_q=128))
+        with pytest.raises(Exception, match="exceeds available shared memory"):
+            fn.trace(*args).lower(lowering_platforms=("cuda",))
+
     def test_rejects_unaligned_shapes(self):
         x = jnp.zeros((1, 96, 1, 64), jnp.bfloat16)
         with pytest.raises(ValueError, match="multiple of"):
