@@ -268,6 +268,31 @@ class TestKernelsInterpret(KernelSuite):
     def test_benchmark_specs(self, shape):
         self.check_spec(shape)
 
+    @pytest.mark.parametrize(
+        "h,causal,padded", [(64, False, True), (128, True, False), (48, True, True)]
+    )
+    def test_compiled_kernels_lower_for_cuda(self, h, causal, padded):
+        # The GPU path's forward and backward lowered for CUDA (to Triton custom calls) on the CPU:
+        # Pallas-Triton's lowering refuses what it does not support, as on a GPU. (JAX >= 0.11
+        # lowers Triton kernels only with a GPU present; CI runs 0.10.)
+        if jax.__version_info__ >= (0, 11) and jax.default_backend() != "gpu":
+            pytest.skip("jax >= 0.11 lowers Pallas-Triton kernels only with a GPU present")
+        x = jax.ShapeDtypeStruct((2, 1000, 4, h), jnp.bfloat16)
+        lens = jax.ShapeDtypeStruct((2,), jnp.int32)
+
+        def loss(q, k, v, lens):
+            kw = dict(query_seq_lengths=lens, key_value_seq_lengths=lens) if padded else {}
+            with _pallas.force_interpret(False):
+                out = sigjax.sigmoid_attention(
+                    q, k, v, implementation="pallas", is_causal=causal, **kw
+                )
+            return jnp.sum(out.astype(jnp.float32))
+
+        traced = jax.jit(jax.value_and_grad(loss, (0, 1, 2))).trace(x, x, x, lens)
+        text = traced.lower(lowering_platforms=("cuda",)).as_text()
+        # Forward, dK/dV and dQ kernels (the CPU has no Hopper GPU: no Mosaic GPU kernel).
+        assert text.count("__gpu$xla.gpu.triton") == 3 and "mosaic_gpu" not in text
+
 
 @pytest.mark.gpu
 class TestKernelsCompiled(KernelSuite):
