@@ -3,9 +3,10 @@
 # 2. the compiled Hopper tests; 3. `python -m eval kernels` fwd+bwd: pallas, pallas_hopper, cuDNN, dense and 50%
 #    padding, when step 1 found the kernel correct. Results under $OUT.
 #   END=570 bash docs/probes/run15_hopper.sh
-# Switches: SKIP_PROBE, SKIP_BENCH, TESTS (pytest paths, run with -m gpu), TESTS_S, IMPLS, MODES, HDIMS, SEQS,
-# CAUSAL (e.g. 0,1), UNCHECKED=1 (routes causal masking and bias gradients, interpreter-checked only so far, to the
-# Hopper kernels: hopper.NOT_YET_ON_GPU).
+# Switches: SKIP_PROBE, SKIP_BENCH, TESTS (pytest arguments, run with -m gpu; log in $OUT/tests.log), TESTS_S, IMPLS,
+# MODES, HDIMS, SEQS, CAUSAL (e.g. 0,1), UNCHECKED=1 (routes causal masking and bias gradients, interpreter-checked
+# only so far, to the Hopper kernels: hopper.NOT_YET_ON_GPU). E.g.
+#   UNCHECKED=1 SKIP_BENCH=1 TESTS="tests/attention/test_hopper.py -k 'causal or bias'" TESTS_S=300 bash ...
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 [ -n "$UNCHECKED" ] && export SIGJAX_HOPPER_UNCHECKED=1
@@ -22,7 +23,8 @@ for l in sys.stdin:
           round(r.get('tflops_bwd', 0)), 'TF', r.get('error', '')[:300])"
 fi
 if [ -n "$TESTS" ]; then
-  timeout ${TESTS_S:-150} python3 -m pytest -q -p no:cacheprovider -m gpu $TESTS 2>&1 | tail -15
+  eval "timeout ${TESTS_S:-150} python3 -m pytest -q -rs -p no:cacheprovider -m gpu $TESTS" 2>&1 | tee $OUT/tests.log \
+    | tail -15
 fi
 if [ -z "$SKIP_BENCH" ] && grep -q '"ok": true' $OUT/hopper_bwd.jsonl 2>/dev/null || [ -n "$SKIP_PROBE" ]; then
   timeout $(( ${END:-570} - SECONDS )) python3 -m eval kernels --out=$OUT/kernels --head_dims=${HDIMS:-64,128} \
