@@ -26,7 +26,7 @@ if [ -n "$TESTS" ]; then
   eval "timeout ${TESTS_S:-150} python3 -m pytest -q -rs -p no:cacheprovider -m gpu $TESTS" 2>&1 | tee $OUT/tests.log \
     | tail -15
 fi
-if [ -z "$SKIP_BENCH" ] && grep -q '"ok": true' $OUT/hopper_bwd.jsonl 2>/dev/null || [ -n "$SKIP_PROBE" ]; then
+if [ -z "$SKIP_BENCH" ] && { [ -n "$SKIP_PROBE" ] || grep -q '"ok": true' $OUT/hopper_bwd.jsonl 2>/dev/null; }; then
   timeout $(( ${END:-570} - SECONDS )) python3 -m eval kernels --out=$OUT/kernels --head_dims=${HDIMS:-64,128} \
     --seq_lens=${SEQS:-4096,8192,16384} --impls=${IMPLS:-pallas,pallas_hopper,cudnn} --modes=${MODES:-fwdbwd} --padding=0,0.5 --causal=${CAUSAL:-0} \
     --memory_impls= --budget_s=$(( ${END:-570} - SECONDS - 30 )) 2>&1 | grep -v -i warn | tail -25
