@@ -136,6 +136,11 @@ def _offset(first, n):
     return n if isinstance(first, int) and first == 0 else first + n
 
 
+def _sigmoid(scores, scale: float, half_bias):
+    """sigmoid(scale * scores + 2 * half_bias) as 0.5 + 0.5 tanh(.../2): one tanh per element."""
+    return 0.5 * jnp.tanh(scores * (0.5 * scale) + half_bias) + 0.5
+
+
 def _causal_mask(p, row_start, col_start, rows_are_keys: bool, interpreted: bool):
     """p with the pairs whose key comes after the query set to 0 (rows/columns: a tile's keys
     and queries, or queries and keys, from row_start and col_start)."""
@@ -149,7 +154,10 @@ def _causal_mask(p, row_start, col_start, rows_are_keys: bool, interpreted: bool
 def _loops(split, steps, body, carry, masked_first: bool):
     """body(n, carry, masked) for n in [0, steps): masked on one side of `split` ([0, split) if
     masked_first, else [split, steps)); never with split None. Returns the final carry (None:
-    no carry)."""
+    no carry).
+
+    The Triton kernels' `_common.run_loops` does the same with lax.fori_loop; pl.loop here keeps
+    the loop of the measured backward (docs/probes/same_kernel.py) and allows no carry."""
     ranges = [(0, steps, False)]
     if split is not None:
         ranges = [(0, split, masked_first), (split, steps, not masked_first)]
@@ -229,7 +237,7 @@ def _kernel(
             plgpu.barrier_wait(do_loaded.at[slot])
 
             def weights(s_t):
-                p_t = 0.5 * jnp.tanh(s_t * (0.5 * scale) + half_bias) + 0.5
+                p_t = _sigmoid(s_t, scale, half_bias)
                 if masked:  # A tile on the causal diagonal.
                     p_t = _causal_mask(p_t, k_start, q_rows(), True, interpreted)
                 return p_t
@@ -410,7 +418,7 @@ def _forward_kernel(
             s_tile = pl.run_scoped(scores, plgpu.ACC((block_q, block_k), jnp.float32))
             bias = _load_vector(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
             half_bias = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
-            p = 0.5 * jnp.tanh(s_tile * (0.5 * scale) + half_bias) + 0.5
+            p = _sigmoid(s_tile, scale, half_bias)
             if masked:  # A tile on the causal diagonal.
                 p = _causal_mask(p, q_start, j * block_k, False, interpreted)
             plgpu.barrier_wait(v_loaded.at[slot])
