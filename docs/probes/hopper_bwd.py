@@ -22,13 +22,12 @@ from pallas_kernels.sigmoid_attention import hopper
 from sigjax.attention._reference import sigmoid_attention_xla
 
 OUT = os.environ.get("OUT", "/tmp")
-LOG = open(os.path.join(OUT, "hopper_bwd.jsonl"), "a")
 
 
-def emit(rec):
+def emit(rec, log="hopper_bwd.jsonl"):
     print(json.dumps(rec), flush=True)
-    LOG.write(json.dumps(rec) + "\n")
-    LOG.flush()
+    with open(os.path.join(OUT, log), "a") as f:
+        f.write(json.dumps(rec) + "\n")
 
 
 def inputs(b, t, n, h, q_lens, kv_lens, seed=0):

@@ -3,6 +3,9 @@
 # 2. the compiled Hopper tests; 3. `python -m eval kernels` fwd+bwd: pallas, pallas_hopper, cuDNN, dense and 50%
 #    padding, when step 1 found the kernel correct. Results under $OUT.
 #   END=570 bash docs/probes/run15_hopper.sh
+# FWD=1 first runs docs/probes/hopper_fwd.py (the Mosaic GPU forward's variants vs the Triton forward and cuDNN,
+# forward alone, FWD_S seconds; $OUT/hopper_fwd.jsonl), e.g.
+#   FWD=1 SKIP_PROBE=1 IMPLS=pallas,pallas_mosaic,cudnn MODES=fwd,fwdbwd bash docs/probes/run15_hopper.sh
 # Switches: SKIP_PROBE, SKIP_BENCH, TESTS (pytest arguments, run with -m gpu; log in $OUT/tests.log), TESTS_S, IMPLS,
 # MODES, HDIMS, SEQS, CAUSAL (e.g. 0,1), UNCHECKED=1 (routes causal masking and bias gradients, interpreter-checked
 # only so far, to the Hopper kernels: hopper.NOT_YET_ON_GPU). E.g.
@@ -12,6 +15,16 @@ export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUF
 [ -n "$UNCHECKED" ] && export SIGJAX_HOPPER_UNCHECKED=1
 python3 -c "import pytest, hypothesis" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/opt/*.whl
 nvidia-smi -L; git rev-parse --short HEAD; python3 -c "import jax; print(jax.__version__, jax.devices()[0].compute_capability)"
+if [ -n "$FWD" ]; then
+  timeout ${FWD_S:-240} python3 docs/probes/hopper_fwd.py $(( ${FWD_S:-240} - 60 )) 2>&1 | grep -v -i warn \
+    | tee $OUT/hopper_fwd_probe.log | grep -v '^{"kind": "time"' | tail -20
+  grep '"kind": "time"' $OUT/hopper_fwd.jsonl | python3 -c "
+import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    print(r['variant'], r['h'], r['t'], r['padding'], 'causal' if r['causal'] else '', round(r.get('time_s', 0) * 1e3, 3),
+          'ms', round(r.get('tflops', 0)), 'TF', r.get('error', '')[:300])"
+fi
 if [ -z "$SKIP_PROBE" ]; then
   timeout ${PROBE_S:-200} python3 docs/probes/hopper_bwd.py $(( ${PROBE_S:-200} - 50 )) 2>&1 | grep -v -i warn \
     | tee $OUT/hopper_probe.log | grep -v '^{"kind": "time"' | tail -30

@@ -47,7 +47,8 @@ class KernelConfig:
         gradient only once checked on a GPU, see hopper.NOT_YET_ON_GPU); elsewhere the Triton
         backward above runs as if this were False.
       hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
-        bias). Off in every table: checked in the Mosaic GPU interpreter, not yet run on a GPU.
+        bias). Off in every table: checked in the Mosaic GPU interpreter and lowered for CUDA on
+        a CPU, not yet run on a GPU (docs/probes/hopper_fwd.py measures it there).
     """
 
     block_q: int = 128

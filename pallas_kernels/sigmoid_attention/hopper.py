@@ -1,4 +1,5 @@
-"""A fused backward for Hopper GPUs through Pallas Mosaic GPU (wgmma, TMA, warp specialisation).
+"""Hopper kernels through Pallas Mosaic GPU (wgmma, TMA, warp specialisation): a fused backward
+and a forward.
 
 The split Triton backward (backward.py) recomputes the scores in two kernels: 9 tile products per
 tile pair for forward plus backward, where 7 would do. Here one kernel per key block does all five
@@ -21,6 +22,11 @@ inputs, a Hopper GPU (or the Mosaic GPU interpreter); causal masking and a per-k
 are handled but, until a GPU run checks them, only in the interpreter (NOT_YET_ON_GPU). Key
 padding enters through the per-key bias (a padded key's bias is very negative, so its weight is
 exactly 0); padded query rows need d_out rows of 0, which the custom VJP guarantees.
+
+A forward (`fused_forward`, off in every table until measured: KernelConfig.hopper_fwd) has the
+same layout with the roles swapped: each compute warpgroup owns 64 queries, the memory warpgroup
+streams key tiles; the two compute warpgroups take turns on the tensor cores (ping-pong), and
+without a per-key bias the logit bias is one scalar per sequence (padded keys masked by length).
 
 Tests (tests/attention/test_hopper.py): values and gradients in the Mosaic GPU interpreter; on any
 machine, the compiled kernels' lowering to Mosaic GPU MLIR (ops, layouts, shared memory); compiled
@@ -141,13 +147,19 @@ def _sigmoid(scores, scale: float, half_bias):
     return 0.5 * jnp.tanh(scores * (0.5 * scale) + half_bias) + 0.5
 
 
-def _causal_mask(p, row_start, col_start, rows_are_keys: bool, interpreted: bool):
-    """p with the pairs whose key comes after the query set to 0 (rows/columns: a tile's keys
-    and queries, or queries and keys, from row_start and col_start)."""
+def _mask(
+    p, row_start, col_start, rows_are_keys: bool, interpreted: bool, causal=True, kv_len=None
+):
+    """p with 0 for the pairs whose key comes after the query (causal) or is padding (at or
+    past kv_len, if given). Rows and columns: a tile's keys and queries, or queries and keys,
+    from row_start and col_start."""
     layout = None if interpreted else plgpu.Layout.WGMMA
     rows = plgpu.broadcasted_iota(jnp.int32, p.shape, 0, layout=layout) + row_start
     cols = plgpu.broadcasted_iota(jnp.int32, p.shape, 1, layout=layout) + col_start
-    keep = rows <= cols if rows_are_keys else cols <= rows
+    queries, keys = (cols, rows) if rows_are_keys else (rows, cols)
+    keep = keys <= queries if causal else None
+    if kv_len is not None:
+        keep = keys < kv_len if keep is None else keep & (keys < kv_len)
     return jnp.where(keep, p, 0.0)
 
 
@@ -239,7 +251,7 @@ def _kernel(
             def weights(s_t):
                 p_t = _sigmoid(s_t, scale, half_bias)
                 if masked:  # A tile on the causal diagonal.
-                    p_t = _causal_mask(p_t, k_start, q_rows(), True, interpreted)
+                    p_t = _mask(p_t, k_start, q_rows(), True, interpreted)
                 return p_t
 
             if overlap:
@@ -330,17 +342,23 @@ def _kernel(
                 rows = _offset(first, i) * block_q
                 plgpu.copy_gmem_to_smem(tile(ref, rows, block_q), dst.at[slot], loaded_.at[slot])
 
-        _stream(load, steps, stages, q_ref.shape[1] // block_q, consumed)
+        _stream([(load, consumed)], steps, stages, q_ref.shape[1] // block_q)
 
 
-def _launch(kernel, smem, loaded, *, stages, grid, grid_names, out_type, interpret, name, **kw):
+def _launch(
+    kernel, smem, loaded, *, stages, grid, grid_names, out_type, interpret, name, rings=1, **kw
+):
     """`kernel` over `grid` with COMPUTE_WGS compute warpgroups and one memory warpgroup.
 
     kernel(*refs, scoped, **kw, stages=, interpreted=) gets the input and output refs and
     scoped = (smem, loaded, consumed): the shared-memory buffers, the barriers of their loads,
-    and a ring of `stages` barriers on which every compute warpgroup releases a streamed slot.
+    and a ring of `stages` barriers on which every compute warpgroup releases a streamed slot
+    (rings > 1: a tuple of that many rings, one per streamed buffer released on its own, then
+    a barrier the compute warpgroups take turns on, see _take_turns).
     """
     consumed = plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=stages)
+    if rings > 1:
+        consumed = (consumed,) * rings + (plgpu.Barrier(num_arrivals=COMPUTE_WGS),)
     body = functools.partial(kernel, stages=stages, interpreted=bool(interpret), **kw)
 
     def entry(*refs):
@@ -368,6 +386,15 @@ def _interpreter_buffers(interpret, dtype, *shapes):
     return tuple(plgpu.SMEM((COMPUTE_WGS, *shape), dtype) for shape in shapes)
 
 
+def _take_turns(turn):
+    """Both compute warpgroups arrive at `turn` and wait for each other. Placed after a warpgroup
+    issues its scores' product and around its elementwise work, it makes the two take turns on
+    the tensor cores: one computes its weights while the other's products run (the ping-pong
+    schedule of FlashAttention-3 and of JAX's Mosaic GPU softmax attention)."""
+    plgpu.barrier_arrive(turn)
+    plgpu.barrier_wait(turn)
+
+
 def _forward_kernel(
     q_ref,
     k_ref,
@@ -383,9 +410,11 @@ def _forward_kernel(
     block_k: int,
     stages: int,
     causal: bool,
+    per_key_bias: bool,
+    pingpong: bool,
     interpreted: bool,
 ):
-    smem, loaded, consumed = scoped
+    smem, loaded, (k_consumed, v_consumed, turn) = scoped
     q_smem, k_smem, v_smem, bias_smem, t_smem = smem
     q_loaded, k_loaded, v_loaded, bias_loaded = loaded
     # Key tiles holding a valid key; none when every query of this program is padding.
@@ -401,6 +430,9 @@ def _forward_kernel(
         q_start = cta_queries + wg * block_q
         qs = q_smem.at[wg]
         plgpu.copy_gmem_to_smem(tile(q_ref, q_start, block_q), qs, q_loaded.at[wg])
+        # Without a per-key bias, one scalar per sequence; padded keys are masked by length.
+        kv_len = None if per_key_bias else kv_lens_ref[batch]
+        half_bias = None if per_key_bias else bias_ref[batch]
         plgpu.barrier_wait(q_loaded.at[wg])
 
         def scratch(which):  # Interpreter-only buffers (None when compiled).
@@ -408,32 +440,56 @@ def _forward_kernel(
 
         def step(j, _, acc, masked: bool):
             slot = lax.rem(j, jnp.int32(stages))
-            plgpu.barrier_wait(k_loaded.at[slot])
-            plgpu.barrier_wait(bias_loaded.at[slot])
+            # This tile's k was waited for before the loop or during the previous tile's p v.
 
             def scores(s_acc):
                 plgpu.wgmma(s_acc, qs, _transposed(k_smem.at[slot], scratch(0), interpreted))
+                if pingpong:  # The other warpgroup's turn (its p v) while these scores run.
+                    _take_turns(turn)
                 return s_acc[...]
 
             s_tile = pl.run_scoped(scores, plgpu.ACC((block_q, block_k), jnp.float32))
-            bias = _load_vector(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
-            half_bias = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
-            p = _sigmoid(s_tile, scale, half_bias)
-            if masked:  # A tile on the causal diagonal.
-                p = _causal_mask(p, q_start, j * block_k, False, interpreted)
+            hb = half_bias
+            if per_key_bias:
+                plgpu.barrier_wait(bias_loaded.at[slot])
+                bias = _load_vector(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
+                hb = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
+            plgpu.barrier_arrive(k_consumed.at[slot])  # This tile's k (and bias) are used.
+            p = _sigmoid(s_tile, scale, hb)
+            if masked:  # A tile on the causal diagonal, or holding the last valid key.
+                p = _mask(p, q_start, j * block_k, False, interpreted, causal, kv_len)
+            p = p.astype(dtype)
+            if pingpong:
+                plgpu.barrier_arrive(turn)
             plgpu.barrier_wait(v_loaded.at[slot])
-            plgpu.wgmma(
-                acc, _in_registers(p.astype(dtype), scratch(1), interpreted), v_smem.at[slot]
-            )
+            if pingpong:  # Wait for the other warpgroup's scores to be issued.
+                plgpu.barrier_wait(turn)
+            plgpu.wgmma(acc, _in_registers(p, scratch(1), interpreted), v_smem.at[slot])
+
+            @pl.when(j + 1 < steps)
+            def _():  # While p v runs.
+                plgpu.barrier_wait(k_loaded.at[lax.rem(j + 1, jnp.int32(stages))])
+
             plgpu.wgmma_wait(0)
-            plgpu.barrier_arrive(consumed.at[slot])  # This key tile's k, v and bias are used.
+            plgpu.barrier_arrive(v_consumed.at[slot])  # This tile's v is used.
 
         def accumulate(acc):
-            # Key tiles reaching past this warpgroup's first query need the causal mask.
+            # Tiles past the first that needs a mask (its keys reach past this warpgroup's first
+            # query, or past the last valid key) run masked.
             split = None
             if causal:
-                split = jnp.clip(lax.div(q_start + 1, jnp.int32(block_k)), 0, steps)
+                split = lax.div(q_start + 1, jnp.int32(block_k))
+            if not per_key_bias:
+                full = lax.div(kv_len, jnp.int32(block_k))
+                split = full if split is None else jnp.minimum(split, full)
+            if split is not None:
+                split = jnp.clip(split, 0, steps)
+            pl.when(steps > 0)(lambda: plgpu.barrier_wait(k_loaded.at[0]))
+            if pingpong:
+                pl.when(wg == 1)(lambda: _take_turns(turn))  # Warpgroup 0 goes first.
             _loops(split, steps, functools.partial(step, acc=acc), None, masked_first=False)
+            if pingpong:
+                pl.when(wg == 0)(lambda: _take_turns(turn))  # As many turns for both.
             return acc[...]
 
         out = pl.run_scoped(accumulate, plgpu.ACC((block_q, h), jnp.float32))
@@ -446,48 +502,57 @@ def _forward_kernel(
     def _memory():
         plgpu.set_max_registers(40, action="decrease")
 
-        def load(j, slot):
+        def load_k(j, slot):
             keys = pl.ds(j * block_k, block_k)
             plgpu.copy_gmem_to_smem(
                 tile(k_ref, j * block_k, block_k), k_smem.at[slot], k_loaded.at[slot]
             )
+            if per_key_bias:
+                plgpu.copy_gmem_to_smem(
+                    bias_ref.at[batch, keys], bias_smem.at[slot], bias_loaded.at[slot]
+                )
+
+        def load_v(j, slot):
             plgpu.copy_gmem_to_smem(
                 tile(v_ref, j * block_k, block_k), v_smem.at[slot], v_loaded.at[slot]
             )
-            plgpu.copy_gmem_to_smem(
-                bias_ref.at[batch, keys], bias_smem.at[slot], bias_loaded.at[slot]
-            )
 
-        _stream(load, steps, stages, k_ref.shape[1] // block_k, consumed)
+        tiles = k_ref.shape[1] // block_k
+        _stream([(load_k, k_consumed), (load_v, v_consumed)], steps, stages, tiles)
 
 
-def _stream(load, steps, stages: int, tiles: int, consumed):
-    """The memory warpgroup's loop: load(i, slot) for tiles 0..steps-1 through `stages` slots,
-    each slot refilled once the compute warpgroups have released it (`consumed`); `tiles` is the
-    static number of tiles along the streamed axis."""
+def _stream(loads, steps, stages: int, tiles: int):
+    """The memory warpgroup's loop over tiles 0..steps-1 through `stages` slots: for each
+    (load, consumed) of `loads`, load(i, slot) once the compute warpgroups have released the
+    slot on `consumed` (a ring of barriers); `tiles` is the static number of tiles along the
+    streamed axis."""
     for i in range(min(stages, tiles)):  # Static slices must fit.
-        pl.when(i < steps)(functools.partial(load, i, i))
+        for load, _ in loads:
+            pl.when(i < steps)(functools.partial(load, i, i))
 
     @pl.loop(0, steps - stages)
     def _(i):
         slot = lax.rem(i, jnp.int32(stages))
-        plgpu.barrier_wait(consumed.at[slot])
-        load(i + stages, slot)
+        for load, consumed in loads:
+            plgpu.barrier_wait(consumed.at[slot])
+            load(i + stages, slot)
 
     # Observe the last tiles' releases too, so that every barrier phase is consumed.
     @pl.loop(jnp.maximum(steps - stages, 0), steps)
     def _(i):
-        plgpu.barrier_wait(consumed.at[lax.rem(i, jnp.int32(stages))])
+        for _, consumed in loads:
+            plgpu.barrier_wait(consumed.at[lax.rem(i, jnp.int32(stages))])
 
 
 @functools.partial(
-    jax.jit, static_argnames=("scale", "causal", "block_q", "block_k", "stages", "interpret")
+    jax.jit,
+    static_argnames=("scale", "causal", "block_q", "block_k", "stages", "pingpong", "interpret"),
 )
 def fused_forward(
     q,
     k,
     v,
-    key_half_bias,
+    half_bias,
     q_lens,
     kv_lens,
     *,
@@ -496,14 +561,25 @@ def fused_forward(
     block_q: int = BLOCK_Q,
     block_k: int = FORWARD_BLOCK_K,
     stages: int = 2,
+    pingpong: bool = True,
     interpret=False,
 ):
     """The sigmoid attention output for block-aligned inputs (Mosaic GPU).
 
-    Shapes as `fused_backward`. T must be a multiple of COMPUTE_WGS * block_q and S of block_k.
-    Rows of padded queries are left to the caller. causal: key j attends to query i only if
-    j <= i (key tiles past a program's last query are skipped). Not yet run on a GPU (see
-    KernelConfig.hopper_fwd): checked in the Mosaic GPU interpreter only.
+    q: [B, T, N, H]; k, v: [B, S, N, H] (16-bit); q_lens, kv_lens: [B] int32. half_bias: the
+    halved logit bias, [B] float32 (one per sequence; keys at or past kv_lens are masked) or
+    [B, S] (per key, PADDED_KEY_BIAS on padded keys, streamed with k). T must be a multiple of
+    COMPUTE_WGS * block_q and S of block_k. Rows of padded queries are left to the caller.
+    causal: key j attends to query i only if j <= i (key tiles past a program's last query
+    are skipped, those on the diagonal masked).
+
+    Per key tile and warpgroup: s = q k^T (wgmma), p = sigmoid(scale s + b) in registers, out +=
+    p v (wgmma, p from registers); k and v of a tile are released to the memory warpgroup
+    separately, as soon as each is used. pingpong: the two compute warpgroups take turns on the
+    tensor cores (_take_turns), so that one's sigmoid runs during the other's products.
+
+    Not yet run on a GPU (see KernelConfig.hopper_fwd): checked in the Mosaic GPU interpreter
+    and lowered for CUDA on the CPU only.
     """
     b, t, n, h = q.shape
     s = k.shape[1]
@@ -512,12 +588,15 @@ def fused_forward(
             f"T={t} must be a multiple of {COMPUTE_WGS} * block_q={block_q} and S={s} of "
             f"block_k={block_k}"
         )
+    if half_bias.shape not in ((b,), (b, s)):
+        raise ValueError(f"half_bias has shape {half_bias.shape}, expected ({b},) or ({b}, {s})")
+    per_key_bias = half_bias.ndim == 2
     dtype = q.dtype
     smem = (
         plgpu.SMEM((COMPUTE_WGS, block_q, h), dtype, transforms=_TILED),  # q, then out
         plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # k
         plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # v
-        plgpu.SMEM((stages, block_k), jnp.float32),  # bias
+        plgpu.SMEM((stages, block_k), jnp.float32) if per_key_bias else None,  # bias
         # Interpreter only: transposed k, and p.
         _interpreter_buffers(interpret, dtype, (h, block_k), (block_q, block_k)),
     )
@@ -525,23 +604,26 @@ def fused_forward(
         plgpu.Barrier(num_barriers=COMPUTE_WGS),
         plgpu.Barrier(num_barriers=stages),
         plgpu.Barrier(num_barriers=stages),
-        plgpu.Barrier(num_barriers=stages),
+        plgpu.Barrier(num_barriers=stages) if per_key_bias else None,
     )
     return _launch(
         _forward_kernel,
         smem,
         loaded,
         stages=stages,
+        rings=2,
         scale=scale,
         block_q=block_q,
         block_k=block_k,
         causal=causal,
+        per_key_bias=per_key_bias,
+        pingpong=pingpong,
         grid=(n, t // (COMPUTE_WGS * block_q), b),
         grid_names=("heads", "q", "batch"),
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
         interpret=interpret,
         name="sigmoid_attention_fwd_hopper",
-    )(q, k, v, key_half_bias, q_lens, kv_lens)
+    )(q, k, v, half_bias.astype(jnp.float32), q_lens, kv_lens)
 
 
 @functools.partial(

@@ -61,7 +61,8 @@ def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
             q,
             k,
             v,
-            _key_half_bias(half_bias, kv_lens, k.shape[1]),
+            # One scalar per sequence unless a per-key bias is given (the kernel masks padding).
+            half_bias if half_bias.ndim == 1 else _key_half_bias(half_bias, kv_lens, k.shape[1]),
             q_lens,
             kv_lens,
             scale=st.scale,

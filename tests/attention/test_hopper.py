@@ -128,9 +128,12 @@ class HopperSuite:
                 for g in got[1:3] + got[3:4]:  # dk, dv (and d bias).
                     assert np.all(np.asarray(g[bi, int(kl[bi]) :]) == 0)
 
-    def check_forward(self, case, monkeypatch, causal=False):
+    def check_forward(self, case, monkeypatch, causal=False, per_key_bias=False):
         q, k, v, ql, kl, ct = make_inputs(case, seed=1)
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
+        if per_key_bias:  # Concrete, so not differentiated: the Hopper backward runs too.
+            bias = np.random.default_rng(4).normal(size=k.shape[:2])
+            kw.update(bias=jnp.asarray(bias, jnp.float32), sigmoid_bias=-2.0)
         fwd, bwd = Calls(monkeypatch, "fused_forward"), Calls(monkeypatch)
         config = dataclasses.replace(HOPPER, hopper_fwd=True)
 
@@ -188,6 +191,11 @@ class TestHopperInterpret(HopperSuite):
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     def test_bias_gradients_match_reference(self, causal, monkeypatch):
         self.check(CASES[0], monkeypatch, causal=causal, biased=True)
+
+    @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+    def test_forward_with_per_key_bias(self, causal, monkeypatch):
+        # The per-key bias is streamed with k; without one, padded keys are masked by length.
+        self.check_forward(CASES[0], monkeypatch, causal=causal, per_key_bias=True)
 
     def test_constant_biases_need_no_bias_gradient(self, monkeypatch):
         # A float sigmoid_bias and a concrete bias array cannot be differentiated: the backward
@@ -306,6 +314,34 @@ class TestHopperInterpret(HopperSuite):
             assert rel_err(g, r) < TOL["bfloat16"], (name, rel_err(g, r))
 
     @pytest.mark.parametrize(
+        "variant",
+        [dict(pingpong=False), dict(stages=3, causal=True), dict(block_k=64, per_key_bias=True)],
+        ids=["no_pingpong", "s3_causal", "bk64_per_key"],
+    )
+    def test_forward_kernel_variants(self, variant):
+        # The knobs of fused_forward, called directly (the attention call uses the defaults).
+        from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
+
+        variant = dict(variant)
+        per_key = variant.pop("per_key_bias", False)
+        q, k, v, _, _, _ = make_inputs((2, 256, 384, 1, 64, False, "bfloat16"))
+        ql, kl = jnp.array([256, 130], jnp.int32), jnp.array([200, 384], jnp.int32)
+        sb = -jnp.log(kl.astype(jnp.float32))
+        hb = 0.5 * sb
+        if per_key:
+            keys = jnp.arange(384)[None, :] < kl[:, None]
+            hb = jnp.where(keys, hb[:, None], hopper.PADDED_KEY_BIAS)
+        got = hopper.fused_forward(
+            q, k, v, hb, ql, kl, scale=0.125, interpret=InterpretGPUParams(), **variant
+        )
+        got = jax.block_until_ready(got)  # See HopperSuite.grads.
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, implementation="xla")
+        up = (x.astype(jnp.float32) for x in (q, k, v))
+        ref = sigjax.sigmoid_attention(*up, scale=0.125, is_causal=variant.get("causal"), **kw)
+        rows = (jnp.arange(256)[None, :] < ql[:, None])[:, :, None, None]
+        assert rel_err(jnp.where(rows, got, 0), ref) < TOL["bfloat16"]
+
+    @pytest.mark.parametrize(
         "kernel,variant,h",
         [
             (kernel, variant, h)
@@ -317,6 +353,9 @@ class TestHopperInterpret(HopperSuite):
                 ("fused_backward", dict(causal=True, with_dbias=True, overlap=False)),
                 ("fused_forward", {}),
                 ("fused_forward", dict(causal=True)),
+                ("fused_forward", dict(pingpong=False)),
+                ("fused_forward", dict(per_key_bias=True)),
+                ("fused_forward", dict(causal=True, per_key_bias=True, stages=3)),
             ]
         ]
         + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)],
@@ -327,8 +366,10 @@ class TestHopperInterpret(HopperSuite):
         # custom call runs here, and refuses what it does not support (ops, layouts) as on a GPU.
         # What it does not check: PTX compilation and the run itself (the `gpu` tests).
         b, t, n = 2, 512, 2
+        variant = dict(variant)
+        per_key = variant.pop("per_key_bias", kernel == "fused_backward")
         x = jax.ShapeDtypeStruct((b, t, n, h), jnp.bfloat16)
-        bias = jax.ShapeDtypeStruct((b, t), jnp.float32)
+        bias = jax.ShapeDtypeStruct((b, t) if per_key else (b,), jnp.float32)
         lens = jax.ShapeDtypeStruct((b,), jnp.int32)
         args = (x, x, x, bias, x, lens, lens) if kernel == "fused_backward" else (x, x, x, bias)
         args += () if kernel == "fused_backward" else (lens, lens)
@@ -390,6 +431,10 @@ class TestHopperCompiled(HopperSuite):
     @pytest.mark.parametrize("case", COMPILED_CAUSAL_CASES, ids=str)
     def test_causal_forward_matches_reference(self, case, monkeypatch, unchecked):
         self.check_forward(case, monkeypatch, causal=True)
+
+    @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+    def test_forward_with_per_key_bias(self, causal, monkeypatch, unchecked):
+        self.check_forward(COMPILED_CASES[3], monkeypatch, causal=causal, per_key_bias=True)
 
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     @pytest.mark.parametrize("case", [CASES[0], COMPILED_CASES[3]], ids=str)
