@@ -2,8 +2,9 @@
 
 Compiled correctness against the float32 XLA gradients first (several shapes, padding), then the
 backward alone at the issue's shapes (16,384 tokens, hidden 2048): the fused kernel at a few
-pipeline depths, the split Triton pair (dK/dV + dQ kernels, table configuration). One JSON line per
-result in $OUT/hopper_bwd.jsonl; a table last. Run on the GPU from the repository root:
+pipeline depths and with one dq share per program (shared_dq, H=128), the split Triton pair
+(dK/dV + dQ kernels, table configuration). One JSON line per result in $OUT/hopper_bwd.jsonl;
+a table last. Run on the GPU from the repository root:
     OUT=/tmp/out python docs/probes/hopper_bwd.py
 """
 
@@ -144,16 +145,22 @@ def main():
         (2, 512, 2, 128, [512, 300], [512, 129], dict(over, causal=True)),
         (2, 384, 3, 64, [1, 384], [200, 384], dict(wide_over, causal=True, with_dbias=True)),
         (2, 512, 2, 64, [512, 300], [400, 512], dict(over, with_dbias=True)),
+        # Written 2026-12-05, not yet run on a GPU: one dq share per program (H=128).
+        (2, 512, 2, 128, [512, 300], [512, 129], dict(over, shared_dq=True)),
+        (2, 512, 2, 128, [512, 300], [400, 512], dict(shared_dq=True, stages=3, causal=True)),
+        (1, 1024, 4, 128, [1024], [1024], dict(over, shared_dq=True, with_dbias=True)),
     ]:
         try:
             check(*args)
         except Exception as e:
             emit(dict(kind="check", args=str(args), error=f"{type(e).__name__}: {e}"[:3000]))
             traceback.print_exc()
+    shared, shared3 = dict(over, shared_dq=True), dict(over, shared_dq=True, stages=3)
     for h, t, pad, variants in [
-        (128, 8192, 0.0, (base, over)),
+        (128, 8192, 0.0, (over, shared, shared3, dict(shared_dq=True))),
+        (128, 8192, 0.5, (over, shared, shared3)),
+        (128, 16384, 0.0, (over, shared, shared3)),
         (64, 8192, 0.0, (base, over, wide, wide_over)),
-        (128, 8192, 0.5, (base, over)),
         (64, 8192, 0.5, (base, over, wide_over)),
     ]:
         if time.time() > deadline:

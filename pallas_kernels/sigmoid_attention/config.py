@@ -46,6 +46,10 @@ class KernelConfig:
         dim 64 or 128, 16-bit inputs, not under shard_map; causal masking and a per-key bias
         gradient only once checked on a GPU, see hopper.NOT_YET_ON_GPU); elsewhere the Triton
         backward above runs as if this were False.
+      hopper_shared_dq: with hopper_bwd at head dim 128, `fused_backward(shared_dq=True)`: one
+        dq reduce-add per program and query tile instead of one per warpgroup. Off in every
+        table: checked in the Mosaic GPU interpreter and lowered for CUDA on a CPU, not yet run
+        on a GPU (docs/probes/hopper_bwd.py measures it there).
       hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
         bias). Off in every table: checked in the Mosaic GPU interpreter and lowered for CUDA on
         a CPU, not yet run on a GPU (docs/probes/hopper_fwd.py measures it there).
@@ -63,6 +67,7 @@ class KernelConfig:
     num_stages_bwd: int = 2
     fused_bwd: bool = False
     hopper_bwd: bool = False
+    hopper_shared_dq: bool = False
     hopper_fwd: bool = False
 
     def __post_init__(self):

@@ -197,6 +197,7 @@ def _kernel(
     block_k: int,
     stages: int,
     overlap: bool,
+    shared_dq: bool,
     causal: bool,
     interpreted: bool,
 ):
@@ -204,7 +205,8 @@ def _kernel(
     dk_ref, dv_ref, *dbias_ref = out_refs  # dbias_ref: [] without a bias gradient.
     smem, loaded, consumed = scoped
     q_smem, do_smem, k_smem, v_smem, bias_smem, ds_smem, dq_smem, t_smem = smem
-    q_loaded, do_loaded, k_loaded, v_loaded, bias_loaded = loaded
+    # ds_ready, done: [] unless shared_dq.
+    q_loaded, do_loaded, k_loaded, v_loaded, bias_loaded, *sync = loaded
     # Query tiles holding a valid query; none when every key of this program is padding.
     batch, head, wg, cta_keys, first, steps, tile = _program(
         q_lens_ref, kv_lens_ref, "kv", block_k, block_q, causal
@@ -216,8 +218,14 @@ def _kernel(
     def _compute():
         plgpu.set_max_registers(232, action="increase")
         k_start = cta_keys + wg * block_k
-        ks, vs, bs = k_smem.at[wg], v_smem.at[wg], bias_smem.at[wg]
-        ds_s, dq_s = ds_smem.at[wg], dq_smem.at[wg]
+        vs, bs, dq_s = v_smem.at[wg], bias_smem.at[wg], dq_smem.at[wg]
+        if shared_dq:  # k and ds^T of both warpgroups, [2 block_k, ...]; dq: half of H each.
+            ks = k_smem.at[pl.ds(wg * block_k, block_k)]
+            ds_s = None
+            h_dq = h // COMPUTE_WGS
+            dq_cols = pl.ds(wg * h_dq, h_dq)
+        else:
+            ks, ds_s = k_smem.at[wg], ds_smem.at[wg]
 
         def scratch(which):  # Interpreter-only buffers (None when compiled).
             if t_smem is None:
@@ -284,25 +292,53 @@ def _kernel(
             if dbias is not None:
                 dbias = dbias + jnp.sum(ds_t, axis=1)
             ds_t = ds_t.astype(dtype)
-            ds_s[...] = ds_t
-            plgpu.commit_smem()
+            if shared_dq:
+                dq = shared_dq_step(n, ds_t, dk_acc, qs)
+            else:
+                ds_s[...] = ds_t
+                plgpu.commit_smem()
 
-            def dk_and_dq(acc):
-                plgpu.wgmma(dk_acc, in_registers(ds_t, None), qs)
-                plgpu.wgmma(acc, transposed(ds_s, 2), ks)
-                return acc[...]  # Waits for every product of this step.
+                def dk_and_dq(acc):
+                    plgpu.wgmma(dk_acc, in_registers(ds_t, None), qs)
+                    plgpu.wgmma(acc, transposed(ds_s, 2), ks)
+                    return acc[...]  # Waits for every product of this step.
 
-            dq = pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h), jnp.float32))
+                dq = pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h), jnp.float32))
             plgpu.barrier_arrive(consumed.at[slot])  # This query tile's q and d_out are used.
             if interpreted:  # No TMA reductions there: each warpgroup adds into its own copy.
                 dst = dq_ref.at[wg, batch, pl.ds(q_rows(), block_q), head]
+                dst = dst.at[:, dq_cols] if shared_dq else dst
                 dst[...] = dst[...] + dq
                 return dbias
             plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
             dq_s[...] = dq
             plgpu.commit_smem()
-            plgpu.copy_smem_to_gmem(dq_s, tile(dq_ref, q_rows(), block_q), reduction_op="add")
+            dst = tile(dq_ref, q_rows(), block_q)
+            dst = dst.at[:, dq_cols] if shared_dq else dst
+            plgpu.copy_smem_to_gmem(dq_s, dst, reduction_op="add")
             return dbias
+
+        def shared_dq_step(n, ds_t, dk_acc, qs):
+            """dk's product, and this warpgroup's half of the query tile's dq from the ds of
+            both warpgroups (both in shared memory, two slots by the step's parity): one dq share
+            of [block_q, H] per program and step, half the reduce-adds of one per warpgroup."""
+            ds_ready, _ = sync
+            parity = lax.rem(n, jnp.int32(2))
+            ds_all = ds_smem.at[parity]
+            ds_own = ds_all.at[pl.ds(wg * block_k, block_k)]
+            # Free: both warpgroups passed ds_ready of the step before, so both finished the
+            # products of the step before that, the last to read this slot.
+            ds_own[...] = ds_t
+            plgpu.commit_smem()
+            plgpu.barrier_arrive(ds_ready.at[parity])
+
+            def dk_and_dq(acc):
+                plgpu.wgmma(dk_acc, _in_registers(ds_t, ds_own, interpreted), qs)
+                plgpu.barrier_wait(ds_ready.at[parity])  # The other half is stored.
+                plgpu.wgmma(acc, transposed(ds_all, 2), k_smem.at[:, dq_cols])
+                return acc[...]  # Waits for every product of this step.
+
+            return pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h_dq), jnp.float32))
 
         def accumulate(dk_acc, dv_acc):
             dbias = None
@@ -319,6 +355,10 @@ def _kernel(
 
         acc_kh = plgpu.ACC((block_k, h), jnp.float32)
         dk, dv, dbias = pl.run_scoped(accumulate, acc_kh, acc_kh)
+        if shared_dq:  # The other warpgroup's last dq product may still read this k.
+            _, done = sync
+            plgpu.barrier_arrive(done)
+            plgpu.barrier_wait(done)
         plgpu.wait_smem_to_gmem(0)
         ks[...] = (dk * scale).astype(dtype)
         vs[...] = dv.astype(dtype)
@@ -636,6 +676,7 @@ def fused_forward(
         "block_k",
         "stages",
         "overlap",
+        "shared_dq",
         "interpret",
     ),
 )  # Also eager callers: the dq accumulator is a GMEM ref, which needs a trace.
@@ -655,6 +696,7 @@ def fused_backward(
     block_k: int = BLOCK_K,
     stages: int = 2,
     overlap: bool = True,
+    shared_dq: bool = False,
     interpret=False,
 ):
     """dq, dk, dv (and with_dbias: dbias) of sigmoid attention for block-aligned inputs.
@@ -675,6 +717,12 @@ def fused_backward(
     slower at H=64 (437 with overlap) and does not fit shared memory at H=128; `stages` is the
     depth of the q/d_out ring (3 fits at H=64 only).
 
+    shared_dq (H=128 only; not yet run on a GPU): the two compute warpgroups put their ds^T
+    tiles side by side in shared memory and each computes half of the query tile's dq columns
+    from all of the program's keys, so a program adds one [block_q, H] float32 share per query
+    tile into dq instead of two (as FlashAttention-3's backward), at the cost of the warpgroups
+    waiting for each other once per tile. 3 stages fit with it at H=128.
+
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
     TMA reductions, layouts), so there transposes and register operands go through extra
@@ -687,18 +735,29 @@ def fused_backward(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
+    if shared_dq and h != 128:
+        raise ValueError(f"shared_dq needs head dim 128 (halves of 64 columns), got {h}")
     dtype = q.dtype
+    k_shape = (COMPUTE_WGS, block_k, h)
+    ds_shape = (COMPUTE_WGS, block_k, block_q)
+    dq_shape = (COMPUTE_WGS, block_q, h)
+    ds_t_shape = (block_q, block_k)  # ds, for the interpreter's transposed copy.
+    if shared_dq:  # Both warpgroups' keys and ds^T in one array; two ds^T slots; dq halves.
+        k_shape = (COMPUTE_WGS * block_k, h)
+        ds_shape = (2, COMPUTE_WGS * block_k, block_q)
+        dq_shape = (COMPUTE_WGS, block_q, h // COMPUTE_WGS)
+        ds_t_shape = (block_q, COMPUTE_WGS * block_k)
     smem = (
         plgpu.SMEM((stages, block_q, h), dtype, transforms=_TILED),  # q
         plgpu.SMEM((stages, block_q, h), dtype, transforms=_TILED),  # d_out
-        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=_TILED),  # k, then dk
+        plgpu.SMEM(k_shape, dtype, transforms=_TILED),  # k, then dk
         plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=_TILED),  # v, then dv
         plgpu.SMEM((COMPUTE_WGS, block_k), jnp.float32),  # bias
-        plgpu.SMEM((COMPUTE_WGS, block_k, block_q), dtype, transforms=_TILED),  # ds^T
-        plgpu.SMEM((COMPUTE_WGS, block_q, h), jnp.float32, transforms=_TILED_F32),  # dq share
+        plgpu.SMEM(ds_shape, dtype, transforms=_TILED),  # ds^T
+        plgpu.SMEM(dq_shape, jnp.float32, transforms=_TILED_F32),  # dq share
         # Interpreter only: transposed q, d_out and ds, and p.
         _interpreter_buffers(
-            interpret, dtype, (h, block_q), (h, block_q), (block_q, block_k), (block_k, block_q)
+            interpret, dtype, (h, block_q), (h, block_q), ds_t_shape, (block_k, block_q)
         ),
     )
     loaded = (
@@ -708,6 +767,11 @@ def fused_backward(
         plgpu.Barrier(num_barriers=COMPUTE_WGS),
         plgpu.Barrier(num_barriers=COMPUTE_WGS),
     )
+    if shared_dq:  # ds_ready (per ds^T slot) and done: the compute warpgroups wait for each other.
+        loaded += (
+            plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=2),
+            plgpu.Barrier(num_arrivals=COMPUTE_WGS),
+        )
     acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
     dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
     out_type = [jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)]
@@ -722,6 +786,7 @@ def fused_backward(
         block_q=block_q,
         block_k=block_k,
         overlap=overlap,
+        shared_dq=shared_dq,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),

@@ -96,7 +96,7 @@ class HopperSuite:
         # threads can deadlock on a 2-core CPU when eager ops are dispatched beside them.
         return jax.block_until_ready(jax.jit(jax.grad(loss, tuple(range(len(args)))))(*args))
 
-    def check(self, case, monkeypatch, causal=False, biased=False):
+    def check(self, case, monkeypatch, causal=False, biased=False, config=HOPPER):
         q, k, v, ql, kl, ct = make_inputs(case)
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
         biases = ()
@@ -108,7 +108,7 @@ class HopperSuite:
                 jnp.asarray(rng.normal(size=b) - 3.0, jnp.float32),
             )
         calls = Calls(monkeypatch)
-        got = self.grads(q, k, v, ct, HOPPER, *biases, **kw)
+        got = self.grads(q, k, v, ct, config, *biases, **kw)
         assert calls.n == 1
         up = [x.astype(jnp.float32) for x in (q, k, v)]
 
@@ -191,6 +191,29 @@ class TestHopperInterpret(HopperSuite):
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     def test_bias_gradients_match_reference(self, causal, monkeypatch):
         self.check(CASES[0], monkeypatch, causal=causal, biased=True)
+
+    def test_shared_dq_through_the_attention_call(self, monkeypatch):
+        # KernelConfig.hopper_shared_dq reaches fused_backward at H=128 (and is ignored at 64).
+        seen = []
+        real = hopper.fused_backward
+        monkeypatch.setattr(
+            hopper,
+            "fused_backward",
+            lambda *a, **k: seen.append(k["shared_dq"]) or real(*a, **k),
+        )
+        config = dataclasses.replace(HOPPER, hopper_shared_dq=True)
+        for case in (CASES[1], CASES[2]):  # H=128 dense float16, H=64 padded.
+            q, k, v, ql, kl, ct = make_inputs(case)
+            kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+            got = self.grads(q, k, v, ct, config, **kw)
+            up = [x.astype(jnp.float32) for x in (q, k, v)]
+
+            def ref_loss(q, k, v, kw=kw, ct=ct):
+                return jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw) * ct)
+
+            for g, r in zip(got, jax.grad(ref_loss, (0, 1, 2))(*up), strict=True):
+                assert rel_err(g, r) < TOL[case[-1]]
+        assert seen == [True, False]
 
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     def test_forward_with_per_key_bias(self, causal, monkeypatch):
@@ -282,15 +305,20 @@ class TestHopperInterpret(HopperSuite):
             )
 
     @pytest.mark.parametrize(
-        "variant",
-        [dict(overlap=False), dict(block_q=128, stages=3)],
-        ids=["no_overlap", "bq128_s3"],
+        "variant,h",
+        [
+            (dict(overlap=False), 64),
+            (dict(block_q=128, stages=3), 64),
+            (dict(shared_dq=True), 128),
+            (dict(shared_dq=True, overlap=False, causal=True, with_dbias=True), 128),
+        ],
+        ids=["no_overlap", "bq128_s3", "shared_dq", "shared_dq_causal_dbias"],
     )
-    def test_kernel_variants(self, variant):
+    def test_kernel_variants(self, variant, h):
         # The knobs of fused_backward, called directly (the attention call uses the defaults).
         from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
 
-        q, k, v, _, _, ct = make_inputs((2, 256, 256, 1, 64, False, "bfloat16"))
+        q, k, v, _, _, ct = make_inputs((2, 256, 256, 1, h, False, "bfloat16"))
         ql, kl = jnp.array([256, 130], jnp.int32), jnp.array([200, 256], jnp.int32)
         do = jnp.where((jnp.arange(256)[None, :] < ql[:, None])[:, :, None, None], ct, 0)
         do = do.astype(q.dtype)
@@ -302,15 +330,18 @@ class TestHopperInterpret(HopperSuite):
         )
         jax.block_until_ready(got)  # See HopperSuite.grads.
 
-        def ref_out(q, k, v):
+        def ref_out(q, k, v, bias):
             kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, implementation="xla")
-            return sigjax.sigmoid_attention(q, k, v, scale=0.125, **kw)
+            causal = variant.get("causal", False)
+            return sigjax.sigmoid_attention(q, k, v, bias, scale=0.125, is_causal=causal, **kw)
 
-        _, vjp = jax.vjp(ref_out, *(x.astype(jnp.float32) for x in (q, k, v)))
+        up = [x.astype(jnp.float32) for x in (q, k, v)]
+        _, vjp = jax.vjp(ref_out, *up, jnp.zeros((2, 256), jnp.float32))
         ref = vjp(do.astype(jnp.float32))
         rows = (jnp.arange(256)[None, :] < ql[:, None])[:, :, None, None]
-        got = (jnp.where(rows, got[0], 0), got[1], got[2])
-        for name, g, r in zip("qkv", got, ref, strict=True):
+        got = (jnp.where(rows, got[0], 0), *got[1:3], *(jnp.sum(g, axis=1) for g in got[3:]))
+        assert len(got) == (4 if variant.get("with_dbias") else 3)
+        for name, g, r in zip(["q", "k", "v", "bias"], got, ref, strict=False):
             assert rel_err(g, r) < TOL["bfloat16"], (name, rel_err(g, r))
 
     @pytest.mark.parametrize(
@@ -358,7 +389,11 @@ class TestHopperInterpret(HopperSuite):
                 ("fused_forward", dict(causal=True, per_key_bias=True, stages=3)),
             ]
         ]
-        + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)],
+        + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)]
+        + [
+            ("fused_backward", dict(shared_dq=True, **kw), 128)
+            for kw in ({}, dict(stages=3), dict(causal=True, with_dbias=True, overlap=False))
+        ],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
@@ -440,3 +475,8 @@ class TestHopperCompiled(HopperSuite):
     @pytest.mark.parametrize("case", [CASES[0], COMPILED_CASES[3]], ids=str)
     def test_bias_gradients_match_reference(self, case, causal, monkeypatch, unchecked):
         self.check(case, monkeypatch, causal=causal, biased=True)
+
+    @pytest.mark.parametrize("case", [c for c in COMPILED_CASES if c[4] == 128], ids=str)
+    def test_shared_dq_gradients_match_reference(self, case, monkeypatch):
+        config = dataclasses.replace(HOPPER, hopper_shared_dq=True)
+        self.check(case, monkeypatch, config=config)
