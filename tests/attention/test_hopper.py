@@ -311,8 +311,15 @@ class TestHopperInterpret(HopperSuite):
             (dict(block_q=128, stages=3), 64),
             (dict(shared_dq=True), 128),
             (dict(shared_dq=True, overlap=False, causal=True, with_dbias=True), 128),
+            (dict(shared_dq=True, stages=3, causal=True), 128),
         ],
-        ids=["no_overlap", "bq128_s3", "shared_dq", "shared_dq_causal_dbias"],
+        ids=[
+            "no_overlap",
+            "bq128_s3",
+            "shared_dq",
+            "shared_dq_causal_dbias",
+            "shared_dq_s3_causal",
+        ],
     )
     def test_kernel_variants(self, variant, h):
         # The knobs of fused_backward, called directly (the attention call uses the defaults).
