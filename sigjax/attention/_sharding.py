@@ -13,9 +13,17 @@ def explicit_sharding(x):
 
 
 def is_sharded(x) -> bool:
-    """Whether `run_per_shard` would run under `jax.shard_map` for this query."""
-    spec = getattr(explicit_sharding(x), "spec", None)
-    return spec is not None and any(a is not None for a in spec)
+    """Whether `run_per_shard` would run under `jax.shard_map` for this query: split over more
+    than one device (an axis of a one-device mesh, as single-GPU training has, splits nothing)."""
+    sharding = explicit_sharding(x)
+    spec = getattr(sharding, "spec", None)
+    if spec is None:
+        return False
+    shards = 1
+    for axes in spec:
+        for axis in (axes,) if isinstance(axes, str) else axes or ():
+            shards *= sharding.mesh.shape[axis]
+    return shards > 1
 
 
 def _axis(spec, dim: int):
@@ -32,9 +40,15 @@ def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str):
     Raises:
       ValueError: query sharded along T or H.
     """
-    if not is_sharded(query):
-        return fn(*qkv, *per_batch)
     sharding = explicit_sharding(query)
+    if sharding is None:
+        return fn(*qkv, *per_batch)
+    if not is_sharded(query):
+        # One device (e.g. single-GPU training on a 1x1 mesh): no shard_map, but the kernels
+        # take arrays without a sharding in their type, so the axes are dropped around them.
+        one = NamedSharding(sharding.mesh, P())
+        out = fn(*(jax.reshard(x, one) for x in (*qkv, *per_batch)))
+        return jax.reshard(out, sharding)
     spec, mesh = sharding.spec, sharding.mesh
     for dim, name in ((1, "tokens (T)"), (3, "head dim (H)")):
         if _axis(spec, dim) is not None:

@@ -168,6 +168,31 @@ class HopperSuite:
         self.grads(q, k, v, ct, dataclasses.replace(HOPPER, hopper_bwd=False), **kw)
         assert calls.n == 0
 
+    def test_one_device_mesh_takes_the_hopper_backward(self, monkeypatch):
+        # Single-GPU training runs on a 1x1 mesh with explicit axes: nothing is split, so the
+        # Hopper backward serves it (before 2026-12-05 it went through shard_map to Triton's).
+        mesh = jax.make_mesh(
+            (1, 1), ("data", "fsdp"), axis_types=(AxisType.Explicit,) * 2, devices=jax.devices()[:1]
+        )
+        q, k, v, ql, kl, ct = make_inputs(CASES[2])
+        spec = P(("data", "fsdp"), None, None, None)
+        args = [jax.device_put(x, NamedSharding(mesh, spec)) for x in (q, k, v)]
+        lens = [jax.device_put(x, NamedSharding(mesh, P(("data", "fsdp")))) for x in (ql, kl)]
+        calls = Calls(monkeypatch)
+        kw = dict(query_seq_lengths=lens[0], key_value_seq_lengths=lens[1])
+        with jax.set_mesh(mesh):
+            got = self.grads(*args, ct, HOPPER, **kw)
+        assert calls.n == 1
+        assert all(jax.typeof(g).sharding.spec == spec for g in got)
+        up = [x.astype(jnp.float32) for x in (q, k, v)]
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
+
+        def ref_loss(q, k, v):
+            return jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw) * ct)
+
+        for g, r in zip(got, jax.grad(ref_loss, (0, 1, 2))(*up), strict=True):
+            assert rel_err(g, r) < TOL["bfloat16"]
+
 
 class TestHopperInterpret(HopperSuite):
     interpret = True
