@@ -113,16 +113,22 @@ def timing(h, t, padding, variants_kw):
         variants.append((name, fn, (q, k, v, hb, do, ql, kl)))
     for name, fn, args in variants:
         rec = dict(kind="time", variant=name, h=h, t=t, b=b, n=n, padding=padding, valid=valid)
-        try:
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            rec["compile_s"] = time.perf_counter() - t0
-            rec.update(time_callable(fn, args, reps=10, warmup=2, min_sample_s=0.05))
-            rec["tflops_bwd"] = flops_bwd / rec["time_s"] / 1e12
-        except Exception as e:
-            rec["error"] = f"{type(e).__name__}: {e}"[:2000]
-            traceback.print_exc()
-        emit(rec)
+        emit(time_variant(rec, fn, args, flops_bwd, "tflops_bwd"))
+
+
+def time_variant(rec, fn, args, flops, key):
+    """rec with fn(*args)'s compile time, time_callable's timing and flops / time as `key`
+    (or the error)."""
+    try:
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        rec["compile_s"] = time.perf_counter() - t0
+        rec.update(time_callable(fn, args, reps=10, warmup=2, min_sample_s=0.05))
+        rec[key] = flops / rec["time_s"] / 1e12
+    except Exception as e:
+        rec["error"] = f"{type(e).__name__}: {e}"[:2000]
+        traceback.print_exc()
+    return rec
 
 
 def main():

@@ -22,10 +22,9 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hopper_bwd import emit as _emit  # noqa: E402
-from hopper_bwd import inputs, key_bias  # noqa: E402
+from hopper_bwd import inputs, key_bias, time_variant  # noqa: E402
 
 from eval.kernels import peers  # noqa: E402
-from eval.kernels.timing import time_callable  # noqa: E402
 from pallas_kernels import sigmoid_attention as kernels  # noqa: E402
 from pallas_kernels.sigmoid_attention import hopper  # noqa: E402
 from sigjax.attention._reference import sigmoid_attention_xla  # noqa: E402
@@ -83,16 +82,7 @@ def timing(h, t, padding, causal, variants):
         runs.append((_name(variant), jax.jit(fn)))
     for name, fn in runs:
         rec = dict(kind="time", variant=name, h=h, t=t, b=b, n=n, padding=padding, causal=causal)
-        try:
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(q, k, v))
-            rec["compile_s"] = time.perf_counter() - t0
-            rec.update(time_callable(fn, (q, k, v), reps=10, warmup=2, min_sample_s=0.05))
-            rec["tflops"] = flops / rec["time_s"] / 1e12
-        except Exception as e:
-            rec["error"] = f"{type(e).__name__}: {e}"[:2000]
-            traceback.print_exc()
-        emit(rec)
+        emit(time_variant(rec, fn, (q, k, v), flops, "tflops"))
 
 
 def main():

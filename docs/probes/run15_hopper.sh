@@ -15,26 +15,19 @@ export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUF
 [ -n "$UNCHECKED" ] && export SIGJAX_HOPPER_UNCHECKED=1
 python3 -c "import pytest, hypothesis" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/opt/*.whl
 nvidia-smi -L; git rev-parse --short HEAD; python3 -c "import jax; print(jax.__version__, jax.devices()[0].compute_capability)"
-if [ -n "$FWD" ]; then
-  timeout ${FWD_S:-240} python3 docs/probes/hopper_fwd.py $(( ${FWD_S:-240} - 60 )) 2>&1 | grep -v -i warn \
-    | tee $OUT/hopper_fwd_probe.log | grep -v '^{"kind": "time"' | tail -20
-  grep '"kind": "time"' $OUT/hopper_fwd.jsonl | python3 -c "
+probe() {  # probe() SCRIPT SECONDS LOG: run docs/probes/SCRIPT, then a table of its timings.
+  timeout $2 python3 docs/probes/$1.py $(( $2 - 50 )) 2>&1 | grep -v -i warn | tee $OUT/$3 \
+    | grep -v '^{"kind": "time"' | tail -30
+  grep '"kind": "time"' $OUT/$1.jsonl | python3 -c "
 import json, sys
 for l in sys.stdin:
     r = json.loads(l)
-    print(r['variant'], r['h'], r['t'], r['padding'], 'causal' if r['causal'] else '', round(r.get('time_s', 0) * 1e3, 3),
-          'ms', round(r.get('tflops', 0)), 'TF', r.get('error', '')[:300])"
-fi
-if [ -z "$SKIP_PROBE" ]; then
-  timeout ${PROBE_S:-200} python3 docs/probes/hopper_bwd.py $(( ${PROBE_S:-200} - 50 )) 2>&1 | grep -v -i warn \
-    | tee $OUT/hopper_probe.log | grep -v '^{"kind": "time"' | tail -30
-  grep '"kind": "time"' $OUT/hopper_bwd.jsonl | python3 -c "
-import json, sys
-for l in sys.stdin:
-    r = json.loads(l)
-    print(r['variant'], r['h'], r['t'], r['padding'], round(r.get('time_s', 0) * 1e3, 3), 'ms',
-          round(r.get('tflops_bwd', 0)), 'TF', r.get('error', '')[:300])"
-fi
+    print(r['variant'], r['h'], r['t'], r['padding'], 'causal' if r.get('causal') else '',
+          round(r.get('time_s', 0) * 1e3, 3), 'ms', round(r.get('tflops', r.get('tflops_bwd', 0))), 'TF',
+          r.get('error', '')[:300])"
+}
+[ -n "$FWD" ] && probe hopper_fwd ${FWD_S:-240} hopper_fwd_probe.log
+[ -z "$SKIP_PROBE" ] && probe hopper_bwd ${PROBE_S:-200} hopper_probe.log
 if [ -n "$TESTS" ]; then
   eval "timeout ${TESTS_S:-150} python3 -m pytest -q -rs -p no:cacheprovider -m gpu $TESTS" 2>&1 | tee $OUT/tests.log \
     | tail -15

@@ -304,5 +304,10 @@ def sigmoid_attention_pallas(
         sharded=is_sharded(query),
     )
     return run_per_shard(
-        fn, query, (query, key, value), (half_bias, q_lens, kv_lens), what="implementation='pallas'"
+        fn,
+        query,
+        (query, key, value),
+        (half_bias, q_lens, kv_lens),
+        what="implementation='pallas'",
+        one_device_direct=True,
     )

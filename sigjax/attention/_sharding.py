@@ -12,40 +12,44 @@ def explicit_sharding(x):
     return None if mesh is None or mesh.empty else sharding
 
 
-def is_sharded(x) -> bool:
-    """Whether `run_per_shard` would run under `jax.shard_map` for this query: split over more
-    than one device (an axis of a one-device mesh, as single-GPU training has, splits nothing)."""
-    sharding = explicit_sharding(x)
-    spec = getattr(sharding, "spec", None)
-    if spec is None:
-        return False
+def _shards(sharding) -> int:
+    """How many pieces `sharding`'s spec splits an array into (1: none, or a 1-device mesh)."""
     shards = 1
-    for axes in spec:
+    for axes in sharding.spec:
         for axis in (axes,) if isinstance(axes, str) else axes or ():
             shards *= sharding.mesh.shape[axis]
-    return shards > 1
+    return shards
+
+
+def is_sharded(x) -> bool:
+    """Whether `x` is split over more than one device by its explicit sharding (an axis of a
+    one-device mesh, as single-GPU training has, splits nothing)."""
+    sharding = explicit_sharding(x)
+    return sharding is not None and _shards(sharding) > 1
 
 
 def _axis(spec, dim: int):
     return spec[dim] if dim < len(spec) else None
 
 
-def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str):
+def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str, one_device_direct=False):
     """fn(*qkv, *per_batch) directly, or under `jax.shard_map` when `query` is sharded.
 
     The query's explicit sharding decides: batch (B) and head (N) axes are split across devices,
     each device runs `fn` on its slice. `qkv` are [B, *, N, H] arrays, `per_batch` arrays lead with
-    B. Sharding along tokens or head dim is refused.
+    B. Sharding along tokens or head dim is refused. one_device_direct: on a mesh whose axes split
+    nothing (one device), `fn` runs without shard_map, on the arrays with those axes dropped from
+    their type (the Pallas kernels; cuDNN calls keep shard_map there, as measured).
 
     Raises:
       ValueError: query sharded along T or H.
     """
     sharding = explicit_sharding(query)
-    if sharding is None:
+    if sharding is None or not any(a is not None for a in sharding.spec):
         return fn(*qkv, *per_batch)
-    if not is_sharded(query):
-        # One device (e.g. single-GPU training on a 1x1 mesh): no shard_map, but the kernels
-        # take arrays without a sharding in their type, so the axes are dropped around them.
+    if one_device_direct and _shards(sharding) == 1:
+        # E.g. single-GPU training on a 1x1 mesh. Pallas kernels take arrays without a sharding
+        # in their type, so the (trivial) axes are dropped around them.
         one = NamedSharding(sharding.mesh, P())
         out = fn(*(jax.reshard(x, one) for x in (*qkv, *per_batch)))
         return jax.reshard(out, sharding)

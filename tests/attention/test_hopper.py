@@ -74,6 +74,27 @@ class Calls:
         monkeypatch.setattr(hopper, name, counted)
 
 
+def record_kwarg(monkeypatch, name: str) -> list:
+    """hopper.fused_backward patched to record its keyword `name` at every call (the list)."""
+    seen = []
+    real = hopper.fused_backward
+    monkeypatch.setattr(
+        hopper, "fused_backward", lambda *a, **k: seen.append(k[name]) or real(*a, **k)
+    )
+    return seen
+
+
+def assert_grads_match(got, q, k, v, ct, tol, **kw):
+    """got: gradients of <sigmoid_attention(q, k, v, **kw), ct> w.r.t. q, k, v, vs float32 XLA."""
+
+    def ref_loss(q, k, v):
+        return jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw) * ct)
+
+    up = [x.astype(jnp.float32) for x in (q, k, v)]
+    for g, r in zip(got, jax.grad(ref_loss, (0, 1, 2))(*up), strict=True):
+        assert rel_err(g, r) < tol
+
+
 def with_bias(q, k, v, bias, sigmoid_bias, **kw):
     """sigmoid_attention of (q, k, v) with a per-key bias and a per-sequence sigmoid_bias."""
     return sigjax.sigmoid_attention(q, k, v, bias, sigmoid_bias=sigmoid_bias, **kw)
@@ -184,14 +205,8 @@ class HopperSuite:
             got = self.grads(*args, ct, HOPPER, **kw)
         assert calls.n == 1
         assert all(jax.typeof(g).sharding.spec == spec for g in got)
-        up = [x.astype(jnp.float32) for x in (q, k, v)]
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
-
-        def ref_loss(q, k, v):
-            return jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw) * ct)
-
-        for g, r in zip(got, jax.grad(ref_loss, (0, 1, 2))(*up), strict=True):
-            assert rel_err(g, r) < TOL["bfloat16"]
+        assert_grads_match(got, q, k, v, ct, TOL["bfloat16"], **kw)
 
 
 class TestHopperInterpret(HopperSuite):
@@ -219,25 +234,13 @@ class TestHopperInterpret(HopperSuite):
 
     def test_shared_dq_through_the_attention_call(self, monkeypatch):
         # KernelConfig.hopper_shared_dq reaches fused_backward at H=128 (and is ignored at 64).
-        seen = []
-        real = hopper.fused_backward
-        monkeypatch.setattr(
-            hopper,
-            "fused_backward",
-            lambda *a, **k: seen.append(k["shared_dq"]) or real(*a, **k),
-        )
+        seen = record_kwarg(monkeypatch, "shared_dq")
         config = dataclasses.replace(HOPPER, hopper_shared_dq=True)
         for case in (CASES[1], CASES[2]):  # H=128 dense float16, H=64 padded.
             q, k, v, ql, kl, ct = make_inputs(case)
             kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
             got = self.grads(q, k, v, ct, config, **kw)
-            up = [x.astype(jnp.float32) for x in (q, k, v)]
-
-            def ref_loss(q, k, v, kw=kw, ct=ct):
-                return jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw) * ct)
-
-            for g, r in zip(got, jax.grad(ref_loss, (0, 1, 2))(*up), strict=True):
-                assert rel_err(g, r) < TOL[case[-1]]
+            assert_grads_match(got, q, k, v, ct, TOL[case[-1]], **kw)
         assert seen == [True, False]
 
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
@@ -251,23 +254,10 @@ class TestHopperInterpret(HopperSuite):
         q, k, v, ql, kl, ct = make_inputs(CASES[2])
         bias = jnp.asarray(np.random.default_rng(3).normal(size=k.shape[:2]), jnp.float32)
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, sigmoid_bias=-2.0, bias=bias)
-        calls = Calls(monkeypatch)
-        seen = []
-        real = hopper.fused_backward
-        monkeypatch.setattr(
-            hopper,
-            "fused_backward",
-            lambda *a, **k: seen.append(k["with_dbias"]) or real(*a, **k),
-        )
+        seen = record_kwarg(monkeypatch, "with_dbias")
         got = self.grads(q, k, v, ct, HOPPER, **kw)
-        assert calls.n == 1 and seen == [False]
-        up = [x.astype(jnp.float32) for x in (q, k, v)]
-
-        def ref_loss(q, k, v):
-            return jnp.sum(sigjax.sigmoid_attention(q, k, v, implementation="xla", **kw) * ct)
-
-        for g, r in zip(got, jax.grad(ref_loss, (0, 1, 2))(*up), strict=True):
-            assert rel_err(g, r) < TOL["bfloat16"]
+        assert seen == [False]
+        assert_grads_match(got, q, k, v, ct, TOL["bfloat16"], **kw)
 
     def test_unchecked_variants_stay_off_gpus(self, monkeypatch):
         # Causal masking and bias gradients run compiled only once a GPU run has checked them.
