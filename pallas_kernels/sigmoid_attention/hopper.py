@@ -717,11 +717,11 @@ def fused_backward(
     slower at H=64 (437 with overlap) and does not fit shared memory at H=128; `stages` is the
     depth of the q/d_out ring (3 fits at H=64 only).
 
-    shared_dq (H=128 only; 524 vs 453 TFLOPS at T=8192, run 11): the two compute warpgroups
-    put their ds^T tiles side by side in shared memory and each computes half of the query
-    tile's dq columns from all of the program's keys, so a program adds one [block_q, H] float32 share per query
-    tile into dq instead of two (as FlashAttention-3's backward), at the cost of the warpgroups
-    waiting for each other once per tile. 3 stages fit with it at H=128.
+    shared_dq (H=128 only; 524 vs 453 TFLOPS at T=8192, run 11): the two compute
+    warpgroups put their ds^T tiles side by side in shared memory and each computes half of the
+    query tile's dq columns from all of the program's keys, so a program adds one [block_q, H]
+    float32 share per query tile into dq instead of two (as FlashAttention-3's backward), at the
+    cost of the warpgroups waiting for each other once per tile. 3 stages fit with it at H=128.
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
