@@ -2,7 +2,8 @@
 
 Compiled correctness against the float32 XLA gradients first (several shapes, padding), then the
 backward alone at the issue's shapes (16,384 tokens, hidden 2048): the fused kernel at a few
-pipeline depths and with one dq share per program (shared_dq, H=128), the split Triton pair
+pipeline depths and with one dq share per program (shared_dq; at H=64 with 64-byte swizzled
+tiles, `swizzle`), the split Triton pair
 (dK/dV + dQ kernels, table configuration). One JSON line per result in $OUT/hopper_bwd.jsonl;
 a table last. Run on the GPU from the repository root:
     OUT=/tmp/out python docs/probes/hopper_bwd.py
@@ -90,9 +91,10 @@ def split_backward(q, k, v, hb, do, ql, kl, *, scale, config):
     return dq, dk, dv
 
 
-def timing(h, t, padding, variants_kw):
+def timing(h, t, padding, variants_kw, lens=None):
+    """lens: the sequences' lengths (default: all of t * (1 - padding))."""
     b, n = 16384 // t, 2048 // h
-    lens = [t] * b if not padding else [int(t * (1 - padding))] * b
+    lens = lens or [int(t * (1 - padding))] * b
     q, k, v, do, ql, kl = inputs(b, t, n, h, lens, lens)
     scale = h**-0.5
     valid = sum(lens)
@@ -113,6 +115,7 @@ def timing(h, t, padding, variants_kw):
         variants.append((name, fn, (q, k, v, hb, do, ql, kl)))
     for name, fn, args in variants:
         rec = dict(kind="time", variant=name, h=h, t=t, b=b, n=n, padding=padding, valid=valid)
+        rec["lens"] = lens
         emit(time_variant(rec, fn, args, flops_bwd, "tflops_bwd"))
 
 
@@ -141,8 +144,8 @@ def main():
         )
     )
     deadline = time.time() + float(sys.argv[1] if len(sys.argv) > 1 else 240)
-    base, over = dict(stages=2), dict(stages=2, overlap=True)
-    wide, wide_over = dict(block_q=128), dict(block_q=128, overlap=True)
+    over = dict(stages=2, overlap=True)
+    wide, wide_over = dict(block_q=128), dict(over, block_q=128)  # H=64 only.
     for args in [
         (2, 512, 2, 128, [512, 300], [512, 129], over),
         (2, 384, 3, 64, [1, 384], [200, 384], wide_over),
@@ -155,6 +158,11 @@ def main():
         (2, 512, 2, 128, [512, 300], [512, 129], dict(over, shared_dq=True)),
         (2, 512, 2, 128, [512, 300], [400, 512], dict(shared_dq=True, stages=3, causal=True)),
         (1, 1024, 4, 128, [1024], [1024], dict(over, shared_dq=True, with_dbias=True)),
+        # Written 2026-12-05 (eighteenth session), not yet run on a GPU: shared_dq at H=64.
+        (2, 512, 2, 64, [512, 300], [512, 129], dict(over, shared_dq=True)),
+        (2, 512, 2, 64, [512, 300], [400, 512], dict(shared_dq=True, stages=3, causal=True)),
+        (1, 1024, 4, 64, [1024], [1024], dict(over, shared_dq=True, with_dbias=True)),
+        (2, 512, 2, 64, [512, 300], [512, 129], dict(over, swizzle=64)),
     ]:
         try:
             check(*args)
@@ -162,16 +170,19 @@ def main():
             emit(dict(kind="check", args=str(args), error=f"{type(e).__name__}: {e}"[:3000]))
             traceback.print_exc()
     shared, shared3 = dict(over, shared_dq=True), dict(over, shared_dq=True, stages=3)
-    for h, t, pad, variants in [
-        (128, 8192, 0.0, (over, shared, shared3, dict(shared_dq=True))),
-        (128, 8192, 0.5, (over, shared, shared3)),
-        (128, 16384, 0.0, (over, shared, shared3)),
-        (64, 8192, 0.0, (base, over, wide, wide_over)),
-        (64, 8192, 0.5, (base, over, wide_over)),
+    sw64 = dict(over, swizzle=64)
+    uneven = [5300, 2892]  # `python -m eval kernels`' lengths at T=8192, 50% padding.
+    for h, t, pad, variants, lens in [
+        (64, 8192, 0.0, (over, shared, shared3, sw64), None),
+        (64, 8192, 0.5, (over, shared), uneven),
+        (128, 8192, 0.5, (shared,), uneven),
+        (64, 16384, 0.0, (over, shared), None),
+        (64, 8192, 0.5, (over, shared), None),
+        (128, 8192, 0.0, (over, shared), None),
     ]:
         if time.time() > deadline:
             break
-        timing(h, t, pad, variants)
+        timing(h, t, pad, variants, lens)
 
 
 if __name__ == "__main__":

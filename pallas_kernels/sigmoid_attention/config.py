@@ -46,9 +46,9 @@ class KernelConfig:
         dim 64 or 128, 16-bit inputs, not under shard_map; causal masking and a per-key bias
         gradient only once checked on a GPU, see hopper.NOT_YET_ON_GPU); elsewhere the Triton
         backward above runs as if this were False.
-      hopper_shared_dq: with hopper_bwd at head dim 128, `fused_backward(shared_dq=True)`: one
-        dq reduce-add per program and query tile instead of one per warpgroup (524 vs 453
-        TFLOPS backward alone on an H200, docs/benchmarks.md run 11).
+      hopper_shared_dq: with hopper_bwd, `fused_backward(shared_dq=True)`: one dq reduce-add per
+        program and query tile instead of one per warpgroup (H=128: 524 vs 453 TFLOPS backward
+        alone on an H200, docs/benchmarks.md run 11; H=64: 64-byte swizzled tiles).
       hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
         bias): 1.05-1.18x cuDNN's softmax forward on an H200 (docs/benchmarks.md run 11).
     """

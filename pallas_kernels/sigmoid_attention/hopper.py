@@ -50,8 +50,19 @@ from pallas_kernels.sigmoid_attention.config import HOPPER_KEY_MULTIPLE, HOPPER_
 COMPUTE_WGS = 2
 BLOCK_Q = HOPPER_QUERY_MULTIPLE
 BLOCK_K = HOPPER_KEY_MULTIPLE // COMPUTE_WGS
+
+
+def _swizzled(swizzle: int, dtype):
+    """Shared-memory transforms of 16-bit tiles swizzled in `swizzle`-byte rows (wgmma needs both
+    operands of a product swizzled alike)."""
+    return (
+        plgpu.TilingTransform((8, swizzle // jnp.dtype(dtype).itemsize)),
+        plgpu.SwizzleTransform(swizzle),
+    )
+
+
 # Shared-memory layouts wgmma and TMA read: 128-byte swizzled tiles of 16-bit and float32 values.
-_TILED = (plgpu.TilingTransform((8, 64)), plgpu.SwizzleTransform(128))
+_TILED = _swizzled(128, jnp.bfloat16)
 _TILED_F32 = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(128))
 # The forward's key tile (JAX's Mosaic GPU flash attention is fastest at 128 on an H100/H200).
 FORWARD_BLOCK_K = 128
@@ -677,6 +688,7 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
+        "swizzle",
         "interpret",
     ),
 )  # Also eager callers: the dq accumulator is a GMEM ref, which needs a trace.
@@ -697,6 +709,7 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
+    swizzle: int | None = None,
     interpret=False,
 ):
     """dq, dk, dv (and with_dbias: dbias) of sigmoid attention for block-aligned inputs.
@@ -722,6 +735,8 @@ def fused_backward(
     query tile's dq columns from all of the program's keys, so a program adds one [block_q, H]
     float32 share per query tile into dq instead of two (as FlashAttention-3's backward), at the
     cost of the warpgroups waiting for each other once per tile. 3 stages fit with it at H=128.
+    At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit tiles are swizzled
+    in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128; not yet timed).
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
@@ -735,8 +750,10 @@ def fused_backward(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
-    if shared_dq and h != 128:
-        raise ValueError(f"shared_dq needs head dim 128 (halves of 64 columns), got {h}")
+    if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
+        swizzle = 64 if shared_dq and h == 64 else 128
+    if shared_dq and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
+        raise ValueError(f"shared_dq at head dim {h}: a half is not whole {swizzle}-byte tiles")
     dtype = q.dtype
     k_shape = (COMPUTE_WGS, block_k, h)
     ds_shape = (COMPUTE_WGS, block_k, block_q)
@@ -747,13 +764,14 @@ def fused_backward(
         ds_shape = (2, COMPUTE_WGS * block_k, block_q)
         dq_shape = (COMPUTE_WGS, block_q, h // COMPUTE_WGS)
         ds_t_shape = (block_q, COMPUTE_WGS * block_k)
+    tiled = _swizzled(swizzle, dtype)
     smem = (
-        plgpu.SMEM((stages, block_q, h), dtype, transforms=_TILED),  # q
-        plgpu.SMEM((stages, block_q, h), dtype, transforms=_TILED),  # d_out
-        plgpu.SMEM(k_shape, dtype, transforms=_TILED),  # k, then dk
-        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=_TILED),  # v, then dv
+        plgpu.SMEM((stages, block_q, h), dtype, transforms=tiled),  # q
+        plgpu.SMEM((stages, block_q, h), dtype, transforms=tiled),  # d_out
+        plgpu.SMEM(k_shape, dtype, transforms=tiled),  # k, then dk
+        plgpu.SMEM((COMPUTE_WGS, block_k, h), dtype, transforms=tiled),  # v, then dv
         plgpu.SMEM((COMPUTE_WGS, block_k), jnp.float32),  # bias
-        plgpu.SMEM(ds_shape, dtype, transforms=_TILED),  # ds^T
+        plgpu.SMEM(ds_shape, dtype, transforms=tiled),  # ds^T
         plgpu.SMEM(dq_shape, jnp.float32, transforms=_TILED_F32),  # dq share
         # Interpreter only: transposed q, d_out and ds, and p.
         _interpreter_buffers(

@@ -181,7 +181,7 @@ def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
         scale=st.scale,
         causal=st.is_causal,
         with_dbias=st.with_dbias,
-        shared_dq=st.config.hopper_shared_dq and q.shape[-1] == 128,  # Halves of 64 columns.
+        shared_dq=st.config.hopper_shared_dq,
         interpret=_mosaic_interpret(st),
     )
 

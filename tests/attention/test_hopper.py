@@ -233,7 +233,7 @@ class TestHopperInterpret(HopperSuite):
         self.check(CASES[0], monkeypatch, causal=causal, biased=True)
 
     def test_shared_dq_through_the_attention_call(self, monkeypatch):
-        # KernelConfig.hopper_shared_dq reaches fused_backward at H=128 (and is ignored at 64).
+        # KernelConfig.hopper_shared_dq reaches fused_backward (at H=64: 64-byte swizzled tiles).
         seen = record_kwarg(monkeypatch, "shared_dq")
         config = dataclasses.replace(HOPPER, hopper_shared_dq=True)
         for case in (CASES[1], CASES[2]):  # H=128 dense float16, H=64 padded.
@@ -241,7 +241,7 @@ class TestHopperInterpret(HopperSuite):
             kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
             got = self.grads(q, k, v, ct, config, **kw)
             assert_grads_match(got, q, k, v, ct, TOL[case[-1]], **kw)
-        assert seen == [True, False]
+        assert seen == [True, True]
 
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     def test_forward_with_per_key_bias(self, causal, monkeypatch):
@@ -325,6 +325,7 @@ class TestHopperInterpret(HopperSuite):
             (dict(overlap=False), 64),
             (dict(block_q=128, stages=3), 64),
             (dict(shared_dq=True), 128),
+            (dict(shared_dq=True), 64),
             (dict(shared_dq=True, overlap=False, causal=True, with_dbias=True), 128),
             (dict(shared_dq=True, stages=3, causal=True), 128),
         ],
@@ -332,6 +333,7 @@ class TestHopperInterpret(HopperSuite):
             "no_overlap",
             "bq128_s3",
             "shared_dq",
+            "shared_dq_h64",
             "shared_dq_causal_dbias",
             "shared_dq_s3_causal",
         ],
@@ -413,9 +415,11 @@ class TestHopperInterpret(HopperSuite):
         ]
         + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)]
         + [
-            ("fused_backward", dict(shared_dq=True, **kw), 128)
+            ("fused_backward", dict(shared_dq=True, **kw), h)
             for kw in ({}, dict(stages=3), dict(causal=True, with_dbias=True, overlap=False))
-        ],
+            for h in (64, 128)
+        ]
+        + [("fused_backward", dict(swizzle=64), 64)],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
@@ -444,19 +448,16 @@ class TestHopperInterpret(HopperSuite):
         with pytest.raises(Exception, match="exceeds available shared memory"):
             fn.trace(*args).lower(lowering_platforms=("cuda",))
 
-    def test_rejects_unaligned_shapes(self):
-        x = jnp.zeros((1, 96, 1, 64), jnp.bfloat16)
-        with pytest.raises(ValueError, match="multiple of"):
-            hopper.fused_backward(
-                x,
-                x,
-                x,
-                jnp.zeros((1, 96)),
-                x,
-                jnp.ones(1, jnp.int32),
-                jnp.ones(1, jnp.int32),
-                scale=1.0,
-            )
+    @pytest.mark.parametrize(
+        "t,kw,match",
+        [(96, {}, "multiple of"), (128, dict(shared_dq=True, swizzle=128), "128-byte tiles")],
+        ids=["unaligned", "dq_half_within_a_swizzle_tile"],
+    )
+    def test_rejects_unaligned_shapes(self, t, kw, match):
+        x = jnp.zeros((1, t, 1, 64), jnp.bfloat16)
+        lens = jnp.ones(1, jnp.int32)
+        with pytest.raises(ValueError, match=match):
+            hopper.fused_backward(x, x, x, jnp.zeros((1, t)), x, lens, lens, scale=1.0, **kw)
 
 
 @pytest.mark.gpu
@@ -498,7 +499,7 @@ class TestHopperCompiled(HopperSuite):
     def test_bias_gradients_match_reference(self, case, causal, monkeypatch, unchecked):
         self.check(case, monkeypatch, causal=causal, biased=True)
 
-    @pytest.mark.parametrize("case", [c for c in COMPILED_CASES if c[4] == 128], ids=str)
+    @pytest.mark.parametrize("case", COMPILED_CASES, ids=str)
     def test_shared_dq_gradients_match_reference(self, case, monkeypatch):
         config = dataclasses.replace(HOPPER, hopper_shared_dq=True)
         self.check(case, monkeypatch, config=config)
