@@ -7,12 +7,11 @@
 # forward alone, FWD_S seconds; $OUT/hopper_fwd.jsonl), e.g.
 #   FWD=1 SKIP_PROBE=1 IMPLS=pallas,pallas_mosaic,cudnn MODES=fwd,fwdbwd bash docs/probes/run15_hopper.sh
 # Switches: SKIP_PROBE, SKIP_BENCH, TESTS (pytest arguments, run with -m gpu; log in $OUT/tests.log), TESTS_S, IMPLS,
-# MODES, HDIMS, SEQS, CAUSAL (e.g. 0,1), UNCHECKED=1 (routes causal masking and bias gradients, interpreter-checked
-# only so far, to the Hopper kernels: hopper.NOT_YET_ON_GPU). E.g.
-#   UNCHECKED=1 SKIP_BENCH=1 TESTS="tests/attention/test_hopper.py -k 'causal or bias'" TESTS_S=300 bash ...
+# MODES, HDIMS, SEQS, CAUSAL (e.g. 0,1), CHECKS=0 (the probe's timings only). E.g.
+#   SKIP_BENCH=1 TESTS="-n 4 tests/attention/test_hopper.py" TESTS_S=300 bash ...
+# (Until 2026-12-05 UNCHECKED=1 routed causal calls and bias gradients to the Hopper kernels; they are the default now.)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-[ -n "$UNCHECKED" ] && export SIGJAX_HOPPER_UNCHECKED=1
 python3 -c "import pytest, hypothesis" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/opt/*.whl
 nvidia-smi -L; git rev-parse --short HEAD; python3 -c "import jax; print(jax.__version__, jax.devices()[0].compute_capability)"
 probe() {  # probe() SCRIPT SECONDS LOG: run docs/probes/SCRIPT, then a table of its timings.

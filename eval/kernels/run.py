@@ -89,9 +89,7 @@ def benchmark(args, argv=()) -> list[dict]:
             elif impl == "pallas_hopper" and shape.mode == "fwd":
                 rec.update(status="skipped", skip_reason="forward is pallas's")
             elif impl in ("pallas_hopper", "pallas_mosaic") and (
-                why := _pallas.hopper_unavailable(
-                    shape.head_dim, shape.dtype, is_causal=shape.causal, interpret=interpret
-                )
+                why := _pallas.hopper_unavailable(shape.head_dim, shape.dtype, interpret=interpret)
             ):
                 # Else the Triton kernels would run and be reported under the Hopper name.
                 rec.update(status="skipped", skip_reason=f"no Hopper kernel: {why}")

@@ -18,8 +18,8 @@ Layout of one program (a CTA): `COMPUTE_WGS` compute warpgroups, each owning `bl
 program whose keys are all padding does no work: padded blocks are skipped as in the forward.
 
 Restrictions (the caller falls back to the Triton kernels otherwise): head dim 64 or 128, 16-bit
-inputs, a Hopper GPU (or the Mosaic GPU interpreter); causal masking and a per-key bias gradient
-are handled but, until a GPU run checks them, only in the interpreter (NOT_YET_ON_GPU). Key
+inputs, a Hopper GPU (or the Mosaic GPU interpreter). Causal masking and a per-key bias gradient
+are handled (compiled tests passed on an H200 on 2026-12-05, docs/benchmarks.md run 12). Key
 padding enters through the per-key bias (a padded key's bias is very negative, so its weight is
 exactly 0); padded query rows need d_out rows of 0, which the custom VJP guarantees.
 
@@ -37,7 +37,6 @@ split Triton pair; forward plus backward 1.02-1.04x cuDNN softmax at H=64, 0.85-
 """
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -70,26 +69,12 @@ FORWARD_BLOCK_K = 128
 PADDED_KEY_BIAS = -1e30
 
 
-# Variants written and checked in the Mosaic GPU interpreter but not yet compiled on a GPU: there
-# the Triton kernels serve them until the compiled tests (tests/attention/test_hopper.py, -m gpu)
-# have passed on one. UNCHECKED_ENV=1 sends them here anyway (for those tests and benchmarks).
-NOT_YET_ON_GPU = ("causal masking", "a per-key bias gradient")
-UNCHECKED_ENV = "SIGJAX_HOPPER_UNCHECKED"
-
-
-def supported(
-    *, head_dim: int, dtype, is_causal: bool, with_dbias: bool, interpreted: bool = False
-) -> str | None:
+def supported(*, head_dim: int, dtype) -> str | None:
     """None when the Hopper kernels handle the call, else the reason they do not."""
     if head_dim not in (64, 128):
         return f"head dim {head_dim} (64 or 128)"
     if jnp.dtype(dtype) not in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
         return f"dtype {jnp.dtype(dtype).name} (bfloat16 or float16)"
-    unchecked = [
-        what for what, used in zip(NOT_YET_ON_GPU, (is_causal, with_dbias), strict=True) if used
-    ]
-    if unchecked and not interpreted and os.environ.get(UNCHECKED_ENV) != "1":
-        return f"{unchecked[0]}: not yet run on a GPU ({UNCHECKED_ENV}=1 runs it)"
     return None
 
 
@@ -722,7 +707,7 @@ def fused_backward(
     causal: key j attends to query i only if j <= i; query tiles before a program's first key
     are skipped, tiles on the diagonal masked. with_dbias: also dbias [B, N, S] float32, the
     gradient of every key's logit bias summed over the queries of each head (as the Triton
-    backward's). Both are checked in the Mosaic GPU interpreter only (see NOT_YET_ON_GPU).
+    backward's).
 
     Knobs, measured on an H200 at T=8192 (docs/benchmarks.md run 10): `overlap` (the two
     score-sized products issued together, the sigmoid during dp's product, dv's during ds) took

@@ -122,32 +122,17 @@ def _use_hopper(st: _Static, q, forward: bool = False) -> bool:
     """
     if not (st.config.hopper_fwd if forward else st.config.hopper_bwd):
         return False
-    why_not = hopper_unavailable(
-        q.shape[-1],
-        q.dtype,
-        is_causal=st.is_causal,
-        with_dbias=st.with_dbias and not forward,
-        interpret=st.interpret,
-    )
-    return why_not is None
+    return hopper_unavailable(q.shape[-1], q.dtype, interpret=st.interpret) is None
 
 
-def hopper_unavailable(
-    head_dim: int, dtype, *, is_causal: bool, with_dbias: bool = False, interpret: bool = False
-) -> str | None:
+def hopper_unavailable(head_dim: int, dtype, *, interpret: bool = False) -> str | None:
     """Why the Hopper (Mosaic GPU) kernels would not serve such a call, None if they would.
 
     For unsharded inputs with `KernelConfig.hopper_bwd`/`hopper_fwd` on (benchmarks use it to
     refuse labelling the Triton kernels' time as the Hopper ones').
     """
     h_pad = max(16, next_power_of_2(head_dim))
-    why_not = hopper.supported(
-        head_dim=h_pad,
-        dtype=dtype,
-        is_causal=is_causal,
-        with_dbias=with_dbias,
-        interpreted=interpret,
-    )
+    why_not = hopper.supported(head_dim=h_pad, dtype=dtype)
     if why_not is None and not interpret and not _is_hopper():
         why_not = "not a Hopper GPU (compute capability 9.x)"
     return why_not

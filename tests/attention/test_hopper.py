@@ -180,11 +180,6 @@ class HopperSuite:
         q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
         calls = Calls(monkeypatch)
-        if not self.interpret:  # Not yet checked on a GPU: the Triton backward runs.
-            monkeypatch.delenv(hopper.UNCHECKED_ENV, raising=False)
-            self.grads(q, k, v, ct, HOPPER, is_causal=True, **kw)
-            sb = jnp.full((1,), -2.0)
-            self.grads(q, k, v, ct, HOPPER, jnp.zeros((1, 40)), sb, **kw)  # Bias gradients.
         self.grads(*(x.astype(jnp.float32) for x in (q, k, v)), ct, HOPPER, **kw)
         self.grads(q, k, v, ct, dataclasses.replace(HOPPER, hopper_bwd=False), **kw)
         assert calls.n == 0
@@ -259,23 +254,11 @@ class TestHopperInterpret(HopperSuite):
         assert seen == [False]
         assert_grads_match(got, q, k, v, ct, TOL["bfloat16"], **kw)
 
-    def test_unchecked_variants_stay_off_gpus(self, monkeypatch):
-        # Causal masking and bias gradients run compiled only once a GPU run has checked them.
-        kw = dict(head_dim=64, dtype=jnp.bfloat16)
-        monkeypatch.delenv(hopper.UNCHECKED_ENV, raising=False)
-        assert hopper.supported(**kw, is_causal=False, with_dbias=False) is None
-        for causal, dbias in [(True, False), (False, True)]:
-            why = hopper.supported(**kw, is_causal=causal, with_dbias=dbias)
-            assert "not yet run on a GPU" in why
-            assert (
-                hopper.supported(**kw, is_causal=causal, with_dbias=dbias, interpreted=True) is None
-            )
-            monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
-            assert hopper.supported(**kw, is_causal=causal, with_dbias=dbias) is None
-            monkeypatch.delenv(hopper.UNCHECKED_ENV)
-        assert "head dim" in hopper.supported(
-            head_dim=32, dtype=jnp.bfloat16, is_causal=False, with_dbias=False
-        )
+    def test_supported_head_dims_and_dtypes(self):
+        assert hopper.supported(head_dim=64, dtype=jnp.bfloat16) is None
+        assert hopper.supported(head_dim=128, dtype=jnp.float16) is None
+        assert "head dim" in hopper.supported(head_dim=32, dtype=jnp.bfloat16)
+        assert "dtype" in hopper.supported(head_dim=64, dtype=jnp.float32)
 
     def test_table_configs_do_not_reach_the_interpreter(self, monkeypatch):
         q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
@@ -469,11 +452,6 @@ class TestHopperCompiled(HopperSuite):
         if not _pallas._is_hopper():
             pytest.skip("not a Hopper GPU: the Triton kernels run (tested elsewhere)")
 
-    @pytest.fixture
-    def unchecked(self, monkeypatch):
-        """Variants not yet run on a GPU (hopper.NOT_YET_ON_GPU), switched on for a test."""
-        monkeypatch.setenv(hopper.UNCHECKED_ENV, "1")
-
     @pytest.mark.parametrize("case", COMPILED_CASES, ids=str)
     def test_gradients_match_reference(self, case, monkeypatch):
         self.check(case, monkeypatch)
@@ -483,20 +461,20 @@ class TestHopperCompiled(HopperSuite):
         self.check_forward(case, monkeypatch)
 
     @pytest.mark.parametrize("case", COMPILED_CAUSAL_CASES, ids=str)
-    def test_causal_gradients_match_reference(self, case, monkeypatch, unchecked):
+    def test_causal_gradients_match_reference(self, case, monkeypatch):
         self.check(case, monkeypatch, causal=True)
 
     @pytest.mark.parametrize("case", COMPILED_CAUSAL_CASES, ids=str)
-    def test_causal_forward_matches_reference(self, case, monkeypatch, unchecked):
+    def test_causal_forward_matches_reference(self, case, monkeypatch):
         self.check_forward(case, monkeypatch, causal=True)
 
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-    def test_forward_with_per_key_bias(self, causal, monkeypatch, unchecked):
+    def test_forward_with_per_key_bias(self, causal, monkeypatch):
         self.check_forward(COMPILED_CASES[3], monkeypatch, causal=causal, per_key_bias=True)
 
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     @pytest.mark.parametrize("case", [CASES[0], COMPILED_CASES[3]], ids=str)
-    def test_bias_gradients_match_reference(self, case, causal, monkeypatch, unchecked):
+    def test_bias_gradients_match_reference(self, case, causal, monkeypatch):
         self.check(case, monkeypatch, causal=causal, biased=True)
 
     @pytest.mark.parametrize("case", COMPILED_CASES, ids=str)

@@ -1,0 +1,43 @@
+# Device call (nvidia-h200), issue 14, 2026-12-05 (eighteenth session): one dq share per program at H=64.
+# 1. docs/probes/hopper_bwd.py timings only (CHECKS=0): the H=64 backward with shared_dq (64-byte swizzled tiles) vs
+#    without, dense and with `eval kernels`' uneven 50% padding; 2. if shared_dq is >= 3% faster at H=64, T=8192, it is
+#    switched on in this copy's table (tuned/default.json; the decision is printed and saved in $OUT/decision.txt);
+# 3. the compiled kernel suite (tests/attention/test_sigmoid_attention.py -m gpu, causal calls and bias gradients
+#    now on the Hopper kernels by default); 4. whole steps (161.5M and base at 8K tokens, dense) with that table.
+#   bash docs/probes/run16_h64.sh          (carry .whl with .whl/opt: pytest, pytest-xdist)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+nvidia-smi -L; python3 -c "import jax; print(jax.__version__, jax.devices()[0].compute_capability)"
+CHECKS=0 timeout ${PROBE_S:-170} python3 docs/probes/hopper_bwd.py $(( ${PROBE_S:-170} - 30 )) 2>&1 | grep -v -i warn \
+  | grep -v '"kind": "time"' | tail -5
+python3 - <<'PY' | tee $OUT/decision.txt
+import json, os
+recs = [json.loads(l) for l in open(os.environ["OUT"] + "/hopper_bwd.jsonl") if '"kind": "time"' in l]
+for r in recs:
+    print(r["variant"], r["h"], r["t"], r["lens"], round(r.get("time_s", 0) * 1e3, 3), "ms",
+          round(r.get("tflops_bwd", 0)), "TF", r.get("error", "")[:200])
+t = {r["variant"]: r["time_s"] for r in recs if r["h"] == 64 and r["t"] == 8192 and r["padding"] == 0 and "time_s" in r}
+over, shared = t.get("hopper_overlap1_stages2"), t.get("hopper_overlap1_shared_dq1_stages2")
+on = bool(over and shared and shared < 0.97 * over)
+print("H=64 shared_dq / overlap time:", shared and over and round(shared / over, 3), "-> table on:", on)
+if on:
+    p = "pallas_kernels/sigmoid_attention/tuned/default.json"
+    d = json.load(open(p))
+    for e in d["entries"]:
+        if e["head_dim"] == 64 and e["dtype"] == "bfloat16":
+            e["config"]["hopper_shared_dq"] = True
+    json.dump(d, open(p, "w"), indent=1)
+PY
+timeout ${TESTS_S:-240} python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 4 tests/attention/test_sigmoid_attention.py \
+  2>&1 | tee $OUT/tests.log | tail -6
+T="--steps=10 --warmup=2 --repeats=3"
+B8K="--config=configs.base --set data.max_len=8192 --set data.batch_size=8 --set data.synthetic.n_genes=12000"
+while read name args; do
+  timeout $(( ${END:-585} - SECONDS )) python3 -m eval train-speed $T $args --out=runs/speed/$name 2>&1 \
+    | grep -v -i warn | tail -4
+  tar czf $OUT/speed.tgz runs/speed
+done <<LIST
+s160_dense --config=configs.stress_160m
+base8k_dense $B8K
+s160_pad50 --config=configs.stress_160m --padding=0.5
+LIST
