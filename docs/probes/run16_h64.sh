@@ -3,12 +3,13 @@
 #    without, dense and with `eval kernels`' uneven 50% padding; 2. if shared_dq is >= 3% faster at H=64, T=8192, it is
 #    switched on in this copy's table (tuned/default.json; the decision is printed and saved in $OUT/decision.txt);
 # 3. the compiled kernel suite (tests/attention/test_sigmoid_attention.py -m gpu, causal calls and bias gradients
-#    now on the Hopper kernels by default); 4. whole steps (161.5M and base at 8K tokens, dense) with that table.
+#    now on the Hopper kernels by default); 4. whole steps (161.5M and base at 8K tokens, dense) with that table;
+# 5. a profile of the 161.5M sigmoid step (docs/probes/step_profile.py: device time per op), until END seconds.
 #   bash docs/probes/run16_h64.sh          (carry .whl with .whl/opt: pytest, pytest-xdist)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi -L; python3 -c "import jax; print(jax.__version__, jax.devices()[0].compute_capability)"
-CHECKS=0 timeout ${PROBE_S:-170} python3 docs/probes/hopper_bwd.py $(( ${PROBE_S:-170} - 30 )) 2>&1 | grep -v -i warn \
+CHECKS=0 timeout ${PROBE_S:-160} python3 docs/probes/hopper_bwd.py $(( ${PROBE_S:-160} - 30 )) 2>&1 | grep -v -i warn \
   | grep -v '"kind": "time"' | tail -5
 python3 - <<'PY' | tee $OUT/decision.txt
 import json, os
@@ -28,7 +29,7 @@ if on:
             e["config"]["hopper_shared_dq"] = True
     json.dump(d, open(p, "w"), indent=1)
 PY
-timeout ${TESTS_S:-240} python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 4 tests/attention/test_sigmoid_attention.py \
+timeout ${TESTS_S:-200} python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 4 tests/attention/test_sigmoid_attention.py \
   2>&1 | tee $OUT/tests.log | tail -6
 T="--steps=10 --warmup=2 --repeats=3"
 B8K="--config=configs.base --set data.max_len=8192 --set data.batch_size=8 --set data.synthetic.n_genes=12000"
@@ -39,5 +40,6 @@ while read name args; do
 done <<LIST
 s160_dense --config=configs.stress_160m
 base8k_dense $B8K
-s160_pad50 --config=configs.stress_160m --padding=0.5
 LIST
+timeout $(( ${END:-585} - SECONDS )) python3 docs/probes/step_profile.py --config=configs/stress_160m.py --steps=5 \
+  --top=40 --attentions=sigmoid 2>/dev/null | grep '^{' > $OUT/profile_s160.jsonl; head -c 600 $OUT/profile_s160.jsonl
