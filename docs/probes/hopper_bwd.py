@@ -91,8 +91,9 @@ def split_backward(q, k, v, hb, do, ql, kl, *, scale, config):
     return dq, dk, dv
 
 
-def timing(h, t, padding, variants_kw, lens=None):
-    """lens: the sequences' lengths (default: all of t * (1 - padding))."""
+def timing(h, t, padding, variants_kw, lens=None, split=True):
+    """lens: the sequences' lengths (default: all of t * (1 - padding)); split: also time the
+    split Triton pair."""
     b, n = 16384 // t, 2048 // h
     lens = lens or [int(t * (1 - padding))] * b
     q, k, v, do, ql, kl = inputs(b, t, n, h, lens, lens)
@@ -101,13 +102,10 @@ def timing(h, t, padding, variants_kw, lens=None):
     flops_bwd = 2.5 * 4 * n * h * sum(x * x for x in lens)  # bwd = 2.5x fwd (fwd+bwd = 3.5x)
     config = kernels.default_config(h, "bfloat16", t, jax.devices()[0].device_kind)
     half = (0.5 * -jnp.log(kl.astype(jnp.float32))).astype(jnp.float32)
-    variants = [
-        (
-            "split",
-            jax.jit(lambda *a: split_backward(*a, scale=scale, config=config)),
-            (q, k, v, half, do, ql, kl),
-        )
-    ]
+    variants = []
+    if split:
+        fn = jax.jit(lambda *a: split_backward(*a, scale=scale, config=config))
+        variants.append(("split", fn, (q, k, v, half, do, ql, kl)))
     hb = key_bias(t, ql, kl)
     for kw in variants_kw:
         fn = jax.jit(lambda *a, kw=kw: hopper.fused_backward(*a, scale=scale, **kw))
@@ -174,17 +172,17 @@ def main():
     shared, shared3 = dict(over, shared_dq=True), dict(over, shared_dq=True, stages=3)
     sw64 = dict(over, swizzle=64)
     uneven = [5300, 2892]  # `python -m eval kernels`' lengths at T=8192, 50% padding.
-    for h, t, pad, variants, lens in [
-        (64, 8192, 0.0, (over, shared, shared3, sw64), None),
-        (64, 8192, 0.5, (over, shared), uneven),
-        (128, 8192, 0.5, (shared,), uneven),
-        (64, 16384, 0.0, (over, shared), None),
-        (64, 8192, 0.5, (over, shared), None),
-        (128, 8192, 0.0, (over, shared), None),
+    for h, t, pad, variants, lens, split in [
+        (64, 8192, 0.0, (over, shared, sw64), None, True),
+        (64, 8192, 0.5, (over, shared), uneven, False),
+        (128, 8192, 0.5, (shared,), uneven, False),
+        (64, 16384, 0.0, (over, shared), None, False),
+        (64, 8192, 0.0, (shared3,), None, False),
+        (128, 8192, 0.0, (over, shared), None, False),
     ]:
         if time.time() > deadline:
             break
-        timing(h, t, pad, variants, lens)
+        timing(h, t, pad, variants, lens, split)
 
 
 if __name__ == "__main__":
