@@ -32,8 +32,8 @@ Tests (tests/attention/test_hopper.py): values and gradients in the Mosaic GPU i
 machine, the compiled kernels' lowering to Mosaic GPU MLIR (ops, layouts, shared memory); compiled
 and run on Hopper GPUs (marked `gpu`).
 
-Measured (H200, docs/benchmarks.md run 10): the backward alone 1.17x (H=128) and 1.37x (H=64) the
-split Triton pair; forward plus backward 1.02-1.04x cuDNN softmax at H=64, 0.85-0.88x at H=128.
+Measured (H200, docs/benchmarks.md run 11, with the Mosaic forward and shared_dq at H=128): forward
+1.05-1.18x cuDNN softmax's, forward plus backward 1.06-1.07x at H=64 and 1.02x at H=128 (T=4K-16K).
 """
 
 import functools
