@@ -152,11 +152,11 @@ def main():
         (2, 512, 2, 128, [512, 300], [512, 129], dict(over, causal=True)),
         (2, 384, 3, 64, [1, 384], [200, 384], dict(wide_over, causal=True, with_dbias=True)),
         (2, 512, 2, 64, [512, 300], [400, 512], dict(over, with_dbias=True)),
-        # Written 2026-12-05, not yet run on a GPU: one dq share per program (H=128).
+        # One dq share per program (H=128; first compiled in run 11).
         (2, 512, 2, 128, [512, 300], [512, 129], dict(over, shared_dq=True)),
         (2, 512, 2, 128, [512, 300], [400, 512], dict(shared_dq=True, stages=3, causal=True)),
         (1, 1024, 4, 128, [1024], [1024], dict(over, shared_dq=True, with_dbias=True)),
-        # Written 2026-12-05 (eighteenth session), not yet run on a GPU: shared_dq at H=64.
+        # shared_dq at H=64 (64-byte swizzled tiles; first compiled in run 12).
         (2, 512, 2, 64, [512, 300], [512, 129], dict(over, shared_dq=True)),
         (2, 512, 2, 64, [512, 300], [400, 512], dict(shared_dq=True, stages=3, causal=True)),
         (1, 1024, 4, 64, [1024], [1024], dict(over, shared_dq=True, with_dbias=True)),
