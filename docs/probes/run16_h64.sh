@@ -5,7 +5,7 @@
 # 3. `python -m eval kernels` fwd+bwd, H=64 vs cuDNN (dense, 50% padding), then causal vs not at T=8192 (until K);
 # 4. whole steps (161.5M and base at 8K tokens, dense) with that table (until S); 5. the compiled kernel suite
 #    (tests/attention/test_sigmoid_attention.py -m gpu; causal calls and bias gradients now take the Hopper kernels)
-#    until END. Each stage stops at its deadline (seconds since the start).
+#    until END. Each stage stops at its deadline (seconds since the start). KSEQS: the H=64 lengths of stage 3.
 #   bash docs/probes/run16_h64.sh          (carry .whl with .whl/opt: pytest, pytest-xdist)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
@@ -32,7 +32,7 @@ if on:
     json.dump(d, open(p, "w"), indent=1)
 PY
 K_ARGS="--modes=fwdbwd --memory_impls= --padding=0,0.5"
-timeout $(left ${K:-290}) python3 -m eval kernels --out=$OUT/kernels_h64 --head_dims=64 --seq_lens=4096,8192,16384 \
+timeout $(left ${K:-290}) python3 -m eval kernels --out=$OUT/kernels_h64 --head_dims=64 --seq_lens=${KSEQS:-4096,8192,16384} \
   --impls=pallas,cudnn $K_ARGS --causal=0 --budget_s=$(( ${K:-290} - SECONDS - 75 )) 2>&1 | grep -v -i warn | tail -8
 timeout $(left ${K:-290}) python3 -m eval kernels --out=$OUT/kernels_causal --head_dims=64,128 --seq_lens=8192 \
   --impls=pallas --modes=fwdbwd --memory_impls= --padding=0 --causal=0,1 --budget_s=$(( ${K:-290} - SECONDS - 10 )) 2>&1 \
