@@ -10,7 +10,7 @@
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi -L; python3 -c "import jax; print(jax.__version__, jax.devices()[0].compute_capability)"
-left() { echo $(( $1 - SECONDS )); }
+left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
 CHECKS=0 timeout $(left ${P:-130}) python3 docs/probes/hopper_bwd.py $(( ${P:-130} - SECONDS - 25 )) 2>&1 \
   | grep -v -i warn | grep -v '"kind": "time"' | tail -5
 python3 - <<'PY' | tee $OUT/decision.txt
