@@ -52,7 +52,7 @@ BLOCK_K = HOPPER_KEY_MULTIPLE // COMPUTE_WGS
 
 
 def _swizzled(swizzle: int, dtype):
-    """Shared-memory transforms of 16-bit tiles swizzled in `swizzle`-byte rows (wgmma needs both
+    """Shared-memory transforms of tiles swizzled in `swizzle`-byte rows (wgmma needs both
     operands of a product swizzled alike)."""
     return (
         plgpu.TilingTransform((8, swizzle // jnp.dtype(dtype).itemsize)),
@@ -62,7 +62,7 @@ def _swizzled(swizzle: int, dtype):
 
 # Shared-memory layouts wgmma and TMA read: 128-byte swizzled tiles of 16-bit and float32 values.
 _TILED = _swizzled(128, jnp.bfloat16)
-_TILED_F32 = (plgpu.TilingTransform((8, 32)), plgpu.SwizzleTransform(128))
+_TILED_F32 = _swizzled(128, jnp.float32)
 # The forward's key tile (JAX's Mosaic GPU flash attention is fastest at 128 on an H100/H200).
 FORWARD_BLOCK_K = 128
 # A padded key's halved logit bias: tanh of it is exactly -1 in float32, so its weight is 0.
