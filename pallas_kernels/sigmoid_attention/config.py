@@ -43,8 +43,8 @@ class KernelConfig:
         buffer (5 tile products per tile pair), instead of a dK/dV kernel plus a dQ kernel (7).
       hopper_bwd: on Hopper GPUs (compute capability 9.x), the fused backward of hopper.py
         (Pallas Mosaic GPU: wgmma, TMA, one TMA reduce-add per dQ tile) where it applies (head
-        dim 64 or 128, 16-bit inputs, not under a multi-device shard_map; causal masking and a
-        per-key bias gradient included); elsewhere the Triton backward above runs as if this
+        dim 64 or 128, 16-bit inputs; causal masking, a per-key bias gradient and, per shard,
+        multi-device shard_map included); elsewhere the Triton backward above runs as if this
         were False.
       hopper_shared_dq: with hopper_bwd, `fused_backward(shared_dq=True)`: one dq reduce-add per
         program and query tile instead of one per warpgroup (H=128: 524 vs 453 TFLOPS backward

@@ -128,8 +128,9 @@ def _use_hopper(st: _Static, q, forward: bool = False) -> bool:
 def hopper_unavailable(head_dim: int, dtype, *, interpret: bool = False) -> str | None:
     """Why the Hopper (Mosaic GPU) kernels would not serve such a call, None if they would.
 
-    For unsharded inputs with `KernelConfig.hopper_bwd`/`hopper_fwd` on (benchmarks use it to
-    refuse labelling the Triton kernels' time as the Hopper ones').
+    With `KernelConfig.hopper_bwd`/`hopper_fwd` on, sharded inputs included (each GPU runs the
+    kernels on its shard under `jax.shard_map`); benchmarks use it to refuse labelling the
+    Triton kernels' time as the Hopper ones'.
     """
     h_pad = max(16, next_power_of_2(head_dim))
     why_not = hopper.supported(head_dim=h_pad, dtype=dtype)
@@ -231,9 +232,10 @@ def _per_shard(
         interpret = jax.default_backend() != "gpu"
     if config is None:
         config = table_config(h, q.dtype, max(t, s), interpret)
-    if sharded and (config.hopper_bwd or config.hopper_fwd):
-        # Not yet run under shard_map on GPUs (the backward's float32 dq buffer is a mutable
-        # ref): the Triton kernels, checked there, serve sharded inputs.
+    if sharded and interpret and (config.hopper_bwd or config.hopper_fwd):
+        # Mosaic GPU's interpreter fails on shards run side by side (seen with 2 CPU devices:
+        # "Barrier remains allocated"; with 4: a hang); compiled, each GPU runs its own shard.
+        # The Triton kernels' interpreter serves sharded inputs there.
         config = dataclasses.replace(config, hopper_bwd=False, hopper_fwd=False)
     config = _fit_blocks(config, t, s)
     t_pad = -(-t // config.q_multiple) * config.q_multiple
