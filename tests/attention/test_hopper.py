@@ -579,7 +579,9 @@ class TestHopperCompiled(HopperSuite):
         config = dataclasses.replace(HOPPER, hopper_shared_dq=True)
         self.check(case, monkeypatch, config=config)
 
-    @pytest.mark.parametrize("spec", [P("gpus"), P(None, None, "gpus")], ids=["batch", "heads"])
+    @pytest.mark.parametrize(
+        "spec", [P("gpus", None, None, None), P(None, None, "gpus", None)], ids=["batch", "heads"]
+    )
     def test_sharded_gradients_match_reference(self, spec, monkeypatch):
         # Each GPU runs the Hopper kernels on its shard under jax.shard_map.
         gpus = jax.devices()
