@@ -278,7 +278,7 @@ class TestHopperInterpret(HopperSuite):
             (2, 2),
             ("data", "model"),
             axis_types=(AxisType.Explicit,) * 2,
-            devices=jax.devices()[:4],
+            devices=jax.devices("cpu")[:4],
         )
         q, k, v, ql, kl, ct = make_inputs((4, 40, 40, 2, 64, True, "bfloat16"))
         qkv = NamedSharding(mesh, P("data", None, "model", None))
@@ -444,7 +444,7 @@ class TestHopperInterpret(HopperSuite):
             (2, 2),
             ("data", "model"),
             axis_types=(AxisType.Explicit,) * 2,
-            devices=jax.devices()[:4],
+            devices=jax.devices("cpu")[:4],
         )
         x = jax.ShapeDtypeStruct((4, 512, 4, 64), jnp.bfloat16, sharding=NamedSharding(mesh, spec))
         lens = jax.ShapeDtypeStruct((4,), jnp.int32, sharding=NamedSharding(mesh, P(spec[0])))
