@@ -529,6 +529,10 @@ def _forward_kernel(
             return acc[...]
 
         out = pl.run_scoped(accumulate, plgpu.ACC((block_q, h), jnp.float32))
+        # Rows of padded queries are 0 (this saves the caller a pass over the output).
+        layout = None if interpreted else plgpu.Layout.WGMMA
+        rows = plgpu.broadcasted_iota(jnp.int32, out.shape, 0, layout=layout) + q_start
+        out = jnp.where(rows < q_lens_ref[batch], out, 0.0)
         qs[...] = out.astype(dtype)
         plgpu.commit_smem()
         plgpu.copy_smem_to_gmem(qs, tile(out_ref, q_start, block_q))
@@ -605,7 +609,7 @@ def fused_forward(
     q: [B, T, N, H]; k, v: [B, S, N, H] (16-bit); q_lens, kv_lens: [B] int32. half_bias: the
     halved logit bias, [B] float32 (one per sequence; keys at or past kv_lens are masked) or
     [B, S] (per key, PADDED_KEY_BIAS on padded keys, streamed with k). T must be a multiple of
-    COMPUTE_WGS * block_q and S of block_k. Rows of padded queries are left to the caller.
+    COMPUTE_WGS * block_q and S of block_k. Rows of padded queries (at or past q_lens) are 0.
     causal: key j attends to query i only if j <= i (key tiles past a program's last query
     are skipped, those on the diagonal masked).
 

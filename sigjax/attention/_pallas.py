@@ -57,7 +57,8 @@ def _kernel_kwargs(st: _Static) -> dict:
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
 def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
     if _use_hopper(st, q, forward=True):
-        out = hopper.fused_forward(
+        # Its rows of padded queries are 0 already.
+        return hopper.fused_forward(
             q,
             k,
             v,
@@ -69,8 +70,7 @@ def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
             causal=st.is_causal,
             interpret=_mosaic_interpret(st),
         )
-    else:
-        out = kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
+    out = kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
     return _zero_padded_rows(out, q_lens)
 
 

@@ -382,7 +382,10 @@ class TestHopperInterpret(HopperSuite):
         up = (x.astype(jnp.float32) for x in (q, k, v))
         ref = sigjax.sigmoid_attention(*up, scale=0.125, is_causal=variant.get("causal"), **kw)
         rows = (jnp.arange(256)[None, :] < ql[:, None])[:, :, None, None]
-        assert rel_err(jnp.where(rows, got, 0), ref) < TOL["bfloat16"]
+        assert rel_err(got, ref) < TOL["bfloat16"]
+        # The kernel zeroes rows of padded queries itself (130..255 of the second sequence: in
+        # the tile of queries 128..255, whose first two rows are valid).
+        assert not np.any(np.asarray(jnp.where(rows, 0, got), np.float32))
 
     @pytest.mark.parametrize(
         "kernel,variant,h",
