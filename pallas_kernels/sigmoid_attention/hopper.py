@@ -27,6 +27,8 @@ A forward (`fused_forward`, KernelConfig.hopper_fwd; 1.05-1.18x cuDNN, run 11) h
 same layout with the roles swapped: each compute warpgroup owns 64 queries, the memory warpgroup
 streams key tiles; the two compute warpgroups take turns on the tensor cores (ping-pong), and
 without a per-key bias the logit bias is one scalar per sequence (padded keys masked by length).
+It writes 0 to rows of padded queries (since 2026-12-05, nineteenth session; checked in the
+interpreter and by the CUDA lowering, not yet run compiled on a GPU).
 
 Tests (tests/attention/test_hopper.py): values and gradients in the Mosaic GPU interpreter; on any
 machine, the compiled kernels' lowering to Mosaic GPU MLIR (ops, layouts, shared memory); compiled
