@@ -50,7 +50,7 @@ def main() -> None:
     valid = 4.0 * N * H * float(np.sum(np.asarray(lens, np.float64) ** 2)) * 3.5
     for name, config in configs.items():
 
-        def loss(q, k, v, ql, config=config):
+        def loss(q, k, v, ql, ct, config=config):
             out = sigjax.sigmoid_attention(
                 q,
                 k,
@@ -63,13 +63,14 @@ def main() -> None:
             return jnp.sum(out.astype(jnp.float32) * ct), out
 
         fn = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))
-        one = fn.lower(q, k, v, lens).compile()
-        ref = jax.device_get(one(q, k, v, lens))
-        runs = [("1 GPU", one, (q, k, v, lens))]
+        one = fn.lower(q, k, v, lens, ct).compile()
+        ref = jax.device_get(one(q, k, v, lens, ct))
+        runs = [("1 GPU", one, (q, k, v, lens, ct))]
         if len(jax.devices()) >= 2:
             mesh = jax.make_mesh((2,), ("data",), axis_types=(AxisType.Explicit,))
             with jax.set_mesh(mesh):
-                args = [jax.device_put(x, NamedSharding(mesh, P("data"))) for x in (q, k, v, lens)]
+                shard = NamedSharding(mesh, P("data"))
+                args = [jax.device_put(x, shard) for x in (q, k, v, lens, ct)]
                 two = fn.lower(*args).compile()
                 runs.append(("2 GPUs, batch split", two, args))
         for devices, compiled, args in runs:
