@@ -102,6 +102,20 @@ def with_bias(q, k, v, bias, sigmoid_bias, **kw):
     return sigjax.sigmoid_attention(q, k, v, bias, sigmoid_bias=sigmoid_bias, **kw)
 
 
+def compiled_loss(**kw):
+    """loss(q, k, v, q_lens, kv_lens): the summed output of sigmoid_attention(**kw) with the
+    kernels compiled, not interpreted (for tracing and lowering on any machine)."""
+
+    def loss(q, k, v, ql, kl):
+        with _pallas.force_interpret(False):
+            out = sigjax.sigmoid_attention(
+                q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, **kw
+            )
+        return jnp.sum(out.astype(jnp.float32))
+
+    return loss
+
+
 class HopperSuite:
     interpret: bool
 
@@ -453,20 +467,7 @@ class TestHopperInterpret(HopperSuite):
         lens = jax.ShapeDtypeStruct((4,), jnp.int32, sharding=NamedSharding(mesh, P(spec[0])))
         config = dataclasses.replace(HOPPER, hopper_fwd=True, hopper_shared_dq=True)
         fwd, bwd = Calls(monkeypatch, "fused_forward"), Calls(monkeypatch)
-
-        def loss(q, k, v, ql, kl):
-            with _pallas.force_interpret(False):
-                out = sigjax.sigmoid_attention(
-                    q,
-                    k,
-                    v,
-                    query_seq_lengths=ql,
-                    key_value_seq_lengths=kl,
-                    implementation="pallas",
-                    kernel_config=config,
-                )
-            return jnp.sum(out.astype(jnp.float32))
-
+        loss = compiled_loss(implementation="pallas", kernel_config=config)
         with jax.set_mesh(mesh):
             traced = jax.jit(jax.value_and_grad(loss, (0, 1, 2))).trace(x, x, x, lens, lens)
             text = traced.lower(lowering_platforms=("cuda",)).as_text()
@@ -483,27 +484,15 @@ class TestHopperInterpret(HopperSuite):
         # has more elements than q; the XLA path's T x S scores show that the check sees one.
         monkeypatch.setattr(_pallas, "_is_hopper", lambda: True)
         b, t, n, h = 1, 2048, 2, 64
-        config = KernelConfig(hopper_bwd=implementation == "hopper")
-        config = dataclasses.replace(config, hopper_fwd=config.hopper_bwd)
-        kw = dict(kernel_config=config) if implementation != "xla" else {}
-        impl = "xla" if implementation == "xla" else "pallas"
-
-        def loss(q, k, v, lens):
-            with _pallas.force_interpret(False):
-                out = sigjax.sigmoid_attention(
-                    q,
-                    k,
-                    v,
-                    query_seq_lengths=lens,
-                    key_value_seq_lengths=lens,
-                    implementation=impl,
-                    **kw,
-                )
-            return jnp.sum(out.astype(jnp.float32))
-
+        if implementation == "xla":
+            loss = compiled_loss(implementation="xla")
+        else:
+            hop = implementation == "hopper"
+            config = KernelConfig(hopper_bwd=hop, hopper_fwd=hop)
+            loss = compiled_loss(implementation="pallas", kernel_config=config)
         x = jax.ShapeDtypeStruct((b, t, n, h), jnp.bfloat16)
         lens = jax.ShapeDtypeStruct((b,), jnp.int32)
-        closed = jax.make_jaxpr(jax.value_and_grad(loss, (0, 1, 2)))(x, x, x, lens)
+        closed = jax.make_jaxpr(jax.value_and_grad(loss, (0, 1, 2)))(x, x, x, lens, lens)
         sizes, kernels = [], []
 
         def walk(jaxpr):
