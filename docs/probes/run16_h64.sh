@@ -5,7 +5,8 @@
 # 3. `python -m eval kernels` fwd+bwd, H=64 vs cuDNN (dense, 50% padding), then causal vs not at T=8192 (until K);
 # 4. whole steps (161.5M and base at 8K tokens, dense) with that table (until S); 5. the compiled kernel suite
 #    (tests/attention/test_sigmoid_attention.py -m gpu; causal calls and bias gradients now take the Hopper kernels)
-#    until END. Each stage stops at its deadline (seconds since the start). KSEQS: the H=64 lengths of stage 3.
+#    until END, unless TESTS=0; before them (added 2026-12-05, twentieth session) a profile of the 161.5M step by op
+#    (docs/probes/step_profile.py, sigmoid and softmax, until PR; $OUT/step_profile.jsonl). Each stage stops at its deadline (seconds since the start). KSEQS: the H=64 lengths of stage 3.
 #   bash docs/probes/run16_h64.sh          (carry .whl with .whl/opt: pytest, pytest-xdist)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
@@ -46,5 +47,7 @@ done <<LIST
 s160_dense --config=configs.stress_160m
 base8k_dense $B8K
 LIST
-timeout $(left ${END:-585}) python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 4 \
+timeout $(left ${PR:-585}) python3 docs/probes/step_profile.py --config=configs/stress_160m.py --steps=5 --top=40 \
+  --attentions=sigmoid,softmax 2>&1 | grep -v -i warn | tee $OUT/step_profile.jsonl | grep wall_s
+[ "${TESTS:-1}" = 0 ] || timeout $(left ${END:-585}) python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 4 \
   tests/attention/test_sigmoid_attention.py 2>&1 | tee $OUT/tests.log | tail -6

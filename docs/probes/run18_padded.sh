@@ -1,8 +1,9 @@
 # Device call (nvidia-h200 or one H100), issue 14, 2026-12-05 (nineteenth session): where padded batches lose speed,
-# memory, and (unless TESTS=0) the compiled kernel suite. After run16_h64.sh, whose table decision it does not repeat.
+# memory, and (unless TESTS=0) the compiled kernel suites. After run16_h64.sh, whose table decision it does not repeat.
 # 1. docs/probes/padded_gap.py: the Hopper kernels alone vs the whole op, dense / equal / uneven lengths (until G);
 # 2. `python -m eval kernels` peak memory of fwd+bwd, pallas vs cuDNN, H=64/128, T=4K-16K (until M); 3. the compiled
-#    suite `tests/attention/test_sigmoid_attention.py -m gpu` (until END), if run16 did not get to it.
+#    suites `tests/attention/test_sigmoid_attention.py` and `test_hopper.py` `-m gpu` (until END; the Hopper forward's
+#    new epilogue has not run compiled).
 #   bash docs/probes/run18_padded.sh         (carry .whl with .whl/opt: pytest, pytest-xdist)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
@@ -21,4 +22,4 @@ timeout $(left ${M:-290}) python3 -m eval kernels --out=$OUT/memory --head_dims=
   --modes=fwd --padding=0 --causal=0 --memory_impls=pallas,cudnn --memory_seq_lens=4096,8192,16384 --memory_share=0.9 \
   --budget_s=$(( ${M:-290} - SECONDS - 15 )) 2>&1 | grep -v -i warn | tail -12
 [ "${TESTS:-1}" = 0 ] || timeout $(left ${END:-585}) python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 4 \
-  tests/attention/test_sigmoid_attention.py 2>&1 | tee $OUT/tests.log | tail -6
+  tests/attention/test_sigmoid_attention.py tests/attention/test_hopper.py 2>&1 | tee $OUT/tests.log | tail -6
