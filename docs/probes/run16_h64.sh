@@ -14,24 +14,7 @@ nvidia-smi -L; python3 -c "import jax; print(jax.__version__, jax.devices()[0].c
 left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
 CHECKS=0 timeout $(left ${P:-130}) python3 docs/probes/hopper_bwd.py $(( ${P:-130} - SECONDS - 25 )) 2>&1 \
   | grep -v -i warn | grep -v '"kind": "time"' | tail -5
-python3 - <<'PY' | tee $OUT/decision.txt
-import json, os
-recs = [json.loads(l) for l in open(os.environ["OUT"] + "/hopper_bwd.jsonl") if '"kind": "time"' in l]
-for r in recs:
-    print(r["variant"], r["h"], r["t"], r["lens"], round(r.get("time_s", 0) * 1e3, 3), "ms",
-          round(r.get("tflops_bwd", 0)), "TF", r.get("error", "")[:200])
-t = {r["variant"]: r["time_s"] for r in recs if r["h"] == 64 and r["t"] == 8192 and r["padding"] == 0 and "time_s" in r}
-over, shared = t.get("hopper_overlap1_stages2"), t.get("hopper_overlap1_shared_dq1_stages2")
-on = bool(over and shared and shared < 0.97 * over)
-print("H=64 shared_dq / overlap time:", shared and over and round(shared / over, 3), "-> table on:", on)
-if on:
-    p = "pallas_kernels/sigmoid_attention/tuned/default.json"
-    d = json.load(open(p))
-    for e in d["entries"]:
-        if e["head_dim"] == 64 and e["dtype"] == "bfloat16":
-            e["config"]["hopper_shared_dq"] = True
-    json.dump(d, open(p, "w"), indent=1)
-PY
+python3 docs/probes/shared_dq_decision.py | tee $OUT/decision.txt
 K_ARGS="--modes=fwdbwd --memory_impls= --padding=0,0.5"
 timeout $(left ${K:-290}) python3 -m eval kernels --out=$OUT/kernels_h64 --head_dims=64 --seq_lens=${KSEQS:-4096,8192,16384} \
   --impls=pallas,cudnn $K_ARGS --causal=0 --budget_s=$(( ${K:-290} - SECONDS - 75 )) 2>&1 | grep -v -i warn | tail -8
