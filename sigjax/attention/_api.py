@@ -12,7 +12,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from sigjax.attention import _reference
-from sigjax.attention._sharding import run_per_shard
+from sigjax.attention._sharding import like_query, run_per_shard
 
 Implementation = Literal["pallas", "xla"] | None
 SoftmaxImplementation = Literal["cudnn", "xla"] | None
@@ -210,6 +210,7 @@ def sigmoid_attention(
     if implementation is None:
         implementation = "pallas" if _default_backend_is_gpu() else "xla"
     if implementation == "xla":
+        key, value = like_query(query, key, value)
         return _reference.sigmoid_attention_xla(
             query, key, value, bias, sb, q_lens, kv_lens, scale=scale, is_causal=is_causal
         )
@@ -276,6 +277,7 @@ def softmax_attention(
     scale = _resolve_scale(scale, query.shape[-1])
     t = query.shape[1]
     if implementation == "xla" or (implementation is None and not _default_backend_is_gpu()):
+        key, value = like_query(query, key, value)
         return _reference.softmax_attention_xla(
             query, key, value, bias, q_lens, kv_lens, scale=scale, is_causal=is_causal
         )

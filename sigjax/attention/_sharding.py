@@ -32,6 +32,17 @@ def _axis(spec, dim: int):
     return spec[dim] if dim < len(spec) else None
 
 
+def like_query(query, *arrays) -> tuple:
+    """[B, S, N, H] `arrays` resharded to the query's batch and head axes when the query has an
+    explicit sharding, else unchanged. XLA's attention einsums need the batch dims (B, N) of both
+    operands sharded alike (jax 0.11 raises ShardingTypeError otherwise, 0.10 did not)."""
+    sharding = explicit_sharding(query)
+    if sharding is None:
+        return arrays
+    spec = NamedSharding(sharding.mesh, P(_axis(sharding.spec, 0), None, _axis(sharding.spec, 2)))
+    return tuple(jax.reshard(x, spec) for x in arrays)
+
+
 def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str, one_device_direct=False):
     """fn(*qkv, *per_batch) directly, or under `jax.shard_map` when `query` is sharded.
 
