@@ -163,8 +163,7 @@ def load_anndata(
     elif layer:
         if layer not in adata.layers:
             raise ValueError(
-                f"data.layer: got {layer!r}, expected one of {sorted(adata.layers.keys())} "
-                f"in {str(path)!r}"
+                f"data.layer: got {layer!r}, expected one of {layer_names(adata)} in {str(path)!r}"
             )
         adata = ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
     if gene_column:
@@ -190,6 +189,11 @@ def load_anndata(
         adata.X = _as_csr32(adata.X)
     expressed = _expressed_per_cell(adata, f"counts in {str(path)!r}", hint)
     return drop_empty_cells(adata, str(path), expressed)
+
+
+def layer_names(adata) -> list[str]:
+    """The names of `adata.layers`, sorted (anndata 0.13 also lists None, its name for X)."""
+    return sorted(k for k in adata.layers.keys() if isinstance(k, str))
 
 
 def read_h5ad(path, backed: bool = False):

@@ -15,7 +15,7 @@ import numpy as np
 from jaxtyping import Float
 
 from sigjax.data import LEGACY_VALUES, TokenizedCells, tokenize_with
-from sigjax.data._anndata import RAW_HINT
+from sigjax.data._anndata import RAW_HINT, layer_names
 from sigjax.data._values import VALUES, check_values, resolve_values, to_count_scale, value_stats
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,7 @@ def _source(adata, layer, use_raw: bool, gene_column):
         x, var, where = adata.raw.X, adata.raw.var, "adata.raw.X"
     elif layer:
         if layer not in adata.layers:
-            raise ValueError(
-                f"--layer: got {layer!r}, expected one of {sorted(adata.layers.keys())}"
-            )
+            raise ValueError(f"--layer: got {layer!r}, expected one of {layer_names(adata)}")
         x, var, where = adata.layers[layer], adata.var, f"adata.layers[{layer!r}]"
     else:
         x, var, where = adata.X, adata.var, "adata.X"

@@ -169,6 +169,17 @@ def test_scaled_x_with_raw_suggests_use_raw(tpm_run, files, tmp_path):
                 f"--out={tmp_path / 'x.h5ad'}",
             ]
         )
+    # An unknown layer is named with the file's layers (anndata 0.13 also lists None for X).
+    with pytest.raises(ValueError, match=r"--layer: got 'spliced', expected one of \['counts'\]"):
+        main(
+            [
+                "embed",
+                f"--workdir={tpm_run}",
+                f"--data={tmp_path / 'scaled.h5ad'}",
+                f"--out={tmp_path / 'x.h5ad'}",
+                "--layer=spliced",
+            ]
+        )
 
 
 def test_inplace_is_atomic(tpm_run, files, tmp_path, monkeypatch):
