@@ -39,6 +39,7 @@ Measured (H200, docs/benchmarks.md run 11, with the Mosaic forward and shared_dq
 """
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -97,9 +98,18 @@ def _in_registers(x, scratch, interpreted: bool):
     return scratch
 
 
+# plgpu.load(ref, idx, ...) until jax 0.11 (idx required in 0.10, optional in 0.11), plgpu.load(ref,
+# ...) from 0.12 (the index goes on the ref).
+_LOAD_TAKES_INDEX = "idx" in inspect.signature(plgpu.load).parameters
+
+
 def _load_vector(ref, layout, interpreted: bool):
     """A vector from shared memory in `layout` (the interpreter has no layouts, nor plgpu.load)."""
-    return ref[...] if interpreted else plgpu.load(ref, (), layout=layout)
+    if interpreted:
+        return ref[...]
+    if _LOAD_TAKES_INDEX:
+        return plgpu.load(ref, (), layout=layout)
+    return plgpu.load(ref, layout=layout)
 
 
 def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool):
