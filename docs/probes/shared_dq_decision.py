@@ -5,7 +5,8 @@ at H=64, T=8192, dense. Prints every timing and the decision (run16_h64.sh, run1
 import json
 import os
 
-lines = open(os.environ["OUT"] + "/hopper_bwd.jsonl")
+path = os.environ["OUT"] + "/hopper_bwd.jsonl"
+lines = open(path) if os.path.exists(path) else []  # None when the probe stage was skipped (P=5).
 recs = [json.loads(line) for line in lines if '"kind": "time"' in line]
 for r in recs:
     print(r["variant"], r["h"], r["t"], r["lens"], round(r.get("time_s", 0) * 1e3, 3), "ms",
