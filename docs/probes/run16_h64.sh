@@ -6,7 +6,8 @@
 # 4. whole steps (161.5M and base at 8K tokens, dense) with that table (until S); 5. the compiled kernel suite
 #    (tests/attention/test_sigmoid_attention.py -m gpu; causal calls and bias gradients now take the Hopper kernels)
 #    until END, unless TESTS=0; before them (added 2026-12-05, twentieth session) a profile of the 161.5M step by op
-#    (docs/probes/step_profile.py, sigmoid and softmax, until PR; $OUT/step_profile.jsonl). Each stage stops at its deadline (seconds since the start). KSEQS: the H=64 lengths of stage 3.
+#    (docs/probes/step_profile.py, sigmoid and softmax, until PR; $OUT/step_profile.jsonl). Each stage stops at its
+#    deadline (seconds since the start). KSEQS: the H=64 lengths of stage 3.
 #   bash docs/probes/run16_h64.sh          (carry .whl with .whl/opt: pytest, pytest-xdist)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1

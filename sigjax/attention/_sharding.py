@@ -32,6 +32,11 @@ def _axis(spec, dim: int):
     return spec[dim] if dim < len(spec) else None
 
 
+def _batch_and_heads(spec) -> P:
+    """The spec of a [B, L, N, H] array split like `spec`'s batch (B) and head (N) axes only."""
+    return P(_axis(spec, 0), None, _axis(spec, 2), None)
+
+
 def like_query(query, *arrays) -> tuple:
     """[B, S, N, H] `arrays` resharded to the query's batch and head axes when the query has an
     explicit sharding, else unchanged. XLA's attention einsums need the batch dims (B, N) of both
@@ -39,8 +44,8 @@ def like_query(query, *arrays) -> tuple:
     sharding = explicit_sharding(query)
     if sharding is None:
         return arrays
-    spec = NamedSharding(sharding.mesh, P(_axis(sharding.spec, 0), None, _axis(sharding.spec, 2)))
-    return tuple(jax.reshard(x, spec) for x in arrays)
+    target = NamedSharding(sharding.mesh, _batch_and_heads(sharding.spec))
+    return tuple(jax.reshard(x, target) for x in arrays)
 
 
 def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str, one_device_direct=False):
@@ -71,11 +76,10 @@ def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str, one_dev
                 f"query: sharded along {name} over mesh axes {spec[dim]!r}, expected sharding "
                 f"along batch (B) and heads (N) only for {what}"
             )
-    batch_axes, head_axes = _axis(spec, 0), _axis(spec, 2)
-    qkv_spec = P(batch_axes, None, head_axes, None)
+    qkv_spec = _batch_and_heads(spec)
     in_specs = (
         *(qkv_spec for _ in qkv),
-        *(P(batch_axes, *([None] * (x.ndim - 1))) for x in per_batch),
+        *(P(_axis(spec, 0), *([None] * (x.ndim - 1))) for x in per_batch),
     )
     # Arrays made without a sharding (default lengths, a broadcast bias) or sharded unlike the
     # query are resharded to what each shard needs; a no-op for those already laid out so.
