@@ -32,6 +32,6 @@ s160_dense --config=configs.stress_160m
 base8k_dense $B8K
 LIST
 timeout $(left ${PR:-585}) python3 docs/probes/step_profile.py --config=configs/stress_160m.py --steps=5 --top=40 \
-  --attentions=sigmoid,softmax 2>&1 | grep -v -i warn | tee $OUT/step_profile.jsonl | grep wall_s
+  --attentions=sigmoid,softmax --hlo_dir=$OUT/hlo 2>&1 | grep -v -i warn | tee $OUT/step_profile.jsonl | grep wall_s
 [ "${TESTS:-1}" = 0 ] || timeout $(left ${END:-585}) python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 4 \
   tests/attention/test_sigmoid_attention.py 2>&1 | tee $OUT/tests.log | tail -6

@@ -9,6 +9,7 @@ calls, share of the timeline), read from the trace with `jax.profiler.ProfileDat
 machine it finds no device plane and prints only the wall time.
 
   PYTHONPATH=$PWD python docs/probes/step_profile.py --config=configs/study_base.py [--set=...]
+      [--hlo_dir=DIR]
 """
 
 import argparse
@@ -65,6 +66,17 @@ def device_ops(trace_dir: str, top: int) -> list[dict]:
     return rows
 
 
+def write_hlo(step, args, hlo_dir: str, attention: str) -> None:
+    """The compiled step's HLO text, gzipped (the names the trace's ops carry)."""
+    import gzip
+
+    path = pathlib.Path(hlo_dir) / f"step_{attention}.hlo.txt.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        f.write(step.lower(*args).compile().as_text())
+    print(json.dumps({"attention": attention, "hlo": str(path)}), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/study_base.py")
@@ -72,6 +84,12 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--attentions", default="sigmoid,softmax")
+    p.add_argument(
+        "--hlo_dir",
+        default="",
+        help="also write each attention's optimized step HLO here (step_<attention>.hlo.txt.gz), "
+        "to map the trace's fusion names to the model's ops",
+    )
     args = p.parse_args()
     print(json.dumps({"device": str(jax.devices()[0]), "jax": jax.__version__}), flush=True)
     for attention in args.attentions.split(","):
@@ -84,6 +102,8 @@ def main():
             batch = {k: jnp.asarray(v) for k, v in synthetic_batch(config, vocab).items()}
             step = jax.jit(lambda s, b, setup=setup, config=config: train_step(setup, config, s, b))
             jax.block_until_ready(step(state, batch))  # Compile.
+            if args.hlo_dir:
+                write_hlo(step, (state, batch), args.hlo_dir, attention)
             trace_dir = tempfile.mkdtemp(prefix=f"trace_{attention}_")
             with jax.profiler.trace(trace_dir):
                 t0 = time.perf_counter()
