@@ -36,6 +36,25 @@ def check_attention(attention: str, implementation: str | None) -> None:
     )
 
 
+def column_blocks(linear: nnx.Linear, x: jax.Array, parts: int) -> list[jax.Array]:
+    """`linear(x)` split into `parts` equal blocks of its output features, one matmul each.
+
+    Same parameters and values as slicing `linear(x)`, but each block comes out contiguous: the
+    attention kernels take contiguous [B, L, N, H] arrays, so slices of one [B, L, 3E] product
+    cost a copy of q, k, v forward and a concatenation of their gradients backward.
+    """
+    kernel = linear.kernel[...]
+    bias = linear.bias[...] if linear.bias is not None else None
+    x, kernel, bias = linear.promote_dtype((x, kernel, bias), dtype=linear.dtype)
+    width = kernel.shape[-1] // parts
+    blocks = []
+    for i in range(parts):
+        cols = slice(i * width, (i + 1) * width)
+        y = jnp.dot(x, kernel[:, cols], precision=linear.precision)
+        blocks.append(y if bias is None else y + bias[cols])
+    return blocks
+
+
 def attend(
     q: Float[Array, "B T N H"],
     k: Float[Array, "B S N H"],
@@ -123,12 +142,14 @@ class SelfAttention(nnx.Module):
     ) -> Float[Array, "B L E"]:
         """Attends every token to the valid tokens of its sequence (`lengths`)."""
         b, length, e = x.shape
-        # [B, L, 3, N, H]: one projection, split into q, k, v.
-        qkv = self.qkv(x).reshape(b, length, 3, self.num_heads, e // self.num_heads)
+        q, k, v = (
+            y.reshape(b, length, self.num_heads, e // self.num_heads)
+            for y in column_blocks(self.qkv, x, 3)
+        )
         out = attend(
-            qkv[:, :, 0],
-            qkv[:, :, 1],
-            qkv[:, :, 2],
+            q,
+            k,
+            v,
             lengths,
             attention=self.attention,
             implementation=self.implementation,

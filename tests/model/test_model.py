@@ -12,6 +12,7 @@ from flax import nnx
 
 import sigjax
 from sigjax.model import CellEncoder, EncoderConfig, SelfAttention, make_attention_fn
+from sigjax.model._layers import column_blocks
 
 N_BINS = 11
 VOCAB = 40
@@ -118,6 +119,26 @@ def test_value_mask_changes_the_prediction_input():
     np.testing.assert_allclose(
         forward(model, genes, other, lengths, value_mask=mask)["hidden"], masked, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_column_blocks_are_the_projections_slices(dtype, use_bias):
+    """q, k, v from one matmul each equal the slices of the fused projection, in its dtype."""
+    linear = nnx.Linear(16, 48, use_bias=use_bias, dtype=dtype, rngs=nnx.Rngs(1))
+    if use_bias:  # A bias that is not zero, so a misplaced bias block shows.
+        linear.bias[...] = jax.random.normal(jax.random.key(2), (48,))
+    x = jax.random.normal(jax.random.key(0), (2, 5, 16))
+    fused = linear(x)
+    blocks = column_blocks(linear, x, 3)
+    assert [b.shape for b in blocks] == [(2, 5, 16)] * 3
+    for i, block in enumerate(blocks):
+        assert block.dtype == fused.dtype == dtype
+        np.testing.assert_allclose(
+            np.asarray(block, np.float32),
+            np.asarray(fused[..., 16 * i : 16 * (i + 1)], np.float32),
+            atol=1e-5 if dtype == jnp.float32 else 2e-2,  # Blocked sums round differently.
+        )
 
 
 def test_sigmoid_softmax_switch_calls_the_right_op():
