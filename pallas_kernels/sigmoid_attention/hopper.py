@@ -28,8 +28,8 @@ same layout with the roles swapped: each compute warpgroup owns 64 queries, the 
 streams key tiles; the two compute warpgroups take turns on the tensor cores (ping-pong), and
 without a per-key bias the logit bias is one scalar per sequence (padded keys masked by length).
 It writes 0 to rows of padded queries (since 2026-12-05, nineteenth session; checked in the
-interpreter and by the CUDA lowering; not known to have run compiled: run 13's compiled tests, on
-an H100, passed 50 of 67 before a deadline and did not record which).
+interpreter, and compiled on an H200 in docs/benchmarks.md run 14: the padded forward cases, which
+assert those rows are exactly 0, passed).
 
 Tests (tests/attention/test_hopper.py): values and gradients in the Mosaic GPU interpreter; on any
 machine, the compiled kernels' lowering to Mosaic GPU MLIR (ops, layouts, shared memory); compiled
