@@ -1,13 +1,14 @@
 """Does slicing the fused QKV projection cost the step? One attention block, two layouts.
 
-The model projects x with one [E, 3E] matmul and slices q, k, v out of its [B, L, 3, N, H] result
-(`sigjax.model._layers.SelfAttention`); the attention kernels (Mosaic GPU sigmoid, cuDNN softmax)
-take contiguous [B, L, N, H] arrays, so XLA copies each slice in the forward and concatenates
-dq, dk, dv in the backward. Run 13's 161.5M profile has a `loop_slice_fusion` at ~3 ms per step.
+Until `7e79f26` the model projected x with one [E, 3E] matmul and sliced q, k, v out of its
+[B, L, 3, N, H] result (`sigjax.model._layers.SelfAttention`); the attention kernels (Mosaic GPU
+sigmoid, cuDNN softmax) take contiguous [B, L, N, H] arrays, so XLA copies each slice in the
+forward and concatenates dq, dk, dv in the backward. Run 13's 161.5M profile has a
+`loop_slice_fusion` at ~3 ms per step.
 This times value_and_grad of x -> projection -> attention -> out projection for:
-  fused: today's one matmul and slices;
+  fused: one matmul and slices (the old layout);
   split: three matmuls from column blocks of the same [E, 3E] kernel (q, k, v come out contiguous;
-         same parameters, so checkpoints would not change).
+         same parameters; the model's layout since run 14 measured it, docs/benchmarks.md).
 per attention (sigmoid Pallas, softmax cuDNN), at the 161.5M config's shapes by default
 (B=8, L=8192, E=1024, N=16, bf16, dense). One JSON line per result in $OUT/qkv_layout.jsonl.
     OUT=/tmp/out PYTHONPATH=$PWD python docs/probes/qkv_layout.py [B L E N]
