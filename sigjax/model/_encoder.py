@@ -87,11 +87,20 @@ class Block(nnx.Module):
     ) -> Float[Array, "B L E"]:
         """One block; `key` None means no dropout."""
         keys = jax.random.split(key, 2) if key is not None else (None, None)
-        att = self.attention(self.attention_norm(x), lengths)
+        # Named scopes put the part of the block into every op's name (profiles, compiled HLO).
+        with jax.named_scope("attention_norm"):
+            h = self.attention_norm(x)
+        with jax.named_scope("attention"):
+            att = self.attention(h, lengths)
         if self.attention_output_norm is not None:
-            att = self.attention_output_norm(att)
+            with jax.named_scope("attention_output_norm"):
+                att = self.attention_output_norm(att)
         x = x + _dropout(att, self.dropout, keys[0])
-        return x + _dropout(self.mlp(self.mlp_norm(x)), self.dropout, keys[1])
+        with jax.named_scope("mlp_norm"):
+            h = self.mlp_norm(x)
+        with jax.named_scope("mlp"):
+            h = self.mlp(h)
+        return x + _dropout(h, self.dropout, keys[1])
 
 
 def _call_block(block, x, lengths, key):
@@ -208,7 +217,8 @@ class CellEncoder(nnx.Module):
         keys = None if dropout_key is None else jax.random.split(dropout_key, len(self.blocks))
         call = _BLOCK_CALLS[self.config.remat]
         for i, block in enumerate(self.blocks):
-            x = call(block, x, lengths, None if keys is None else keys[i])
+            with jax.named_scope(f"block_{i}"):
+                x = call(block, x, lengths, None if keys is None else keys[i])
         hidden = self.final_norm(x)
         out = self.head(hidden).astype(jnp.float32)
         result = {"hidden": hidden, "embedding": self.pool(hidden, lengths)}

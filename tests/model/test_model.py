@@ -2,6 +2,7 @@
 attention_fn inside nnx.MultiHeadAttention."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -246,6 +247,30 @@ def test_decoder_readout_keeps_the_distances_of_the_decoded_expression():
 def test_bad_config_is_a_value_error(field, value, match):
     with pytest.raises(ValueError, match=match):
         CellEncoder(model_config(**{field: value}), rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("remat", ["none", "full"])
+def test_op_names_say_which_block_and_part(remat):
+    """Compiled ops (forward and gradient) carry block_<i>/<part> in their names, for profiles."""
+    genes, values, lengths = make_batch([9, 5], 10)
+    model = CellEncoder(
+        model_config(num_layers=2, remat=remat, attention_output_norm=True), rngs=nnx.Rngs(0)
+    )
+    graphdef, state = nnx.split(model)
+
+    def loss(state):
+        return jnp.sum(nnx.merge(graphdef, state)(genes, values, lengths)["pred"])
+
+    hlo = jax.jit(jax.grad(loss)).lower(state).compile().as_text()
+    names = set(re.findall(r'op_name="([^"]*)"', hlo))
+    for i in range(2):
+        for part in ("attention_norm", "attention", "attention_output_norm", "mlp_norm", "mlp"):
+            # e.g. jit(loss)/jvp(block_1)/mlp/... and, backward, transpose(jvp(block_1))/mlp/...
+            # (with remat: .../checkpoint/mlp/... and .../checkpoint/rematted_computation/mlp/...).
+            scope = re.compile(rf"block_{i}\)*/(checkpoint/)?(rematted_computation/)?{part}/")
+            ops = [n for n in names if scope.search(n)]
+            assert any("transpose" not in n for n in ops), scope.pattern
+            assert any("transpose" in n for n in ops), scope.pattern  # The backward.
 
 
 @pytest.mark.parametrize("remat", ["full", "dots"])
