@@ -196,13 +196,14 @@ def layer_names(adata) -> list[str]:
     return sorted(k for k in adata.layers.keys() if isinstance(k, str))
 
 
-def read_h5ad(path, backed: bool = False):
+def read_h5ad(path, backed: bool = False, arg: str = "data.path"):
     """`anndata.read_h5ad` with the errors of `load_anndata`: a missing file or one that is not
     an AnnData file name the path; nothing is changed in what is read.
 
     Args:
       path: the `.h5ad` file.
       backed: open read-only in backed mode.
+      arg: the config field or flag that gave `path`, named in the errors (e.g. "--data").
 
     Returns:
       anndata.AnnData, everything in the file.
@@ -215,12 +216,12 @@ def read_h5ad(path, backed: bool = False):
 
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data.path: got {str(path)!r}, which is not an existing file")
+        raise FileNotFoundError(f"{arg}: got {str(path)!r}, which is not an existing file")
     try:
         return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as e:  # h5py/anndata raise many types for corrupt files.
         raise ValueError(
-            f"data.path: cannot read {str(path)!r} as .h5ad ({type(e).__name__}: {e}); "
+            f"{arg}: cannot read {str(path)!r} as .h5ad ({type(e).__name__}: {e}); "
             "expected an AnnData file"
         ) from e
 

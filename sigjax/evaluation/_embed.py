@@ -351,7 +351,7 @@ def embed_file(
             f"--out/--inplace: got out={out!r}, inplace={inplace}; expected exactly one "
             "(--out=FILE, or --inplace to write into --data)"
         )
-    adata = read_h5ad(data)
+    adata = read_h5ad(data, arg="--data")
     embed(
         adata,
         workdir,

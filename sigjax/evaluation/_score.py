@@ -297,14 +297,13 @@ def score_file(
 
     Raises:
       FileNotFoundError: no such file.
-      ValueError: unknown label column or embedding key, or bad labels (see `score_embedding`).
+      ValueError: a file that is not AnnData, unknown label column or embedding key, or bad
+        labels (see `score_embedding`).
     """
-    import anndata as ad
+    from sigjax.data._anndata import read_h5ad
 
     path = pathlib.Path(data_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--data: no such file: {path}")
-    adata = ad.read_h5ad(path)
+    adata = read_h5ad(path, arg="--data")
     if labels not in adata.obs.columns:
         raise ValueError(f"--labels: got {labels!r}, expected one of {list(adata.obs.columns)}")
     if embedding not in adata.obsm:

@@ -251,3 +251,11 @@ def test_run_older_than_input_values_reads_as_its_training_did(tpm_run, files, t
     np.testing.assert_allclose(
         ev.embed(adata, old, values="auto"), ev.embed(adata, tpm_run), atol=1e-6
     )
+
+
+def test_embed_file_names_the_flag_for_a_non_anndata_file(tmp_path):
+    from sigjax.evaluation import embed_file
+
+    (tmp_path / "cells.h5ad").write_text("cell,gene\n1,2\n")
+    with pytest.raises(ValueError, match="--data: cannot read .* expected an AnnData file"):
+        embed_file(tmp_path / "run", tmp_path / "cells.h5ad", tmp_path / "out.h5ad")

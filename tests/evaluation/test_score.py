@@ -151,3 +151,13 @@ def test_knn_accuracy_from_reference_cells():
     assert scores["knn_accuracy"] == 1.0 and "knn_accuracy" not in score_embedding(x, labels)
     with pytest.raises(ValueError, match="embeddings"):
         knn_accuracy(ref[:, :3], ref_labels, x, labels)
+
+
+def test_score_file_names_the_flag_for_a_missing_or_non_anndata_file(tmp_path):
+    from sigjax.evaluation import score_file
+
+    with pytest.raises(FileNotFoundError, match="--data: got .*not an existing file"):
+        score_file(tmp_path / "none.h5ad", "cell_type", umap=False)
+    (tmp_path / "cells.h5ad").write_text("cell,gene\n1,2\n")  # A CSV under an .h5ad name.
+    with pytest.raises(ValueError, match="--data: cannot read .* expected an AnnData file"):
+        score_file(tmp_path / "cells.h5ad", "cell_type", umap=False)
