@@ -255,20 +255,29 @@ def heldout_rows(workdir, adata) -> tuple[np.ndarray, np.ndarray]:
     """The rows of `adata` that the run in `workdir` trained on and held out, when `adata` holds
     that run's training cells in their order (e.g. its data file after `eval embed`).
 
+    The values and gene ids are read from where the run read them (its `data.layer`,
+    `data.use_raw`, `data.gene_column`): which cells have a gene in the vocabulary decides the
+    split, so X in place of the run's counts could shift it.
+
     Returns:
       (train_rows, val_rows), as `sigjax.data.split_rows` gives them in training.
     """
     import ml_collections
 
     from sigjax.data import Vocab, split_rows, tokenize_with
+    from sigjax.evaluation._embed import _source
     from sigjax.training._checkpoint import CONFIG_FILE, VOCAB_FILE, read_saved_config
 
     workdir = pathlib.Path(workdir)
     if not (workdir / CONFIG_FILE).exists():
         raise FileNotFoundError(f"--heldout: no {CONFIG_FILE} in {workdir}; expected a run")
     config = ml_collections.ConfigDict(read_saved_config(workdir / CONFIG_FILE))
-    tokens = tokenize_with(config.data, adata, Vocab.load(workdir / VOCAB_FILE))
-    return split_rows(config.data, tokens)
+    d = config.data
+    source, _, _ = _source(
+        adata, d.get("layer") or None, d.get("use_raw", False), d.get("gene_column") or None
+    )
+    tokens = tokenize_with(d, source, Vocab.load(workdir / VOCAB_FILE))
+    return split_rows(d, tokens)
 
 
 def score_file(

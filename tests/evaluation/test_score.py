@@ -161,3 +161,40 @@ def test_score_file_names_the_flag_for_a_missing_or_non_anndata_file(tmp_path):
     (tmp_path / "cells.h5ad").write_text("cell,gene\n1,2\n")  # A CSV under an .h5ad name.
     with pytest.raises(ValueError, match="--data: cannot read .* expected an AnnData file"):
         score_file(tmp_path / "cells.h5ad", "cell_type", umap=False)
+
+
+@pytest.mark.parametrize(
+    "source", [{"use_raw": True}, {"layer": "counts", "gene_column": "symbol"}]
+)
+def test_heldout_rows_read_cells_and_genes_where_the_run_read_them(tmp_path, source):
+    # X holds half the genes (log-normalised, Ensembl-like ids) and some cells express none of
+    # them: only the run's own counts and gene ids give the split its training made.
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from configs import smoke
+    from sigjax.data import make_datasets
+    from sigjax.evaluation._score import heldout_rows
+    from sigjax.training._checkpoint import write_run_files
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(1.0, (60, 40)).astype(np.float32)
+    counts[:12, ::2] = 0  # Nothing in X's genes for these cells.
+    obs = pd.DataFrame({"row": [str(i) for i in range(60)]}, index=[f"c{i}" for i in range(60)])
+    var = pd.DataFrame({"symbol": [f"S{j}" for j in range(40)]}, index=[f"E{j}" for j in range(40)])
+    adata = ad.AnnData(sp.csr_matrix(counts), obs, var)
+    adata.raw = adata.copy()
+    adata.layers["counts"] = adata.X.copy()
+    adata.X = sp.csr_matrix(np.log1p(counts))
+    adata = adata[:, ::2].copy()
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    config = smoke.get_config()
+    config.data.update(path=str(path), label_column="row", val_fraction=0.3, **source)
+    train, val, vocab = make_datasets(config.data)
+    write_run_files(config, tmp_path, vocab)
+    train_rows, val_rows = heldout_rows(tmp_path, ad.read_h5ad(path))
+    rows = adata.obs["row"].to_numpy()
+    assert set(rows[val_rows]) == {val.label_names[i] for i in val.labels}
+    assert set(rows[train_rows]) == {train.label_names[i] for i in train.labels}
