@@ -73,16 +73,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     resuming = ckpt.has_checkpoints(workdir)
     if resuming:
         ckpt.check_vocab(workdir, vocab)
+    d = config.data
+    # Before the checkpoint manager: its start-up cleanup runs in a thread, and closing it at once
+    # for a bad batch size (e.g. a few cells) logs that thread's traceback after the error.
+    loader = CellLoader(
+        train_cells,
+        batch_size=d.batch_size,
+        seed=d.seed,
+        max_len=d.max_len,
+        bucket_by_length=d.bucket_by_length,
+    )
     mngr = ckpt.checkpoint_manager(workdir, config.train)
     try:
-        d = config.data
-        loader = CellLoader(
-            train_cells,
-            batch_size=d.batch_size,
-            seed=d.seed,
-            max_len=d.max_len,
-            bucket_by_length=d.bucket_by_length,
-        )
         with jax.set_mesh(mesh):
             setup, state = make_setup(config, vocab.size, mesh)
             latest = None
