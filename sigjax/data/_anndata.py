@@ -126,7 +126,8 @@ def load_anndata(
       path: the `.h5ad` file.
       layer: take counts from `adata.layers[layer]` instead of X.
       use_raw: take counts (and gene ids) from `adata.raw`.
-      gene_column: a `var` column holding gene ids; default `var_names`.
+      gene_column: a `var` column holding gene ids; default `var_names`. A gene with no id
+        in it (NaN or "") keeps its `var_names` id (warned; see `column_gene_ids`).
       label_column: an `obs` column with cell-type labels, copied to `obs["cell_type"]` as
         strings (missing values stay missing and become label -1 when tokenised).
       backed: open the file read-only in backed mode: X stays on disk and rows are read in chunks
@@ -172,7 +173,7 @@ def load_anndata(
                 f"data.gene_column: got {gene_column!r}, expected one of "
                 f"{list(adata.var.columns)} in {str(path)!r}"
             )
-        adata.var_names = adata.var[gene_column].astype(str).to_numpy()
+        adata.var_names = column_gene_ids(adata.var, gene_column, str(path))
     if not adata.var_names.is_unique:
         n_dup = int(adata.var_names.duplicated().sum())
         log.warning("%s: %d duplicate gene ids made unique (suffix -1, -2, ...)", path, n_dup)
@@ -189,6 +190,36 @@ def load_anndata(
         adata.X = _as_csr32(adata.X)
     expressed = _expressed_per_cell(adata, f"counts in {str(path)!r}", hint)
     return drop_empty_cells(adata, str(path), expressed)
+
+
+def column_gene_ids(var, column: str, where: str) -> np.ndarray:
+    """The gene ids of `var[column]` as strings; a gene with none there keeps its `var_names` id.
+
+    Symbol columns often lack a symbol for some genes (NaN or ""). As strings they would all be
+    "nan" (made unique as "nan-1", "nan-2", ...), tokens that name unrelated genes in another
+    file; the gene's own id (e.g. its Ensembl id) is stable across files instead. Warned.
+
+    Args:
+      var: the `var` DataFrame (of `.raw.var` when reading `.raw`).
+      column: a column of `var`.
+      where: names the data in the warning.
+
+    Returns:
+      str array, one id per gene.
+    """
+    ids = var[column]
+    out = ids.astype(str).to_numpy(dtype=object)
+    missing = ids.isna().to_numpy() | (np.char.strip(out.astype(str)) == "")
+    if missing.any():
+        log.warning(
+            "%s: %d genes have no id in var[%r]; they keep their var_names id (e.g. %s)",
+            where,
+            int(missing.sum()),
+            column,
+            list(var.index[missing][:3]),
+        )
+        out[missing] = var.index.astype(str).to_numpy()[missing]
+    return out.astype(str)
 
 
 def layer_names(adata) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 from jaxtyping import Float
 
 from sigjax.data import LEGACY_VALUES, TokenizedCells, tokenize_with
-from sigjax.data._anndata import RAW_HINT, layer_names
+from sigjax.data._anndata import RAW_HINT, column_gene_ids, layer_names
 from sigjax.data._values import VALUES, check_values, resolve_values, to_count_scale, value_stats
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def _source(adata, layer, use_raw: bool, gene_column):
             raise ValueError(
                 f"--gene_column: got {gene_column!r}, expected one of {list(var.columns)}"
             )
-        genes = pd.Index(var[gene_column].astype(str).to_numpy())
+        genes = pd.Index(column_gene_ids(var, gene_column, where))
     else:
         genes = pd.Index(var.index.astype(str))
     if not genes.is_unique:

@@ -83,6 +83,19 @@ def test_duplicate_gene_ids_made_unique(tmp_path):
     assert b.var_names.is_unique and "G0" in b.var_names
 
 
+def test_genes_without_an_id_in_the_gene_column_keep_their_var_name(tmp_path, caplog):
+    # A symbol column with gaps: "nan", "nan-1", ... would name unrelated genes in other files.
+    a = _adata()
+    symbols = [f"SYM{i}" for i in range(a.n_vars)]
+    symbols[3:6] = [np.nan, np.nan, ""]
+    a.var["symbol"] = pd.Categorical(symbols)
+    a.write_h5ad(tmp_path / "gaps.h5ad")
+    with caplog.at_level(logging.WARNING, logger="sigjax.data"):
+        b = load_anndata(tmp_path / "gaps.h5ad", gene_column="symbol")
+    assert list(b.var_names[2:7]) == ["SYM2", "ENSG3", "ENSG4", "ENSG5", "SYM6"]
+    assert "3 genes have no id in var['symbol']" in caplog.text
+
+
 def _write(tmp_path, mutate):
     a = _adata()
     mutate(a)

@@ -259,3 +259,14 @@ def test_embed_file_names_the_flag_for_a_non_anndata_file(tmp_path):
     (tmp_path / "cells.h5ad").write_text("cell,gene\n1,2\n")
     with pytest.raises(ValueError, match="--data: cannot read .* expected an AnnData file"):
         embed_file(tmp_path / "run", tmp_path / "cells.h5ad", tmp_path / "out.h5ad")
+
+
+def test_embed_reads_genes_without_an_id_in_the_gene_column_as_training_does(files):
+    from sigjax.evaluation._embed import _source
+
+    a = ad.read_h5ad(files["counts"])
+    symbols = [f"S{i}" for i in range(a.n_vars)]
+    symbols[1] = np.nan
+    a.var["symbol"] = pd.Categorical(symbols)
+    source, _, _ = _source(a, None, False, "symbol")
+    assert list(source.var_names[:3]) == ["S0", a.var_names[1], "S2"]
