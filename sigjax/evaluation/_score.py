@@ -213,6 +213,8 @@ def pca_baseline(
     from sigjax.evaluation._embed import as_counts
 
     work = as_counts(adata, values).copy()
+    if work.X.dtype == np.float16:  # scanpy would normalise and log in half precision.
+        work.X = work.X.astype(np.float32)
     sc.pp.normalize_total(work, target_sum=1e4)
     sc.pp.log1p(work)
     sc.pp.highly_variable_genes(

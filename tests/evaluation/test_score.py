@@ -111,6 +111,18 @@ def test_as_counts_and_pca_baseline():
     assert score_embedding(adata.obsm["X_pca_hvg"], adata.obs["cell_type"])["nmi"] > 0.8
 
 
+def test_pca_baseline_of_float16_counts_equals_that_of_float32():
+    from sigjax.data import synthetic_anndata
+
+    adata = synthetic_anndata(n_cells=60, n_genes=300, n_types=3, min_genes=40, max_genes=120)
+    adata.X = adata.X.toarray()
+    half = adata.copy()
+    half.X = half.X.astype(np.float16)  # Whole counts below 2048 are exact in float16.
+    pca_baseline(adata, n_comps=6)
+    pca_baseline(half, n_comps=6)
+    np.testing.assert_allclose(half.obsm["X_pca_hvg"], adata.obsm["X_pca_hvg"], atol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("x", "labels"),
     [
