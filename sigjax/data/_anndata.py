@@ -139,8 +139,9 @@ def load_anndata(
 
     Raises:
       FileNotFoundError: the file does not exist.
-      ValueError: unreadable file, unknown layer or column, both `layer` and `use_raw`, negative
-        or non-finite counts, or no cell with an expressed gene.
+      ValueError: unreadable file, unknown layer or column, both `layer` and `use_raw`, no X
+        (without `layer` or `use_raw`), negative or non-finite counts, or no cell with an
+        expressed gene.
     """
     import anndata as ad
 
@@ -167,6 +168,11 @@ def load_anndata(
                 f"data.layer: got {layer!r}, expected one of {layer_names(adata)} in {str(path)!r}"
             )
         adata = ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
+    if not _has_x(adata):  # Counts kept only in layers: X was written empty.
+        raise ValueError(
+            f"data.layer: {str(path)!r} has no X; expected counts in X, or data.layer naming "
+            f"one of its layers {layer_names(adata)}"
+        )
     if gene_column:
         if gene_column not in adata.var.columns:
             raise ValueError(
@@ -190,6 +196,14 @@ def load_anndata(
         adata.X = _as_csr32(adata.X)
     expressed = _expressed_per_cell(adata, f"counts in {str(path)!r}", hint)
     return drop_empty_cells(adata, str(path), expressed)
+
+
+def _has_x(adata) -> bool:
+    """Whether `adata` has an X (a backed file without one raises KeyError on `adata.X`)."""
+    try:
+        return adata.X is not None
+    except KeyError:
+        return False
 
 
 def column_gene_ids(var, column: str, where: str) -> np.ndarray:

@@ -37,8 +37,10 @@ def as_counts(adata, values: str = "auto"):
       adata itself unless the values are log1p, else a copy with X = expm1(X).
 
     Raises:
-      ValueError: negative or non-finite values (scaled data), or an unknown `values`.
+      ValueError: no X, negative or non-finite values (scaled data), or an unknown `values`.
     """
+    if adata.X is None:
+        raise ValueError("adata.X: got None; expected counts, normalised or log1p values")
     kind = resolve_values(adata.X, values, "adata.X")
     if kind != "log1p":
         return adata
@@ -71,6 +73,11 @@ def _source(adata, layer, use_raw: bool, gene_column):
         x, var, where = adata.layers[layer], adata.var, f"adata.layers[{layer!r}]"
     else:
         x, var, where = adata.X, adata.var, "adata.X"
+        if x is None:  # Values kept only in layers: X was written empty.
+            raise ValueError(
+                f"--layer: the AnnData has no X; expected values in X, or --layer naming one of "
+                f"its layers {layer_names(adata)}"
+            )
     if gene_column:
         if gene_column not in var.columns:
             raise ValueError(

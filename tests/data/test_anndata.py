@@ -133,6 +133,12 @@ def _set_x(value):
         ),
         (lambda a: None, {"use_raw": True}, ValueError, "has no .raw"),
         (lambda a: None, {"use_raw": True, "layer": "counts"}, ValueError, "at most one source"),
+        (
+            lambda a: setattr(a, "X", None),  # Counts only in a layer.
+            {},
+            ValueError,
+            r"data.layer: .* has no X; expected counts in X, or data.layer naming .*'counts'",
+        ),
         (_set_x(-1.0), {}, ValueError, "negative counts"),
         (_set_x(np.nan), {}, ValueError, "non-finite counts"),
         (_set_x(np.inf), {}, ValueError, "non-finite counts"),

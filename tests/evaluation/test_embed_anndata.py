@@ -270,3 +270,16 @@ def test_embed_reads_genes_without_an_id_in_the_gene_column_as_training_does(fil
     a.var["symbol"] = pd.Categorical(symbols)
     source, _, _ = _source(a, None, False, "symbol")
     assert list(source.var_names[:3]) == ["S0", a.var_names[1], "S2"]
+
+
+def test_embed_and_the_pca_baseline_of_an_anndata_without_x(files):
+    from sigjax.evaluation import as_counts
+    from sigjax.evaluation._embed import _source
+
+    a = ad.read_h5ad(files["counts"])
+    a.layers["counts"], a.X = a.X, None
+    with pytest.raises(ValueError, match=r"--layer: the AnnData has no X; .* \['counts'\]"):
+        _source(a, None, False, None)
+    assert _source(a, "counts", False, None)[0].X is a.layers["counts"]
+    with pytest.raises(ValueError, match="adata.X: got None"):  # score: baseline skipped.
+        as_counts(a)
