@@ -218,7 +218,8 @@ def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
         at_end = done == tc.num_steps
         at_log = done % tc.log_every == 0 or at_end
         at_save = done % tc.checkpoint_every == 0 or at_end
-        at_eval = bool(tc.eval_every) and (done % tc.eval_every == 0 or at_end)
+        # No held-out cell (val_fraction 0, or a few cells): no val/loss, not a made-up 0.0.
+        at_eval = bool(tc.eval_every and len(val_cells)) and (done % tc.eval_every == 0 or at_end)
         if not (at_log or at_save or at_eval):
             continue
         fetched = jax.device_get(pending)  # The only device-to-host copy of metrics.
