@@ -308,8 +308,8 @@ def score_file(
 
     Raises:
       FileNotFoundError: no such file.
-      ValueError: a file that is not AnnData, unknown label column or embedding key, or bad
-        labels (see `score_embedding`).
+      ValueError: a file that is not AnnData, unknown label column or embedding key, a
+        `heldout` run that held out no cell, or bad labels (see `score_embedding`).
     """
     from sigjax.data._anndata import read_h5ad
 
@@ -331,6 +331,12 @@ def score_file(
 
     if heldout is not None:
         train, val = heldout_rows(heldout, adata)
+        if not len(val):
+            raise ValueError(
+                f"--heldout: {str(heldout)!r} held out no cell of {str(path)!r} (its "
+                "data.val_fraction of too few cells); expected a run with validation cells, or "
+                "score without --heldout"
+            )
         print(f"scoring the {len(val)} cells {heldout} held out ({len(train)} trained on)")
     result = {embedding: scores(adata.obsm[embedding])}
     if embedding != BASELINE_KEY:

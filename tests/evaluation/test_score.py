@@ -210,3 +210,20 @@ def test_heldout_rows_read_cells_and_genes_where_the_run_read_them(tmp_path, sou
     rows = adata.obs["row"].to_numpy()
     assert set(rows[val_rows]) == {val.label_names[i] for i in val.labels}
     assert set(rows[train_rows]) == {train.label_names[i] for i in train.labels}
+
+
+def test_score_file_heldout_of_a_run_that_held_out_no_cell(tmp_path):
+    from configs import smoke
+    from sigjax.data import Vocab, synthetic_anndata
+    from sigjax.evaluation import score_file
+    from sigjax.training._checkpoint import write_run_files
+
+    adata = synthetic_anndata(n_cells=4, n_genes=50, n_types=2, min_genes=10, max_genes=20)
+    adata.obsm["X_sigjax"] = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    path = tmp_path / "emb.h5ad"
+    adata.write_h5ad(path)
+    config = smoke.get_config()
+    config.data.update(path=str(path), val_fraction=0.1)  # 4 cells: none held out.
+    write_run_files(config, tmp_path, Vocab.from_genes(adata.var_names))
+    with pytest.raises(ValueError, match="--heldout: .* held out no cell"):
+        score_file(path, "cell_type", umap=False, heldout=tmp_path)
