@@ -126,7 +126,8 @@ def load_anndata(
       path: the `.h5ad` file.
       layer: take counts from `adata.layers[layer]` instead of X.
       use_raw: take counts (and gene ids) from `adata.raw`.
-      gene_column: a `var` column holding gene ids; default `var_names`.
+      gene_column: a `var` column holding gene ids; default `var_names`. A gene with no id
+        in it (NaN or "") keeps its `var_names` id (warned; see `column_gene_ids`).
       label_column: an `obs` column with cell-type labels, copied to `obs["cell_type"]` as
         strings (missing values stay missing and become label -1 when tokenised).
       backed: open the file read-only in backed mode: X stays on disk and rows are read in chunks
@@ -138,8 +139,9 @@ def load_anndata(
 
     Raises:
       FileNotFoundError: the file does not exist.
-      ValueError: unreadable file, unknown layer or column, both `layer` and `use_raw`, negative
-        or non-finite counts, or no cell with an expressed gene.
+      ValueError: unreadable file, unknown layer or column, both `layer` and `use_raw`, no X
+        (without `layer` or `use_raw`), negative or non-finite counts, or no cell with an
+        expressed gene.
     """
     import anndata as ad
 
@@ -166,13 +168,18 @@ def load_anndata(
                 f"data.layer: got {layer!r}, expected one of {layer_names(adata)} in {str(path)!r}"
             )
         adata = ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
+    if not _has_x(adata):  # Counts kept only in layers: X was written empty.
+        raise ValueError(
+            f"data.layer: {str(path)!r} has no X; expected counts in X, or data.layer naming "
+            f"one of its layers {layer_names(adata)}"
+        )
     if gene_column:
         if gene_column not in adata.var.columns:
             raise ValueError(
                 f"data.gene_column: got {gene_column!r}, expected one of "
                 f"{list(adata.var.columns)} in {str(path)!r}"
             )
-        adata.var_names = adata.var[gene_column].astype(str).to_numpy()
+        adata.var_names = column_gene_ids(adata.var, gene_column, str(path))
     if not adata.var_names.is_unique:
         n_dup = int(adata.var_names.duplicated().sum())
         log.warning("%s: %d duplicate gene ids made unique (suffix -1, -2, ...)", path, n_dup)
@@ -191,18 +198,57 @@ def load_anndata(
     return drop_empty_cells(adata, str(path), expressed)
 
 
+def _has_x(adata) -> bool:
+    """Whether `adata` has an X (a backed file without one raises KeyError on `adata.X`)."""
+    try:
+        return adata.X is not None
+    except KeyError:
+        return False
+
+
+def column_gene_ids(var, column: str, where: str) -> np.ndarray:
+    """The gene ids of `var[column]` as strings; a gene with none there keeps its `var_names` id.
+
+    Symbol columns often lack a symbol for some genes (NaN or ""). As strings they would all be
+    "nan" (made unique as "nan-1", "nan-2", ...), tokens that name unrelated genes in another
+    file; the gene's own id (e.g. its Ensembl id) is stable across files instead. Warned.
+
+    Args:
+      var: the `var` DataFrame (of `.raw.var` when reading `.raw`).
+      column: a column of `var`.
+      where: names the data in the warning.
+
+    Returns:
+      str array, one id per gene.
+    """
+    ids = var[column]
+    out = ids.astype(str).to_numpy(dtype=object)
+    missing = ids.isna().to_numpy() | (np.char.strip(out.astype(str)) == "")
+    if missing.any():
+        log.warning(
+            "%s: %d genes have no id in var[%r]; they keep their var_names id (e.g. %s)",
+            where,
+            int(missing.sum()),
+            column,
+            list(var.index[missing][:3]),
+        )
+        out[missing] = var.index.astype(str).to_numpy()[missing]
+    return out.astype(str)
+
+
 def layer_names(adata) -> list[str]:
     """The names of `adata.layers`, sorted (anndata 0.13 also lists None, its name for X)."""
     return sorted(k for k in adata.layers.keys() if isinstance(k, str))
 
 
-def read_h5ad(path, backed: bool = False):
+def read_h5ad(path, backed: bool = False, arg: str = "data.path"):
     """`anndata.read_h5ad` with the errors of `load_anndata`: a missing file or one that is not
     an AnnData file name the path; nothing is changed in what is read.
 
     Args:
       path: the `.h5ad` file.
       backed: open read-only in backed mode.
+      arg: the config field or flag that gave `path`, named in the errors (e.g. "--data").
 
     Returns:
       anndata.AnnData, everything in the file.
@@ -215,12 +261,12 @@ def read_h5ad(path, backed: bool = False):
 
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data.path: got {str(path)!r}, which is not an existing file")
+        raise FileNotFoundError(f"{arg}: got {str(path)!r}, which is not an existing file")
     try:
         return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as e:  # h5py/anndata raise many types for corrupt files.
         raise ValueError(
-            f"data.path: cannot read {str(path)!r} as .h5ad ({type(e).__name__}: {e}); "
+            f"{arg}: cannot read {str(path)!r} as .h5ad ({type(e).__name__}: {e}); "
             "expected an AnnData file"
         ) from e
 

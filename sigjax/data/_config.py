@@ -198,4 +198,10 @@ def make_datasets(cfg, vocab: Vocab | None = None):
     train_rows, val_rows = split_rows(cfg, cells)
     val, train = cells.subset(val_rows), cells.subset(train_rows)
     log.info("cells: %d train, %d validation; vocabulary %d", len(train), len(val), vocab.size)
+    if not len(val) and cfg.val_fraction > 0:
+        log.warning(
+            "data.val_fraction=%g of %d cells holds out none; no val/loss is logged",
+            cfg.val_fraction,
+            len(train),
+        )
     return train, val, vocab

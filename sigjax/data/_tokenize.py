@@ -347,7 +347,8 @@ def tokenize(
     genes_out, values_out, targets_out, lens = [], [], [], []
     for start in range(0, adata.n_obs, chunk_size):
         x = adata.X[start : start + chunk_size]
-        x = to_count_scale(sp.csr_matrix(x) if not sp.issparse(x) else x.tocsr(), kind)
+        # Dense chunks go to float64 before CSR: scipy.sparse refuses some dtypes (float16).
+        x = sp.csr_matrix(to_count_scale(x.tocsr() if sp.issparse(x) else x, kind))
         totals = np.asarray(x.sum(axis=1)).ravel()
         x = x[:, known].tocsr()
         for r in range(x.shape[0]):

@@ -15,7 +15,7 @@ import numpy as np
 from jaxtyping import Float
 
 from sigjax.data import LEGACY_VALUES, TokenizedCells, tokenize_with
-from sigjax.data._anndata import RAW_HINT, layer_names
+from sigjax.data._anndata import RAW_HINT, column_gene_ids, layer_names
 from sigjax.data._values import VALUES, check_values, resolve_values, to_count_scale, value_stats
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,10 @@ def as_counts(adata, values: str = "auto"):
       adata itself unless the values are log1p, else a copy with X = expm1(X).
 
     Raises:
-      ValueError: negative or non-finite values (scaled data), or an unknown `values`.
+      ValueError: no X, negative or non-finite values (scaled data), or an unknown `values`.
     """
+    if adata.X is None:
+        raise ValueError("adata.X: got None; expected counts, normalised or log1p values")
     kind = resolve_values(adata.X, values, "adata.X")
     if kind != "log1p":
         return adata
@@ -71,12 +73,17 @@ def _source(adata, layer, use_raw: bool, gene_column):
         x, var, where = adata.layers[layer], adata.var, f"adata.layers[{layer!r}]"
     else:
         x, var, where = adata.X, adata.var, "adata.X"
+        if x is None:  # Values kept only in layers: X was written empty.
+            raise ValueError(
+                f"--layer: the AnnData has no X; expected values in X, or --layer naming one of "
+                f"its layers {layer_names(adata)}"
+            )
     if gene_column:
         if gene_column not in var.columns:
             raise ValueError(
                 f"--gene_column: got {gene_column!r}, expected one of {list(var.columns)}"
             )
-        genes = pd.Index(var[gene_column].astype(str).to_numpy())
+        genes = pd.Index(column_gene_ids(var, gene_column, where))
     else:
         genes = pd.Index(var.index.astype(str))
     if not genes.is_unique:
@@ -351,7 +358,7 @@ def embed_file(
             f"--out/--inplace: got out={out!r}, inplace={inplace}; expected exactly one "
             "(--out=FILE, or --inplace to write into --data)"
         )
-    adata = read_h5ad(data)
+    adata = read_h5ad(data, arg="--data")
     embed(
         adata,
         workdir,

@@ -213,6 +213,8 @@ def pca_baseline(
     from sigjax.evaluation._embed import as_counts
 
     work = as_counts(adata, values).copy()
+    if work.X.dtype == np.float16:  # scanpy would normalise and log in half precision.
+        work.X = work.X.astype(np.float32)
     sc.pp.normalize_total(work, target_sum=1e4)
     sc.pp.log1p(work)
     sc.pp.highly_variable_genes(
@@ -255,20 +257,29 @@ def heldout_rows(workdir, adata) -> tuple[np.ndarray, np.ndarray]:
     """The rows of `adata` that the run in `workdir` trained on and held out, when `adata` holds
     that run's training cells in their order (e.g. its data file after `eval embed`).
 
+    The values and gene ids are read from where the run read them (its `data.layer`,
+    `data.use_raw`, `data.gene_column`): which cells have a gene in the vocabulary decides the
+    split, so X in place of the run's counts could shift it.
+
     Returns:
       (train_rows, val_rows), as `sigjax.data.split_rows` gives them in training.
     """
     import ml_collections
 
     from sigjax.data import Vocab, split_rows, tokenize_with
+    from sigjax.evaluation._embed import _source
     from sigjax.training._checkpoint import CONFIG_FILE, VOCAB_FILE, read_saved_config
 
     workdir = pathlib.Path(workdir)
     if not (workdir / CONFIG_FILE).exists():
         raise FileNotFoundError(f"--heldout: no {CONFIG_FILE} in {workdir}; expected a run")
     config = ml_collections.ConfigDict(read_saved_config(workdir / CONFIG_FILE))
-    tokens = tokenize_with(config.data, adata, Vocab.load(workdir / VOCAB_FILE))
-    return split_rows(config.data, tokens)
+    d = config.data
+    source, _, _ = _source(
+        adata, d.get("layer") or None, d.get("use_raw", False), d.get("gene_column") or None
+    )
+    tokens = tokenize_with(d, source, Vocab.load(workdir / VOCAB_FILE))
+    return split_rows(d, tokens)
 
 
 def score_file(
@@ -297,14 +308,13 @@ def score_file(
 
     Raises:
       FileNotFoundError: no such file.
-      ValueError: unknown label column or embedding key, or bad labels (see `score_embedding`).
+      ValueError: a file that is not AnnData, unknown label column or embedding key, a
+        `heldout` run that held out no cell, or bad labels (see `score_embedding`).
     """
-    import anndata as ad
+    from sigjax.data._anndata import read_h5ad
 
     path = pathlib.Path(data_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--data: no such file: {path}")
-    adata = ad.read_h5ad(path)
+    adata = read_h5ad(path, arg="--data")
     if labels not in adata.obs.columns:
         raise ValueError(f"--labels: got {labels!r}, expected one of {list(adata.obs.columns)}")
     if embedding not in adata.obsm:
@@ -321,6 +331,12 @@ def score_file(
 
     if heldout is not None:
         train, val = heldout_rows(heldout, adata)
+        if not len(val):
+            raise ValueError(
+                f"--heldout: {str(heldout)!r} held out no cell of {str(path)!r} (its "
+                "data.val_fraction of too few cells); expected a run with validation cells, or "
+                "score without --heldout"
+            )
         print(f"scoring the {len(val)} cells {heldout} held out ({len(train)} trained on)")
     result = {embedding: scores(adata.obsm[embedding])}
     if embedding != BASELINE_KEY:

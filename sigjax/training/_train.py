@@ -73,16 +73,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     resuming = ckpt.has_checkpoints(workdir)
     if resuming:
         ckpt.check_vocab(workdir, vocab)
+    d = config.data
+    # Before the checkpoint manager: its start-up cleanup runs in a thread, and closing it at once
+    # for a bad batch size (e.g. a few cells) logs that thread's traceback after the error.
+    loader = CellLoader(
+        train_cells,
+        batch_size=d.batch_size,
+        seed=d.seed,
+        max_len=d.max_len,
+        bucket_by_length=d.bucket_by_length,
+    )
     mngr = ckpt.checkpoint_manager(workdir, config.train)
     try:
-        d = config.data
-        loader = CellLoader(
-            train_cells,
-            batch_size=d.batch_size,
-            seed=d.seed,
-            max_len=d.max_len,
-            bucket_by_length=d.bucket_by_length,
-        )
         with jax.set_mesh(mesh):
             setup, state = make_setup(config, vocab.size, mesh)
             latest = None
@@ -216,7 +218,8 @@ def _loop(config, mngr, setup, state, batches, val_cells, writer) -> dict:
         at_end = done == tc.num_steps
         at_log = done % tc.log_every == 0 or at_end
         at_save = done % tc.checkpoint_every == 0 or at_end
-        at_eval = bool(tc.eval_every) and (done % tc.eval_every == 0 or at_end)
+        # No held-out cell (val_fraction 0, or a few cells): no val/loss, not a made-up 0.0.
+        at_eval = bool(tc.eval_every and len(val_cells)) and (done % tc.eval_every == 0 or at_end)
         if not (at_log or at_save or at_eval):
             continue
         fetched = jax.device_get(pending)  # The only device-to-host copy of metrics.

@@ -83,6 +83,19 @@ def test_duplicate_gene_ids_made_unique(tmp_path):
     assert b.var_names.is_unique and "G0" in b.var_names
 
 
+def test_genes_without_an_id_in_the_gene_column_keep_their_var_name(tmp_path, caplog):
+    # A symbol column with gaps: "nan", "nan-1", ... would name unrelated genes in other files.
+    a = _adata()
+    symbols = [f"SYM{i}" for i in range(a.n_vars)]
+    symbols[3:6] = [np.nan, np.nan, ""]
+    a.var["symbol"] = pd.Categorical(symbols)
+    a.write_h5ad(tmp_path / "gaps.h5ad")
+    with caplog.at_level(logging.WARNING, logger="sigjax.data"):
+        b = load_anndata(tmp_path / "gaps.h5ad", gene_column="symbol")
+    assert list(b.var_names[2:7]) == ["SYM2", "ENSG3", "ENSG4", "ENSG5", "SYM6"]
+    assert "3 genes have no id in var['symbol']" in caplog.text
+
+
 def _write(tmp_path, mutate):
     a = _adata()
     mutate(a)
@@ -120,6 +133,12 @@ def _set_x(value):
         ),
         (lambda a: None, {"use_raw": True}, ValueError, "has no .raw"),
         (lambda a: None, {"use_raw": True, "layer": "counts"}, ValueError, "at most one source"),
+        (
+            lambda a: setattr(a, "X", None),  # Counts only in a layer.
+            {},
+            ValueError,
+            r"data.layer: .* has no X; expected counts in X, or data.layer naming .*'counts'",
+        ),
         (_set_x(-1.0), {}, ValueError, "negative counts"),
         (_set_x(np.nan), {}, ValueError, "non-finite counts"),
         (_set_x(np.inf), {}, ValueError, "non-finite counts"),

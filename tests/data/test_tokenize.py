@@ -126,6 +126,20 @@ def test_tokenize_with_other_vocab(pbmc):
         tokenize(pbmc, Vocab.from_genes(["A", "B"]), max_len=64)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int32, np.uint16])
+def test_dense_x_of_any_dtype_gives_the_tokens_of_csr(pbmc, dtype):
+    # `eval embed` tokenises X as the file holds it: dense float16 (which scipy.sparse refuses)
+    # and integer matrices must give the tokens of the float32 CSR counts.
+    vocab = Vocab.from_genes(pbmc.var_names)
+    want = tokenize(pbmc[:50], vocab, max_len=64)
+    dense = pbmc[:50].copy()
+    dense.X = _counts(dense).astype(dtype)
+    got = tokenize(dense, vocab, max_len=64)
+    np.testing.assert_array_equal(got.genes, want.genes)
+    np.testing.assert_array_equal(got.values, want.values)
+    np.testing.assert_array_equal(got.offsets, want.offsets)
+
+
 def test_bad_arguments(pbmc):
     vocab = Vocab.from_genes(pbmc.var_names)
     with pytest.raises(ValueError, match="data.value_encoding: got 'rank'"):

@@ -251,3 +251,35 @@ def test_run_older_than_input_values_reads_as_its_training_did(tpm_run, files, t
     np.testing.assert_allclose(
         ev.embed(adata, old, values="auto"), ev.embed(adata, tpm_run), atol=1e-6
     )
+
+
+def test_embed_file_names_the_flag_for_a_non_anndata_file(tmp_path):
+    from sigjax.evaluation import embed_file
+
+    (tmp_path / "cells.h5ad").write_text("cell,gene\n1,2\n")
+    with pytest.raises(ValueError, match="--data: cannot read .* expected an AnnData file"):
+        embed_file(tmp_path / "run", tmp_path / "cells.h5ad", tmp_path / "out.h5ad")
+
+
+def test_embed_reads_genes_without_an_id_in_the_gene_column_as_training_does(files):
+    from sigjax.evaluation._embed import _source
+
+    a = ad.read_h5ad(files["counts"])
+    symbols = [f"S{i}" for i in range(a.n_vars)]
+    symbols[1] = np.nan
+    a.var["symbol"] = pd.Categorical(symbols)
+    source, _, _ = _source(a, None, False, "symbol")
+    assert list(source.var_names[:3]) == ["S0", a.var_names[1], "S2"]
+
+
+def test_embed_and_the_pca_baseline_of_an_anndata_without_x(files):
+    from sigjax.evaluation import as_counts
+    from sigjax.evaluation._embed import _source
+
+    a = ad.read_h5ad(files["counts"])
+    a.layers["counts"], a.X = a.X, None
+    with pytest.raises(ValueError, match=r"--layer: the AnnData has no X; .* \['counts'\]"):
+        _source(a, None, False, None)
+    assert _source(a, "counts", False, None)[0].X is a.layers["counts"]
+    with pytest.raises(ValueError, match="adata.X: got None"):  # score: baseline skipped.
+        as_counts(a)

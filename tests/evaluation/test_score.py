@@ -111,6 +111,18 @@ def test_as_counts_and_pca_baseline():
     assert score_embedding(adata.obsm["X_pca_hvg"], adata.obs["cell_type"])["nmi"] > 0.8
 
 
+def test_pca_baseline_of_float16_counts_equals_that_of_float32():
+    from sigjax.data import synthetic_anndata
+
+    adata = synthetic_anndata(n_cells=60, n_genes=300, n_types=3, min_genes=40, max_genes=120)
+    adata.X = adata.X.toarray()
+    half = adata.copy()
+    half.X = half.X.astype(np.float16)  # Whole counts below 2048 are exact in float16.
+    pca_baseline(adata, n_comps=6)
+    pca_baseline(half, n_comps=6)
+    np.testing.assert_allclose(half.obsm["X_pca_hvg"], adata.obsm["X_pca_hvg"], atol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("x", "labels"),
     [
@@ -151,3 +163,67 @@ def test_knn_accuracy_from_reference_cells():
     assert scores["knn_accuracy"] == 1.0 and "knn_accuracy" not in score_embedding(x, labels)
     with pytest.raises(ValueError, match="embeddings"):
         knn_accuracy(ref[:, :3], ref_labels, x, labels)
+
+
+def test_score_file_names_the_flag_for_a_missing_or_non_anndata_file(tmp_path):
+    from sigjax.evaluation import score_file
+
+    with pytest.raises(FileNotFoundError, match="--data: got .*not an existing file"):
+        score_file(tmp_path / "none.h5ad", "cell_type", umap=False)
+    (tmp_path / "cells.h5ad").write_text("cell,gene\n1,2\n")  # A CSV under an .h5ad name.
+    with pytest.raises(ValueError, match="--data: cannot read .* expected an AnnData file"):
+        score_file(tmp_path / "cells.h5ad", "cell_type", umap=False)
+
+
+@pytest.mark.parametrize(
+    "source", [{"use_raw": True}, {"layer": "counts", "gene_column": "symbol"}]
+)
+def test_heldout_rows_read_cells_and_genes_where_the_run_read_them(tmp_path, source):
+    # X holds half the genes (log-normalised, Ensembl-like ids) and some cells express none of
+    # them: only the run's own counts and gene ids give the split its training made.
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from configs import smoke
+    from sigjax.data import make_datasets
+    from sigjax.evaluation._score import heldout_rows
+    from sigjax.training._checkpoint import write_run_files
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(1.0, (60, 40)).astype(np.float32)
+    counts[:12, ::2] = 0  # Nothing in X's genes for these cells.
+    obs = pd.DataFrame({"row": [str(i) for i in range(60)]}, index=[f"c{i}" for i in range(60)])
+    var = pd.DataFrame({"symbol": [f"S{j}" for j in range(40)]}, index=[f"E{j}" for j in range(40)])
+    adata = ad.AnnData(sp.csr_matrix(counts), obs, var)
+    adata.raw = adata.copy()
+    adata.layers["counts"] = adata.X.copy()
+    adata.X = sp.csr_matrix(np.log1p(counts))
+    adata = adata[:, ::2].copy()
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    config = smoke.get_config()
+    config.data.update(path=str(path), label_column="row", val_fraction=0.3, **source)
+    train, val, vocab = make_datasets(config.data)
+    write_run_files(config, tmp_path, vocab)
+    train_rows, val_rows = heldout_rows(tmp_path, ad.read_h5ad(path))
+    rows = adata.obs["row"].to_numpy()
+    assert set(rows[val_rows]) == {val.label_names[i] for i in val.labels}
+    assert set(rows[train_rows]) == {train.label_names[i] for i in train.labels}
+
+
+def test_score_file_heldout_of_a_run_that_held_out_no_cell(tmp_path):
+    from configs import smoke
+    from sigjax.data import Vocab, synthetic_anndata
+    from sigjax.evaluation import score_file
+    from sigjax.training._checkpoint import write_run_files
+
+    adata = synthetic_anndata(n_cells=4, n_genes=50, n_types=2, min_genes=10, max_genes=20)
+    adata.obsm["X_sigjax"] = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    path = tmp_path / "emb.h5ad"
+    adata.write_h5ad(path)
+    config = smoke.get_config()
+    config.data.update(path=str(path), val_fraction=0.1)  # 4 cells: none held out.
+    write_run_files(config, tmp_path, Vocab.from_genes(adata.var_names))
+    with pytest.raises(ValueError, match="--heldout: .* held out no cell"):
+        score_file(path, "cell_type", umap=False, heldout=tmp_path)

@@ -37,6 +37,20 @@ def test_unknown_field_bad_batch_size_and_help_are_one_line_answers(tmp_path):
     assert usage.returncode == 0 and "--workdir" in usage.stdout
 
 
+def test_more_cells_per_batch_than_training_cells_is_refused_before_checkpointing(tmp_path):
+    # A file of a few cells: the error comes before the checkpoint manager starts (closing it at
+    # once printed its cleanup thread's traceback after the error).
+    workdir = tmp_path / "few"
+    overrides = {**TINY, "data.batch_size": 100}
+    args = [f"--config.{k}={v}" for k, v in overrides.items()]
+    few = cli(["--config=configs/smoke.py", f"--workdir={workdir}", *args])
+    assert few.returncode == 2
+    last = few.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: data.batch_size: got 100 with only 64 cells"), few.stderr
+    assert "Traceback" not in few.stderr
+    assert not (workdir / "checkpoints").exists()
+
+
 def test_rerunning_a_finished_run_says_nothing_to_do(tmp_path):
     workdir = tmp_path / "run"
     args = [

@@ -197,6 +197,27 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params_of(tmp_path)))
 
 
+def test_no_validation_cells_logs_no_val_loss(tmp_path, caplog):
+    # 4 cells at val_fraction 0.1 hold none out: a val/loss of 0.0 would look perfect.
+    config = smoke_config(
+        **{
+            **SYNTHETIC,
+            "mesh.data": 1,
+            "data.synthetic.n_cells": 4,
+            "data.batch_size": 2,
+            "data.val_fraction": 0.1,
+            "train.num_steps": 2,
+            "train.eval_every": 1,
+        },
+    )
+    with caplog.at_level(logging.WARNING, logger="sigjax.data"):
+        result = train_and_evaluate(config, tmp_path)
+    assert "data.val_fraction=0.1 of 4 cells holds out none" in caplog.text
+    assert result["val/loss"] is None
+    assert [r["step"] for r in rows(tmp_path)] == [1, 2]
+    assert not any("val/loss" in r for r in rows(tmp_path))
+
+
 def test_the_loop_warns_by_name_about_a_frozen_sub_block(tmp_path, monkeypatch, caplog):
     config = smoke_config(
         **SYNTHETIC,
