@@ -19,6 +19,7 @@ from sigjax.data._config import (
     default_data_config,
     load_from_config,
     make_datasets,
+    split_fingerprint,
     split_rows,
     tokenize_with,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "load_from_config",
     "make_datasets",
     "match_to_vocab",
+    "split_fingerprint",
     "split_rows",
     "pack_pooled",
     "pad_batch",

@@ -1,5 +1,6 @@
 """Data configuration and the train/validation data sets it describes."""
 
+import hashlib
 import logging
 
 import numpy as np
@@ -153,6 +154,26 @@ def split_rows(cfg, cells: TokenizedCells) -> tuple[np.ndarray, np.ndarray]:
         log.warning("dropping %d cells with no gene in the vocabulary", len(cells) - len(kept))
     train, val = split_indices(len(kept), cfg.val_fraction, cfg.seed)
     return kept[train], kept[val]
+
+
+def split_fingerprint(train_ids, val_ids) -> dict | None:
+    """Which cells a run trained on and held out: counts and SHA-256 hashes of their ids in order
+    (`TokenizedCells.cell_ids` of the two parts; None when either is None). Saved with a run, so
+    that a resume and `eval score --heldout` can tell a file with other cells, or the same cells
+    in another order, from the one the run split.
+    """
+    if train_ids is None or val_ids is None:
+        return None
+
+    def digest(ids) -> str:
+        return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()
+
+    return {
+        "train_cells": len(train_ids),
+        "heldout_cells": len(val_ids),
+        "train_ids_sha256": digest(train_ids),
+        "heldout_ids_sha256": digest(val_ids),
+    }
 
 
 def make_datasets(cfg, vocab: Vocab | None = None):

@@ -145,6 +145,7 @@ class TokenizedCells:
       targets: float32 [N] log-normalised values log1p(count / total * target_sum), 0 at <cls>:
         the expression objective's targets whatever the value encoding; None in cells built
         without them.
+      cell_ids: str [C], the AnnData's obs_names of the cells; None in cells built without them.
     """
 
     genes: Int[np.ndarray, " N"]
@@ -153,6 +154,7 @@ class TokenizedCells:
     labels: Int[np.ndarray, " C"]
     label_names: list
     targets: Float[np.ndarray, " N"] | None = None
+    cell_ids: np.ndarray | None = None
 
     @property
     def lengths(self) -> Int[np.ndarray, " C"]:
@@ -183,6 +185,7 @@ class TokenizedCells:
             self.labels[idx],
             list(self.label_names),
             None if self.targets is None else self.targets[take],
+            None if self.cell_ids is None else self.cell_ids[idx],
         )
 
 
@@ -391,4 +394,5 @@ def tokenize(
         labels,
         label_names,
         np.concatenate(targets_out) if targets_out else np.zeros(0, np.float32),
+        np.asarray(adata.obs_names.astype(str), dtype=object),
     )

@@ -65,11 +65,12 @@ def evaluate_run(
       FileNotFoundError: no run or checkpoint in workdir.
       ValueError: cells not in ("all", "val"), or data without at least two labelled types.
     """
-    from sigjax.data import load_from_config, split_rows, tokenize_with
+    from sigjax.data import load_from_config, tokenize_with
     from sigjax.evaluation._embed import embed_cells
     from sigjax.evaluation._score import BASELINE_KEY, pca_baseline, score_embedding, umap_png
     from sigjax.model._config import POOLINGS
     from sigjax.training import evaluate_loss, load_model
+    from sigjax.training._checkpoint import checked_split_rows
 
     if cells not in CELL_SETS:
         raise ValueError(f"cells: got {cells!r}, expected one of {CELL_SETS}")
@@ -80,7 +81,8 @@ def evaluate_run(
     model, config, vocab = load_model(workdir)
     adata = load_from_config(config.data)
     tokens = tokenize_with(config.data, adata, vocab)  # One row per AnnData row.
-    train_rows, val_rows = split_rows(config.data, tokens)
+    what = "data: the cells the run's config reads now"
+    train_rows, val_rows = checked_split_rows(workdir, config.data, tokens, what)
     result = {"val_loss": float(evaluate_loss(model, tokens.subset(val_rows), config))}
     rows = val_rows if cells == "val" else np.sort(np.concatenate([train_rows, val_rows]))
     rows, _ = _subsample_rows(rows, max_cells)

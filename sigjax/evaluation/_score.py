@@ -263,12 +263,22 @@ def heldout_rows(workdir, adata) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
       (train_rows, val_rows), as `sigjax.data.split_rows` gives them in training.
+
+    Raises:
+      FileNotFoundError: `workdir` is not a run.
+      ValueError: `adata` holds other cells, or another order, than the run split (checked
+        against the run's split.json; runs saved before it existed are not checked).
     """
     import ml_collections
 
-    from sigjax.data import Vocab, split_rows, tokenize_with
+    from sigjax.data import Vocab, tokenize_with
     from sigjax.evaluation._embed import _source
-    from sigjax.training._checkpoint import CONFIG_FILE, VOCAB_FILE, read_saved_config
+    from sigjax.training._checkpoint import (
+        CONFIG_FILE,
+        VOCAB_FILE,
+        checked_split_rows,
+        read_saved_config,
+    )
 
     workdir = pathlib.Path(workdir)
     if not (workdir / CONFIG_FILE).exists():
@@ -279,7 +289,7 @@ def heldout_rows(workdir, adata) -> tuple[np.ndarray, np.ndarray]:
         adata, d.get("layer") or None, d.get("use_raw", False), d.get("gene_column") or None
     )
     tokens = tokenize_with(d, source, Vocab.load(workdir / VOCAB_FILE))
-    return split_rows(d, tokens)
+    return checked_split_rows(workdir, d, tokens, "--heldout: the cells of --data")
 
 
 def score_file(

@@ -24,7 +24,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from sigjax._io import atomic_write
-from sigjax.data import LEGACY_VALUES, Vocab
+from sigjax.data import LEGACY_VALUES, Vocab, split_fingerprint, split_rows
 from sigjax.model import EncoderConfig
 from sigjax.training._mesh import single_device_mesh
 from sigjax.training._steps import Setup, all_finite, make_setup
@@ -32,6 +32,7 @@ from sigjax.training._steps import Setup, all_finite, make_setup
 log = logging.getLogger(__name__)
 
 CONFIG_FILE, VOCAB_FILE, CHECKPOINTS = "config.json", "vocab.json", "checkpoints"
+SPLIT_FILE = "split.json"  # sigjax.data.split_fingerprint of the cells the run split.
 SKIPPED = "skipped_checkpoints"  # Checkpoints that did not restore, moved aside on resume.
 
 # Fields a resumed run may change. None of them changes what a step computes: how long to train,
@@ -389,11 +390,77 @@ def check_vocab(workdir: pathlib.Path, vocab: Vocab) -> None:
             )
 
 
-def write_run_files(config, workdir: pathlib.Path, vocab: Vocab) -> None:
-    """Saves config.json and vocab.json (process 0), once the run is known to start or resume."""
+def read_split(workdir) -> dict | None:
+    """The split fingerprint a run saved (None for runs saved before it existed)."""
+    path = pathlib.Path(workdir) / SPLIT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def split_mismatch(saved: dict | None, split: dict | None) -> str | None:
+    """What differs between two split fingerprints (`sigjax.data.split_fingerprint`); None when
+    they agree or either is missing."""
+    if saved is None or split is None:
+        return None
+    why = []
+    for part in ("train", "heldout"):
+        n_saved, n = saved.get(f"{part}_cells"), split[f"{part}_cells"]
+        if n_saved != n:
+            why.append(f"{n_saved} {part} cells saved, {n} now")
+        elif saved.get(f"{part}_ids_sha256") != split[f"{part}_ids_sha256"]:
+            why.append(f"{part} cells with other ids or in another order")
+        # Both parts are listed: a shifted split changes both.
+    return "; ".join(why) or None
+
+
+def check_split(workdir: pathlib.Path, split: dict | None) -> None:
+    """Refuses to resume on other cells than the run split (the data file changed under the same
+    config): the held-out cells would be trained on. Reads files only.
+
+    Raises:
+      ValueError: the saved split fingerprint differs from `split`.
+    """
+    why = split_mismatch(read_split(workdir), split)
+    if why:
+        raise ValueError(
+            f"data: the cells differ from those {workdir} was trained on ({why}); expected the "
+            "same data as the run started with (or a new --workdir)"
+        )
+
+
+def checked_split_rows(workdir, data_config, cells, what: str):
+    """`sigjax.data.split_rows(data_config, cells)` of a saved run, checked against the split
+    that run saved: the same rows only mean the same cells in the same file.
+
+    Args:
+      workdir: the run.
+      data_config: its data config.
+      cells: TokenizedCells, one per row of the data being scored.
+      what: names the data in the error (e.g. "--heldout: the cells of --data").
+
+    Raises:
+      ValueError: other cells, or another order, than the run split (runs saved before
+        split.json existed are not checked).
+    """
+    train, val = split_rows(data_config, cells)
+    ids = cells.cell_ids
+    now = None if ids is None else split_fingerprint(ids[train], ids[val])
+    why = split_mismatch(read_split(workdir), now)
+    if why:
+        raise ValueError(
+            f"{what} are not those {str(workdir)!r} split ({why}); expected the run's own data "
+            "file, or `eval embed`'s output of it (same cells, same order)"
+        )
+    return train, val
+
+
+def write_run_files(config, workdir: pathlib.Path, vocab: Vocab, split: dict | None = None):
+    """Saves config.json, vocab.json and (if given) split.json (process 0), once the run is known
+    to start or resume."""
     if jax.process_index() == 0:
         vocab.save(workdir / VOCAB_FILE)
         atomic_write(workdir / CONFIG_FILE, json.dumps(config_json(config), indent=2))
+        if split is not None:
+            atomic_write(workdir / SPLIT_FILE, json.dumps(split, indent=2))
 
 
 def load_model(workdir, step: int | None = None):

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from sigjax.data import CellLoader, make_datasets
+from sigjax.data import CellLoader, make_datasets, split_fingerprint
 from sigjax.model import EncoderConfig
 from sigjax.training import _checkpoint as ckpt
 from sigjax.training._mesh import (
@@ -70,9 +70,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
     maybe_initialize_distributed(config)
     mesh = _checked_mesh(config)
     train_cells, val_cells, vocab = make_datasets(config.data)
+    split = split_fingerprint(train_cells.cell_ids, val_cells.cell_ids)
     resuming = ckpt.has_checkpoints(workdir)
     if resuming:
         ckpt.check_vocab(workdir, vocab)
+        ckpt.check_split(workdir, split)
     d = config.data
     # Before the checkpoint manager: its start-up cleanup runs in a thread, and closing it at once
     # for a bad batch size (e.g. a few cells) logs that thread's traceback after the error.
@@ -97,7 +99,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
                 if latest >= config.train.num_steps:
                     return _nothing_to_do(workdir, latest, config.train.num_steps)
                 log.info("resumed from step %d", latest)
-            ckpt.write_run_files(config, workdir, vocab)
+            ckpt.write_run_files(config, workdir, vocab, split)
             writer = MetricsWriter(workdir, latest or 0)
             try:
                 batches = prefetch(loader, mesh)

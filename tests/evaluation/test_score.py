@@ -186,7 +186,7 @@ def test_heldout_rows_read_cells_and_genes_where_the_run_read_them(tmp_path, sou
     import scipy.sparse as sp
 
     from configs import smoke
-    from sigjax.data import make_datasets
+    from sigjax.data import make_datasets, split_fingerprint
     from sigjax.evaluation._score import heldout_rows
     from sigjax.training._checkpoint import write_run_files
 
@@ -205,11 +205,17 @@ def test_heldout_rows_read_cells_and_genes_where_the_run_read_them(tmp_path, sou
     config = smoke.get_config()
     config.data.update(path=str(path), label_column="row", val_fraction=0.3, **source)
     train, val, vocab = make_datasets(config.data)
-    write_run_files(config, tmp_path, vocab)
+    write_run_files(config, tmp_path, vocab, split_fingerprint(train.cell_ids, val.cell_ids))
     train_rows, val_rows = heldout_rows(tmp_path, ad.read_h5ad(path))
     rows = adata.obs["row"].to_numpy()
     assert set(rows[val_rows]) == {val.label_names[i] for i in val.labels}
     assert set(rows[train_rows]) == {train.label_names[i] for i in train.labels}
+    # The same cells in another order, or a subset: the rows would name other cells.
+    order = np.random.default_rng(1).permutation(adata.n_obs)
+    for other in (adata[order], adata[:-5]):
+        other.copy().write_h5ad(tmp_path / "other.h5ad")
+        with pytest.raises(ValueError, match="--heldout: the cells of --data are not those"):
+            heldout_rows(tmp_path, ad.read_h5ad(tmp_path / "other.h5ad"))
 
 
 def test_score_file_heldout_of_a_run_that_held_out_no_cell(tmp_path):

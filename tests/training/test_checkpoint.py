@@ -184,6 +184,23 @@ def test_resume_with_another_config_is_refused_before_anything_is_written(
     assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
+def test_resume_on_other_cells_is_refused_before_anything_is_written(run, tmp_path):
+    # The saved split stands for the cells the run trained on and held out; other cells under
+    # the same config (the data file replaced) would train on the held-out ones.
+    workdir = copy(run, tmp_path)
+    split = json.loads((workdir / ckpt.SPLIT_FILE).read_text())
+    assert split["train_cells"] > 0 and split["heldout_cells"] > 0
+    (workdir / ckpt.SPLIT_FILE).write_text(json.dumps({**split, "heldout_ids_sha256": "0" * 64}))
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="data: the cells differ .*heldout cells with other"):
+        train_and_evaluate(smoke_config(**BASE, **{"train.num_steps": 6}), workdir)
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+    # A run saved before split.json existed resumes, and gets one.
+    (workdir / ckpt.SPLIT_FILE).unlink()
+    assert train_and_evaluate(smoke_config(**BASE, **{"train.num_steps": 6}), workdir)["step"] == 6
+    assert json.loads((workdir / ckpt.SPLIT_FILE).read_text()) == split
+
+
 def test_resume_safe_fields_may_change(run, tmp_path):
     workdir = copy(run, tmp_path)
     changed = {"train.checkpoint_every": 1, "train.log_every": 2, "train.keep_checkpoints": 2}
