@@ -36,6 +36,8 @@ def _delegate(cmd: str, argv):
 
 
 def parse(argv):
+    from sigjax.data._values import VALUES
+
     p = argparse.ArgumentParser(prog="python -m eval")
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("embed", help="embed every cell of an .h5ad with a trained run")
@@ -46,7 +48,7 @@ def parse(argv):
     out.add_argument("--inplace", action="store_true", help="write into --data (atomically)")
     e.add_argument(
         "--values",
-        choices=("auto", "counts", "log1p", "normalized"),
+        choices=VALUES,
         default=None,
         help="what the values are (normalized: TPM, CPM); default: the run's data.input_values",
     )

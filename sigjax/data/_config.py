@@ -29,7 +29,8 @@ def default_data_config():
     c.min_cells = 1  # "pooled": vocabulary = symbols expressed in at least this many cells.
     c.layer = ""  # AnnData layer with counts ("" = X).
     c.use_raw = False  # Take counts from adata.raw.
-    # What X holds: "auto" (detected, logged), "counts", "log1p" or "normalized" (TPM/CPM).
+    # What X holds: "auto" (detected, logged), "counts", "log1p", "log2" (log2(1 + x)) or
+    # "normalized" (TPM/CPM).
     c.input_values = "auto"
     c.gene_column = ""  # var column with gene ids ("" = var_names).
     c.label_column = ""  # obs column with cell-type labels ("" = none, named sets bring their own).

@@ -118,8 +118,9 @@ class CellLoader:
             raise ValueError(f"data.batch_size: got {batch_size}, expected >= 1")
         if len(cells) < batch_size and drop_remainder:
             raise ValueError(
-                f"data.batch_size: got {batch_size} with only {len(cells)} cells and "
-                "drop_remainder=True; expected at most the number of cells"
+                f"data.batch_size: got {batch_size} with only {len(cells)} cells to batch (in "
+                "training: those data.val_fraction does not hold out) and drop_remainder=True; "
+                "expected at most the number of cells"
             )
         if window < 1:
             raise ValueError(f"window: got {window}, expected >= 1")

@@ -78,7 +78,8 @@ class Vocab:
         return self.size - len(SPECIALS)
 
     def encode(self, names) -> Int[np.ndarray, " G"]:
-        """Token ids of gene ids (matched as strings); -1 for genes not in the vocabulary.
+        """Token ids of gene ids (matched as strings); -1 for genes not in the vocabulary, and
+        for a gene named like a special token ("<pad>", ...), which is never a gene's token.
 
         Args:
           names: gene ids.
@@ -86,7 +87,8 @@ class Vocab:
         Returns:
           int32 token ids.
         """
-        return np.array([self._index.get(str(n), -1) for n in names], dtype=np.int32)
+        ids = np.array([self._index.get(str(n), -1) for n in names], dtype=np.int32)
+        return np.where(ids < len(SPECIALS), -1, ids).astype(np.int32)
 
     def save(self, path) -> None:
         """Writes the vocabulary as JSON: {"tokens": [...]}, atomically (temp file, rename)."""
@@ -293,7 +295,8 @@ def tokenize(
     expression objective.
 
     X is read as `input_values` says, one decision for all cells (`sigjax.data._values`): counts
-    and normalised values (TPM, CPM) as they are, log1p values expm1'd back to that scale first.
+    and normalised values (TPM, CPM) as they are, logged values (log1p, log2) mapped back to that
+    scale first.
 
     Args:
       adata: AnnData with counts in X, in memory or backed (backed files are read in chunks).
@@ -302,7 +305,7 @@ def tokenize(
       value_encoding: "binned" or "continuous".
       n_bins: number of value bins, bin 0 included (>= 2; "binned" only).
       target_sum: library size after normalisation (> 0).
-      input_values: what X holds: "auto" (detected and logged), "counts", "log1p" or
+      input_values: what X holds: "auto" (detected and logged), "counts", "log1p", "log2" or
         "normalized" (see `sigjax.data._values`).
       bin_ties: "average" (tied values share a bin) or "random" (ties broken at random, seeded by
         `seed` and the cell's row; see `bin_values`).

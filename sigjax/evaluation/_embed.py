@@ -16,7 +16,14 @@ from jaxtyping import Float
 
 from sigjax.data import LEGACY_VALUES, TokenizedCells, tokenize_with
 from sigjax.data._anndata import RAW_HINT, column_gene_ids, layer_names
-from sigjax.data._values import VALUES, check_values, resolve_values, to_count_scale, value_stats
+from sigjax.data._values import (
+    LOGGED,
+    VALUES,
+    check_values,
+    resolve_values,
+    to_count_scale,
+    value_stats,
+)
 
 log = logging.getLogger(__name__)
 EMBEDDING_KEY = "X_sigjax"
@@ -26,15 +33,16 @@ def as_counts(adata, values: str = "auto"):
     """The AnnData with values on the count scale, as tokenisation and the PCA baseline need.
 
     X is read as `values` says (see `sigjax.data._values`; "auto" detects and logs the kind):
-    counts and normalised values (TPM, CPM) are returned as they are, log1p values are mapped back
-    with expm1 (float64), which gives the counts up to a per-cell scale that normalisation cancels.
+    counts and normalised values (TPM, CPM) are returned as they are, logged values are mapped back
+    (e^x - 1 or 2^x - 1, float64), which gives the counts up to a per-cell scale that
+    normalisation cancels.
 
     Args:
-      adata: AnnData with counts, normalised or log1p values in X (in memory).
-      values: one of "auto", "counts", "log1p", "normalized".
+      adata: AnnData with counts, normalised or logged values in X (in memory).
+      values: one of `sigjax.data.VALUES`.
 
     Returns:
-      adata itself unless the values are log1p, else a copy with X = expm1(X).
+      adata itself unless the values are logged, else a copy on the count scale.
 
     Raises:
       ValueError: no X, negative or non-finite values (scaled data), or an unknown `values`.
@@ -42,7 +50,7 @@ def as_counts(adata, values: str = "auto"):
     if adata.X is None:
         raise ValueError("adata.X: got None; expected counts, normalised or log1p values")
     kind = resolve_values(adata.X, values, "adata.X")
-    if kind != "log1p":
+    if kind not in LOGGED:
         return adata
     adata = adata.copy()
     adata.X = to_count_scale(adata.X, kind)
@@ -165,15 +173,6 @@ def _embed(
     saved = config.data.get("input_values")
     # Resolved here, where the source of the values is known, and passed on to tokenisation.
     kind = resolve_values(source.X, values or saved or LEGACY_VALUES, where, hint, stats)
-    # A run older than data.input_values reads as "counts" (load_model fills the field in with
-    # the behaviour that run had), so non-integer data deserve a word.
-    if values is None and kind == "counts" and not stats["integer"]:
-        log.warning(
-            "%s is not integer-valued but the run reads values as 'counts' (its "
-            "data.input_values, or the behaviour of runs older than that field); pass "
-            "--values=log1p for log-normalised data (or --values=auto)",
-            where,
-        )
     matched = int(np.sum(vocab.encode(source.var_names) >= 0))
     print(
         f"genes matched to the model's vocabulary: {matched} of {source.n_vars} "
@@ -220,7 +219,7 @@ def embed(
     Args:
       adata: AnnData with counts, normalised (TPM, CPM) or log1p values in X (or the layer/raw).
       workdir: a training run directory.
-      values: how to read the values: "auto", "counts", "log1p" or "normalized" (see
+      values: how to read the values: "auto", "counts", "log1p", "log2" or "normalized" (see
         `sigjax.data._values`); None = the run's saved `data.input_values`.
       layer: read the values from this layer instead of X.
       use_raw: read the values and gene ids from `adata.raw` (everything else stays as it is).
@@ -337,7 +336,7 @@ def embed_file(
       data: input .h5ad.
       out: output .h5ad (exactly one of `out` and `inplace`).
       inplace: write into `data` itself.
-      values: "auto", "counts", "log1p" or "normalized"; None = the run's `data.input_values`.
+      values: one of `sigjax.data.VALUES`; None = the run's `data.input_values`.
       batch_size: cells per batch.
       layer: take values from this layer instead of X.
       use_raw: take values and gene ids from `.raw`.

@@ -200,7 +200,7 @@ def pca_baseline(
       n_top_genes: highly variable genes kept.
       n_comps: principal components.
       key: `obsm` key written.
-      values: what X holds: "auto", "counts", "log1p" or "normalized".
+      values: what X holds: one of `sigjax.data.VALUES`.
 
     Returns:
       adata, with `obsm[key]` [C, n_comps].

@@ -94,6 +94,8 @@ def test_vocab_roundtrip_and_errors(tmp_path):
     assert vocab.size == len(vocab) == 6
     np.testing.assert_array_equal(vocab.encode(["NKG7", "XIST", "CD3E"]), [5, -1, 3])
     assert vocab.encode(["NKG7"]).dtype == np.int32
+    # A gene named like a special token is no gene of the vocabulary (never <cls>'s token).
+    np.testing.assert_array_equal(vocab.encode(["<cls>", "<pad>", "NKG7"]), [-1, -1, 5])
     vocab.save(tmp_path / "v.json")
     json.loads((tmp_path / "v.json").read_text())  # Plain JSON.
     loaded = Vocab.load(tmp_path / "v.json")

@@ -19,7 +19,8 @@ from sigjax.data import (
 
 
 def kinds():
-    """The same synthetic cells as counts, log-normalised (scanpy) and TPM-like (sum 1e6)."""
+    """The same synthetic cells as counts, log-normalised (scanpy), TPM-like (sum 1e6) and
+    log2(TPM + 1) (as full-length data sets are often shared)."""
     import scanpy as sc
 
     counts = synthetic_anndata(n_cells=80, n_genes=300, n_types=3, min_genes=40, max_genes=120)
@@ -29,7 +30,9 @@ def kinds():
     tpm = counts.copy()
     x = counts.X.astype(np.float64)
     tpm.X = sp.csr_matrix(sp.diags(1e6 / np.asarray(x.sum(axis=1)).ravel()) @ x).astype(np.float32)
-    return counts, lognorm, tpm
+    log2tpm = tpm.copy()
+    log2tpm.X.data = np.log2(1.0 + log2tpm.X.data.astype(np.float64)).astype(np.float32)
+    return counts, lognorm, tpm, log2tpm
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,7 @@ def data():
         (0, "counts", "all values are whole numbers"),
         (1, "log1p", "look log-normalised; expm1 before normalising"),
         (2, "normalized", "look normalised but not logged (TPM, CPM)"),
+        (3, "log2", "sums to one constant"),
     ],
 )
 def test_auto_detects_each_kind_and_says_why(data, which, kind, reason, caplog):
@@ -63,18 +67,18 @@ def test_tpm_values_reach_tens_of_thousands(data):
 
 @pytest.mark.parametrize("encoding", ["continuous", "binned"])
 def test_every_kind_gives_the_tokens_of_its_counts(data, encoding):
-    counts, lognorm, tpm = data
+    counts, lognorm, tpm, log2tpm = data
     vocab = Vocab.from_genes(counts.var_names)
     ref = tokenize(counts, vocab, max_len=64, value_encoding=encoding)
-    for adata in (lognorm, tpm):
+    for adata in (lognorm, tpm, log2tpm):
         got = tokenize(adata, vocab, max_len=64, value_encoding=encoding)
         np.testing.assert_array_equal(got.genes, ref.genes)
         np.testing.assert_allclose(got.values, ref.values, rtol=1e-5, atol=1e-5)
         assert np.all(np.isfinite(got.values))
 
 
-def test_explicit_kinds(data):
-    counts, lognorm, tpm = data
+def test_explicit_kinds(data, caplog):
+    counts, lognorm, tpm, log2tpm = data
     vocab = Vocab.from_genes(counts.var_names)
     ref = tokenize(counts, vocab, max_len=64, value_encoding="continuous")
 
@@ -85,14 +89,28 @@ def test_explicit_kinds(data):
 
     np.testing.assert_allclose(values(lognorm, "log1p"), ref.values, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(values(tpm, "normalized"), ref.values, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(values(log2tpm, "log2"), ref.values, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(values(counts, "counts"), ref.values)
-    # Asked to read log values as counts, it does so (logged twice: different values).
-    assert np.abs(values(lognorm, "counts") - ref.values).max() > 0.5
+    # The base matters: log2 values read as ln ones give other values.
+    assert np.abs(values(log2tpm, "log1p") - ref.values).max() > 0.1
+    # Asked to read log values as counts, it does so (logged twice: different values), warned.
+    with caplog.at_level(logging.WARNING, logger="sigjax.data"):
+        assert np.abs(values(lognorm, "counts") - ref.values).max() > 0.5
+    assert "not whole numbers (max" in caplog.text and "read as 'counts', as asked" in caplog.text
     # TPM is no log1p data: refused with the reason, never expm1'd into inf.
     with pytest.raises(ValueError, match=r"got 'log1p', but adata.X holds values up to"):
         values(tpm, "log1p")
     with pytest.raises(ValueError, match=r"data.input_values: got 'logged', expected one of"):
         values(counts, "logged")
+
+
+def test_log2_of_unnormalised_counts_reads_as_ln():
+    # Cell sums after 2^x - 1 are only constant for normalised values; base 2 of raw counts
+    # cannot be told from ln by the data alone (documented: say input_values="log2" then).
+    counts = kinds()[0].X.astype(np.float64)
+    counts.data = np.log2(1.0 + counts.data)
+    assert resolve_values(counts, "auto") == "log1p"
+    assert resolve_values(counts, "log2") == "log2"
 
 
 def test_large_log_values_never_overflow():
@@ -117,7 +135,7 @@ def test_negative_values_are_refused():
 
 
 def test_training_reads_a_log_normalised_file_as_its_counts(data, tmp_path):
-    counts, lognorm, _ = data
+    counts, lognorm, *_ = data
     for name, adata in (("counts", counts), ("lognorm", lognorm)):
         adata.write_h5ad(tmp_path / f"{name}.h5ad")
     cfg = default_data_config()
@@ -141,7 +159,7 @@ def test_training_reads_a_log_normalised_file_as_its_counts(data, tmp_path):
 def test_scaled_x_with_raw_suggests_use_raw(data, tmp_path):
     import scanpy as sc
 
-    _, lognorm, _ = data
+    _, lognorm, *_ = data
     scaled = lognorm.copy()
     scaled.raw = lognorm
     sc.pp.scale(scaled)
