@@ -1,6 +1,7 @@
 """EncoderConfig: the typed model configuration, built once from a training config."""
 
 import dataclasses
+import math
 
 POOLINGS = ("cls", "mean")
 DTYPES = ("float32", "bfloat16")
@@ -88,12 +89,31 @@ class EncoderConfig:
                 raise ValueError(
                     f"model.{name}: got {value!r}, expected one of {', '.join(map(repr, choices))}"
                 )
-        for name in ("masked_weight", "expression_weight", "contrastive_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"model.{name}: got {getattr(self, name)}, expected >= 0")
-        if not self.contrastive_temperature > 0:
+        # Sizes fail here, not as a shape error deep in Flax (0) or a model silently built with
+        # no block at all (num_layers < 0).
+        for name in ("num_layers", "num_heads", "embed_dim", "mlp_dim"):
+            if not int(getattr(self, name)) >= 1:
+                raise ValueError(
+                    f"model.{name}: got {getattr(self, name)!r}, expected an integer >= 1"
+                )
+        if self.embed_dim % self.num_heads:
             raise ValueError(
-                f"model.contrastive_temperature: got {self.contrastive_temperature}, expected > 0"
+                f"model.embed_dim: got {self.embed_dim}, expected a multiple of "
+                f"model.num_heads={self.num_heads}"
+            )
+        if not int(self.n_bins) >= 2:
+            raise ValueError(f"data.n_bins: got {self.n_bins!r}, expected >= 2 (bin 0 is reserved)")
+        # A rate of 1 drops everything and rescales by 1 / (1 - rate): NaN from the first step.
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"model.dropout: got {self.dropout!r}, expected a value in [0, 1)")
+        for name in ("masked_weight", "expression_weight", "contrastive_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"model.{name}: got {value}, expected a finite number >= 0")
+        t = self.contrastive_temperature
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(
+                f"model.contrastive_temperature: got {t}, expected a finite number > 0"
             )
         if self.readout == "decoder" and not self.expression_weight > 0:
             raise ValueError(

@@ -357,6 +357,37 @@ def test_attention_output_norm_bounds_the_attention_branch():
     assert rms[True] < 5.0 < 100.0 < rms[False], rms
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        # Once a ZeroDivisionError deep in jax's initializers, or an error naming embed_dim.
+        ("num_heads", 0, "model.num_heads: got 0, expected an integer >= 1"),
+        ("num_heads", -1, "model.num_heads: got -1, expected an integer >= 1"),
+        ("embed_dim", 0, "model.embed_dim: got 0, expected an integer >= 1"),
+        ("mlp_dim", 0, "model.mlp_dim: got 0, expected an integer >= 1"),
+        ("mlp_dim", -1, "model.mlp_dim: got -1, expected an integer >= 1"),
+        ("n_bins", 0, "data.n_bins: got 0, expected >= 2 (bin 0 is reserved)"),
+        # Once a model with no block at all, trained without a word.
+        ("num_layers", 0, "model.num_layers: got 0, expected an integer >= 1"),
+        ("num_layers", -1, "model.num_layers: got -1, expected an integer >= 1"),
+        # Once accepted: a negative rate trained silently, a rate of 1 gave NaN at step 1.
+        ("dropout", -0.1, "model.dropout: got -0.1, expected a value in [0, 1)"),
+        ("dropout", 1.0, "model.dropout: got 1.0, expected a value in [0, 1)"),
+        ("dropout", float("nan"), "model.dropout: got nan, expected a value in [0, 1)"),
+        # Once accepted: an infinite loss at step 1.
+        ("masked_weight", float("inf"), "model.masked_weight: got inf, expected a finite number"),
+        (
+            "contrastive_temperature",
+            float("inf"),
+            "model.contrastive_temperature: got inf, expected a finite number > 0",
+        ),
+    ],
+)
+def test_bad_sizes_rates_and_weights_are_refused_by_the_config(field, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model_config(**{field: value})
+
+
 def test_encoder_config_from_a_training_config_and_an_old_config_json():
     model = ml_collections.ConfigDict(
         dict(
