@@ -16,6 +16,7 @@ from sigjax.data._anndata import (
     zeisel,
 )
 from sigjax.data._config import (
+    check_data_config,
     default_data_config,
     load_from_config,
     make_datasets,
@@ -74,6 +75,7 @@ __all__ = [
     "cbmc",
     "choroid_plexus",
     "chung_breast",
+    "check_data_config",
     "default_data_config",
     "dentate_gyrus",
     "fetch_package",

@@ -2,11 +2,20 @@
 
 import hashlib
 import logging
+import math
 
 import numpy as np
 
-from sigjax.data._tokenize import TokenizedCells, Vocab, select_genes, tokenize
-from sigjax.data._values import LEGACY_VALUES
+from sigjax.data._tokenize import (
+    BIN_TIES,
+    GENE_SELECTIONS,
+    VALUE_ENCODINGS,
+    TokenizedCells,
+    Vocab,
+    select_genes,
+    tokenize,
+)
+from sigjax.data._values import LEGACY_VALUES, VALUES
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,41 @@ def default_data_config():
     c.synthetic.max_genes = 1000  # Most expressed genes per synthetic cell.
     c.synthetic.seed = 0  # Seed of the synthetic generator.
     return c
+
+
+def check_data_config(cfg) -> None:
+    """The checks of a data config that read no data, so that a training run refuses a bad value
+    before it makes its workdir (`make_datasets` runs them too). Fields a saved config predates
+    are checked with the value `tokenize_with` reads them as.
+
+    Args:
+      cfg: a data config (`default_data_config()` fields).
+
+    Raises:
+      ValueError: naming the first bad field, its value and what was expected.
+    """
+
+    def check(name, value, ok: bool, expected: str):
+        if not ok:
+            raise ValueError(f"data.{name}: got {value!r}, expected {expected}")
+
+    for name, default, choices in (
+        ("value_encoding", None, VALUE_ENCODINGS),
+        ("input_values", LEGACY_VALUES, VALUES),
+        ("bin_ties", "average", BIN_TIES),
+        ("gene_selection", "top_expressed", GENE_SELECTIONS),
+    ):
+        value = cfg.get(name, default)
+        check(name, value, value in choices, f"one of {choices}")
+    check("max_len", cfg.max_len, int(cfg.max_len) >= 2, "an integer >= 2 (<cls> plus one gene)")
+    check("val_fraction", cfg.val_fraction, 0.0 <= cfg.val_fraction < 1.0, "a value in [0, 1)")
+    target_sum = float(cfg.target_sum)
+    check("target_sum", cfg.target_sum, math.isfinite(target_sum) and target_sum > 0, "> 0")
+    # numpy's generators take no negative seed (their error names no field).
+    check("seed", cfg.seed, int(cfg.seed) >= 0, "an integer >= 0")
+    if cfg.get("gene_selection") == "highly_variable":
+        n = cfg.get("n_top_genes", 1000)
+        check("n_top_genes", n, int(n) >= 1, "an integer >= 1")
 
 
 def load_from_config(cfg):
@@ -195,8 +239,7 @@ def make_datasets(cfg, vocab: Vocab | None = None):
       ValueError: bad config values or data (see `load_anndata` and `tokenize`), including no gene
         matching `vocab`.
     """
-    if not 0.0 <= cfg.val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction: got {cfg.val_fraction}, expected a value in [0, 1)")
+    check_data_config(cfg)
     adata = load_from_config(cfg)
     selection = cfg.get("gene_selection", "top_expressed")
     if vocab is None and selection == "highly_variable":

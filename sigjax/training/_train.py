@@ -5,6 +5,7 @@ steps in `_steps.py` (the loss in `_objective.py`), the run directory and checkp
 `_checkpoint.py`, metrics.jsonl and TensorBoard in `_metrics.py`.
 """
 
+import contextlib
 import functools
 import logging
 import math
@@ -19,7 +20,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from sigjax.data import CellLoader, make_datasets, split_fingerprint
+from sigjax.data import CellLoader, check_data_config, make_datasets, split_fingerprint
 from sigjax.model import EncoderConfig
 from sigjax.training import _checkpoint as ckpt
 from sigjax.training._mesh import (
@@ -44,7 +45,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
 
     Before anything is written, the config is checked (`check_config`), the workdir must be a
     writable directory (or creatable), and on resume the config must equal the saved one except
-    for resume-safe fields (`_checkpoint.RESUME_SAFE`). A resume starts from the newest checkpoint
+    for resume-safe fields (`_checkpoint.RESUME_SAFE`); a new workdir refused later (a mesh or data
+    that does not fit) is removed again. A resume starts from the newest checkpoint
     that restores intact; newer ones that do not are logged and moved to DIR/skipped_checkpoints.
     A run already at train.num_steps logs "already at step N of N; nothing to do" and writes
     nothing. A workdir with metrics but no checkpoint starts at step 0 and keeps the old rows in a
@@ -65,26 +67,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> dict:
       NonFiniteError: a non-finite step (the last good checkpoint is kept).
     """
     check_config(config)
+    made = not pathlib.Path(workdir).exists()
     workdir = _checked_workdir(workdir)
-    ckpt.check_resume(config, workdir)
-    maybe_initialize_distributed(config)
-    mesh = _checked_mesh(config)
-    train_cells, val_cells, vocab = make_datasets(config.data)
-    split = split_fingerprint(train_cells.cell_ids, val_cells.cell_ids)
-    resuming = ckpt.has_checkpoints(workdir)
-    if resuming:
-        ckpt.check_vocab(workdir, vocab)
-        ckpt.check_split(workdir, split)
-    d = config.data
-    # Before the checkpoint manager: its start-up cleanup runs in a thread, and closing it at once
-    # for a bad batch size (e.g. a few cells) logs that thread's traceback after the error.
-    loader = CellLoader(
-        train_cells,
-        batch_size=d.batch_size,
-        seed=d.seed,
-        max_len=d.max_len,
-        bucket_by_length=d.bucket_by_length,
-    )
+    with _removed_if_refused(workdir, made):
+        ckpt.check_resume(config, workdir)
+        maybe_initialize_distributed(config)
+        mesh = _checked_mesh(config)
+        train_cells, val_cells, vocab = make_datasets(config.data)
+        split = split_fingerprint(train_cells.cell_ids, val_cells.cell_ids)
+        resuming = ckpt.has_checkpoints(workdir)
+        if resuming:
+            ckpt.check_vocab(workdir, vocab)
+            ckpt.check_split(workdir, split)
+        d = config.data
+        # Before the checkpoint manager: its start-up cleanup runs in a thread, and closing it at
+        # once for a bad batch size (e.g. a few cells) logs that thread's traceback after the error.
+        loader = CellLoader(
+            train_cells,
+            batch_size=d.batch_size,
+            seed=d.seed,
+            max_len=d.max_len,
+            bucket_by_length=d.bucket_by_length,
+        )
     mngr = ckpt.checkpoint_manager(workdir, config.train)
     try:
         with jax.set_mesh(mesh):
@@ -127,18 +131,22 @@ def check_config(config) -> None:
         number("train", name, tc[name], int(tc[name]) >= 1, "an integer >= 1")
     number("train", "eval_every", tc.eval_every, int(tc.eval_every) >= 0, "an integer >= 0")
     number("train", "warmup_steps", tc.warmup_steps, int(tc.warmup_steps) >= 0, "an integer >= 0")
-    for name in ("learning_rate", "final_lr_fraction", "weight_decay", "grad_clip_norm"):
+    for name in ("learning_rate", "weight_decay", "grad_clip_norm"):
         v = float(tc[name])
         number("train", name, tc[name], math.isfinite(v) and v >= 0, "a finite number >= 0")
+    # A fraction of the peak: above 1 the "decay" would climb past train.learning_rate.
+    f = float(tc.final_lr_fraction)
+    number("train", "final_lr_fraction", tc.final_lr_fraction, 0 <= f <= 1, "a value in [0, 1]")
     for name in ("b1", "b2"):
         number("train", name, tc[name], 0 <= float(tc[name]) < 1, "a value in [0, 1)")
     eps = float(tc.eps)
     number("train", "eps", tc.eps, math.isfinite(eps) and eps > 0, "a finite number > 0")
     p = float(config.model.mask_prob)
     number("model", "mask_prob", config.model.mask_prob, 0 < p < 1, "a value in (0, 1)")
-    for name in ("batch_size", "eval_batch_size", "max_len"):
+    for name in ("batch_size", "eval_batch_size"):
         number("data", name, dc[name], int(dc[name]) >= 1, "an integer >= 1")
-    EncoderConfig.from_config(config, vocab_size=16)  # Model choices (pooling, dtype, ...).
+    check_data_config(dc)  # Choices, max_len, val_fraction, seed, ...
+    EncoderConfig.from_config(config, vocab_size=16)  # Model sizes and choices (pooling, ...).
 
 
 def _checked_workdir(workdir) -> pathlib.Path:
@@ -163,6 +171,21 @@ def _checked_workdir(workdir) -> pathlib.Path:
             "directory"
         ) from e
     return workdir
+
+
+@contextlib.contextmanager
+def _removed_if_refused(workdir: pathlib.Path, made: bool):
+    """Removes the workdir `_checked_workdir` just made when the run is refused inside the block
+    (a mesh that does not fit the devices, data that does not fit the config): a refused run
+    leaves no trace. Only while it is still empty: another process of the run may write there.
+    """
+    try:
+        yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                workdir.rmdir()
+        raise
 
 
 def _nothing_to_do(workdir, step: int, num_steps: int) -> dict:

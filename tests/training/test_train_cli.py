@@ -111,6 +111,26 @@ def test_a_read_only_workdir_is_refused(tmp_path):
         ("model.mask_prob", 0.0),
         ("model.mask_prob", 1.0),
         ("model.mask_prob", 1.5),
+        # Once accepted: the cosine "decay" climbed to twice the peak learning rate.
+        ("train.final_lr_fraction", 2.0),
+        # Once numpy's "expected non-negative integer", naming no field, after the workdir was made.
+        ("data.seed", -1),
+        # Once refused only while reading the data, after the workdir was made.
+        ("data.max_len", 1),
+        ("data.val_fraction", 1.0),
+        ("data.target_sum", float("inf")),
+        ("data.gene_selection", "random"),
+        ("data.bin_ties", "first"),
+        ("data.input_values", "raw"),
+        # Once named model.value_encoding (the model field follows the data field).
+        ("data.value_encoding", "log"),
+        # Once a ZeroDivisionError traceback from jax's initializers.
+        ("data.n_bins", 0),
+        ("model.mlp_dim", 0),
+        # Once trained: a model with no block, a silent negative dropout, NaN at step 1.
+        ("model.num_layers", 0),
+        ("model.dropout", -0.1),
+        ("model.dropout", 1.0),
     ],
 )
 def test_out_of_range_training_values_are_refused(tmp_path, field, value):
@@ -118,6 +138,28 @@ def test_out_of_range_training_values_are_refused(tmp_path, field, value):
         train_and_evaluate(smoke_config(**{**TINY, field: value}), tmp_path / "run")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"mesh.data": 16}, r"^mesh: got data=16, fsdp=1 for 8 devices"),
+        ({"mesh.data": 2, "data.batch_size": 3}, r"^data.batch_size: got 3, expected a multiple"),
+        ({"data.batch_size": 100}, r"^data.batch_size: got 100 with only 64 cells"),
+    ],
+)
+def test_a_run_refused_after_its_workdir_was_made_leaves_none(tmp_path, overrides, message):
+    # Checks that need the devices or the data come after the workdir is made (and probed); a
+    # refused run used to leave it behind, empty.
+    workdir = tmp_path / "new"
+    with pytest.raises(ValueError, match=message):
+        train_and_evaluate(smoke_config(**{**TINY, **overrides}), workdir)
+    assert not workdir.exists()
+    # A directory that was there before is kept.
+    workdir.mkdir()
+    with pytest.raises(ValueError, match=message):
+        train_and_evaluate(smoke_config(**{**TINY, **overrides}), workdir)
+    assert workdir.is_dir() and list(workdir.iterdir()) == []
 
 
 def test_metrics_without_a_checkpoint_are_kept_not_cut(tmp_path, caplog):
