@@ -18,6 +18,9 @@ def maybe_initialize_distributed(config) -> None:
 
     JAX reads JAX_COORDINATOR_ADDRESS itself and detects SLURM/MPI/Kubernetes launches; for a
     plain launch, JAX_NUM_PROCESSES and JAX_PROCESS_ID give the process count and this process.
+
+    Raises:
+      ValueError: asked for, but JAX finds no launch to join (its reason, the field named).
     """
     env = os.environ
     if not (
@@ -31,7 +34,21 @@ def maybe_initialize_distributed(config) -> None:
         kwargs["num_processes"] = int(env["JAX_NUM_PROCESSES"])
     if env.get("JAX_PROCESS_ID"):
         kwargs["process_id"] = int(env["JAX_PROCESS_ID"])
-    jax.distributed.initialize(**kwargs)
+    try:
+        jax.distributed.initialize(**kwargs)
+    except ValueError as e:
+        # JAX's own message (e.g. "coordinator_address should be defined.") names no field.
+        asked = (
+            f"distributed: got {config.get('distributed')!r}"
+            if config.get("distributed", False)
+            else "JAX_COORDINATOR_ADDRESS or JAX_NUM_PROCESSES set"
+        )
+        raise ValueError(
+            f"{asked}, but jax.distributed.initialize() failed ({' '.join(str(e).split())}); "
+            "expected a multi-process launch (SLURM, Open MPI, Kubernetes, or "
+            "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set), or "
+            "distributed=False"
+        ) from e
 
 
 def _mesh(data: int, fsdp: int, devices) -> jax.sharding.Mesh:

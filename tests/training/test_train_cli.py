@@ -162,6 +162,23 @@ def test_a_run_refused_after_its_workdir_was_made_leaves_none(tmp_path, override
     assert workdir.is_dir() and list(workdir.iterdir()) == []
 
 
+def test_distributed_without_a_launch_names_the_field(tmp_path):
+    # JAX's own error ("coordinator_address should be defined.") named no config field.
+    workdir = tmp_path / "run"
+    args = [f"--config.{k}={v}" for k, v in TINY.items()]
+    out = cli(
+        ["--config=configs/smoke.py", f"--workdir={workdir}", "--config.distributed=True", *args]
+    )
+    assert out.returncode == 2
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        "error: distributed: got True, but jax.distributed.initialize() failed "
+        "(coordinator_address should be defined.); expected a multi-process launch"
+    ), out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert not workdir.exists()
+
+
 def test_metrics_without_a_checkpoint_are_kept_not_cut(tmp_path, caplog):
     old = [{"step": s, "train/loss": 1.0} for s in range(1, 401)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
