@@ -17,6 +17,7 @@ from sigjax.data._anndata import (
 )
 from sigjax.data._config import (
     check_data_config,
+    check_file_fields,
     default_data_config,
     load_from_config,
     make_datasets,
@@ -76,6 +77,7 @@ __all__ = [
     "choroid_plexus",
     "chung_breast",
     "check_data_config",
+    "check_file_fields",
     "default_data_config",
     "dentate_gyrus",
     "fetch_package",

@@ -101,6 +101,42 @@ def check_data_config(cfg) -> None:
         check("n_top_genes", n, int(n) >= 1, "an integer >= 1")
 
 
+def reads_file(cfg) -> bool:
+    """Whether `load_from_config(cfg)` reads `cfg.path` with `load_anndata` (which alone uses
+    layer, use_raw, gene_column, label_column and backed), rather than building a named set."""
+    from sigjax.data._packages import LOADERS
+    from sigjax.data._pooled import POOLED
+
+    path = str(cfg.path or "")
+    if cfg.dataset == POOLED:
+        return path.endswith(".h5ad")
+    return path.endswith(".h5ad") or bool(path and cfg.dataset not in ("zeisel", "cbmc", *LOADERS))
+
+
+# Fields only `load_anndata` reads, with their unset value. backed is left out: the same cells
+# either way (memory only), and resume-safe.
+FILE_FIELDS = {"layer": "", "use_raw": False, "gene_column": "", "label_column": ""}
+
+
+def check_file_fields(cfg) -> None:
+    """Refuses a file-reading field (`FILE_FIELDS`) set for data that is not read from a file:
+    a named set is built as sigjax builds it, and the value would be ignored without a word.
+
+    Raises:
+      ValueError: naming the field, its value and the data set.
+    """
+    if reads_file(cfg):
+        return
+    for name, unset in FILE_FIELDS.items():
+        value = cfg.get(name, unset)
+        if value != unset:
+            raise ValueError(
+                f"data.{name}: got {value!r} for data.dataset={cfg.dataset!r}, which is not read "
+                f"from an .h5ad file (data.path {str(cfg.path or '')!r}) and would ignore it; "
+                f"expected {unset!r}, or an .h5ad data.path"
+            )
+
+
 def load_from_config(cfg):
     """The AnnData a data config points at: its file (`path`) or its bundled data set.
 
@@ -128,7 +164,7 @@ def load_from_config(cfg):
             cfg.get("datasets", ""), source=path or None, min_cells=cfg.get("min_cells", 1)
         )
     from_package = ("zeisel", "cbmc", *LOADERS)
-    if path.endswith(".h5ad") or (path and cfg.dataset not in from_package):
+    if reads_file(cfg):
         adata = load_anndata(
             path,
             layer=cfg.layer or None,

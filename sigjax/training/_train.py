@@ -20,7 +20,13 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from sigjax.data import CellLoader, check_data_config, make_datasets, split_fingerprint
+from sigjax.data import (
+    CellLoader,
+    check_data_config,
+    check_file_fields,
+    make_datasets,
+    split_fingerprint,
+)
 from sigjax.model import EncoderConfig
 from sigjax.training import _checkpoint as ckpt
 from sigjax.training._mesh import (
@@ -146,6 +152,8 @@ def check_config(config) -> None:
     for name in ("batch_size", "eval_batch_size"):
         number("data", name, dc[name], int(dc[name]) >= 1, "an integer >= 1")
     check_data_config(dc)  # Choices, max_len, val_fraction, seed, ...
+    # Here, not in make_datasets: eval reads saved runs, which may hold such an ignored value.
+    check_file_fields(dc)
     EncoderConfig.from_config(config, vocab_size=16)  # Model sizes and choices (pooling, ...).
 
 

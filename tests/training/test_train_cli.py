@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from train_helpers import SYNTHETIC, cli, smoke_config
 
+from sigjax.data import check_file_fields
 from sigjax.training import read_metrics, train_and_evaluate
 
 TINY = {**SYNTHETIC, "mesh.data": 1, "train.eval_every": 0, "train.num_steps": 1}
@@ -160,6 +161,26 @@ def test_a_run_refused_after_its_workdir_was_made_leaves_none(tmp_path, override
     with pytest.raises(ValueError, match=message):
         train_and_evaluate(smoke_config(**{**TINY, **overrides}), workdir)
     assert workdir.is_dir() and list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("data.layer", "counts"),
+        ("data.use_raw", True),
+        ("data.gene_column", "gene_ids"),
+        ("data.label_column", "cell_type"),
+    ],
+)
+def test_a_file_field_for_a_named_data_set_is_refused_not_ignored(tmp_path, field, value):
+    # A named set is built as sigjax builds it: these fields were ignored without a word.
+    with pytest.raises(
+        ValueError, match=rf"^{field}: got {value!r} for data.dataset='synthetic', which is not"
+    ):
+        train_and_evaluate(smoke_config(**{**TINY, field: value}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    # Read from an .h5ad file, they are used.
+    check_file_fields(smoke_config(**{"data.path": "cells.h5ad", field: value}).data)
 
 
 def test_distributed_without_a_launch_names_the_field(tmp_path):
