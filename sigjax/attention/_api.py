@@ -44,7 +44,13 @@ def check_implementation(
     if implementation in choices and (implementation is None or isinstance(implementation, str)):
         return
     names = ", ".join(repr(c) for c in choices if c is not None)
-    hint = " (write None for the automatic choice)" if implementation in ("auto", "") else ""
+    # The string "None" is what `--config.model.implementation=None` gives: the command line has
+    # no way to write None, which is the configs' default.
+    hint = (
+        " (write None for the automatic choice; on the command line, leave the field out)"
+        if implementation in ("auto", "", "None", "none")
+        else ""
+    )
     _fail(name, repr(implementation), f"None (automatic), {names} for {op}{hint}")
 
 

@@ -154,6 +154,8 @@ def test_bad_sigmoid_bias_shape():
     [
         (sigjax.sigmoid_attention, "auto", "implementation: got 'auto'.*write None"),
         (sigjax.sigmoid_attention, "", "implementation: got ''.*write None"),
+        # What --config.model.implementation=None gives: a string, not None.
+        (sigjax.sigmoid_attention, "None", "implementation: got 'None'.*leave the field out"),
         (sigjax.sigmoid_attention, "cudnn", "implementation: got 'cudnn'.*sigmoid_attention"),
         (sigjax.softmax_attention, "auto", "implementation: got 'auto'.*write None"),
         (sigjax.softmax_attention, "pallas", "implementation: got 'pallas'.*softmax_attention"),
