@@ -34,6 +34,18 @@ def force_interpret(interpret: bool):
         _FORCE_INTERPRET.reset(token)
 
 
+def _interpret() -> bool:
+    """Whether the kernels run in interpret mode: as `force_interpret` says, else off GPU."""
+    interpret = _FORCE_INTERPRET.get()
+    return jax.default_backend() != "gpu" if interpret is None else interpret
+
+
+def _asks_hopper(config: kernels.KernelConfig | None) -> bool:
+    """Whether a given kernel config asks for a Hopper (Mosaic GPU) kernel (the tables' configs
+    never do in interpret mode: `table_config`)."""
+    return config is not None and (config.hopper_fwd or config.hopper_bwd)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Static:
     scale: float
@@ -227,9 +239,7 @@ def _per_shard(
     _, t, _, h = q.shape
     s = k.shape[1]
     h_pad = max(16, next_power_of_2(h))  # Zero head-dim columns change no dot product.
-    interpret = _FORCE_INTERPRET.get()
-    if interpret is None:
-        interpret = jax.default_backend() != "gpu"
+    interpret = _interpret()
     if config is None:
         config = table_config(h, q.dtype, max(t, s), interpret)
     if sharded and interpret and (config.hopper_bwd or config.hopper_fwd):
@@ -297,4 +307,10 @@ def sigmoid_attention_pallas(
         (half_bias, q_lens, kv_lens),
         what="implementation='pallas'",
         one_device_direct=True,
+        # Pallas-Triton's interpreter fails on arrays typed with an explicit mesh, even one that
+        # splits nothing (a ShardingTypeError in its dynamic_update_slice: training and its
+        # evaluation with `implementation="pallas"` on CPU); under shard_map it sees plain
+        # arrays. Mosaic GPU's interpreter (Hopper kernels, asked for by tests only) is the
+        # other way round, and compiled kernels take them either way.
+        always_shard_map=_interpret() and not _asks_hopper(kernel_config),
     )

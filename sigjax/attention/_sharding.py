@@ -48,7 +48,16 @@ def like_query(query, *arrays) -> tuple:
     return tuple(jax.reshard(x, target) for x in arrays)
 
 
-def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str, one_device_direct=False):
+def run_per_shard(
+    fn,
+    query,
+    qkv: tuple,
+    per_batch: tuple,
+    *,
+    what: str,
+    one_device_direct=False,
+    always_shard_map=False,
+):
     """fn(*qkv, *per_batch) directly, or under `jax.shard_map` when `query` is sharded.
 
     The query's explicit sharding decides: batch (B) and head (N) axes are split across devices,
@@ -56,14 +65,18 @@ def run_per_shard(fn, query, qkv: tuple, per_batch: tuple, *, what: str, one_dev
     B. Sharding along tokens or head dim is refused. one_device_direct: on a mesh whose axes split
     nothing (one device), `fn` runs without shard_map, on the arrays with those axes dropped from
     their type (the Pallas kernels; cuDNN calls keep shard_map there, as measured).
+    always_shard_map: under shard_map whenever the query has an explicit sharding, even one that
+    splits nothing (Pallas-Triton's interpreter fails on arrays typed with an explicit mesh).
 
     Raises:
       ValueError: query sharded along T or H.
     """
     sharding = explicit_sharding(query)
-    if sharding is None or not any(a is not None for a in sharding.spec):
+    if sharding is None:
         return fn(*qkv, *per_batch)
-    if one_device_direct and _shards(sharding) == 1:
+    if not always_shard_map and not any(a is not None for a in sharding.spec):
+        return fn(*qkv, *per_batch)
+    if one_device_direct and not always_shard_map and _shards(sharding) == 1:
         # E.g. single-GPU training on a 1x1 mesh. Pallas kernels take arrays without a sharding
         # in their type, so the (trivial) axes are dropped around them.
         one = NamedSharding(sharding.mesh, P())

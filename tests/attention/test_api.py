@@ -276,6 +276,36 @@ def test_sharded_inputs_without_lengths_or_bias_sharding(implementation):
     np.testing.assert_allclose(np.asarray(out), np.asarray(expected), atol=1e-5)
 
 
+@pytest.mark.parametrize("qkv_spec", [P(("data", "fsdp")), P()], ids=["train", "eval"])
+def test_pallas_interpreted_on_a_one_device_mesh_matches_unsharded(qkv_spec):
+    # `python -m train --config.model.implementation=pallas` on CPU: a 1x1 explicit mesh, batch
+    # "sharded" over it in training, replicated in its evaluation. The kernels ran directly
+    # there, and Pallas's interpreter stopped with a ShardingTypeError in its
+    # dynamic_update_slice (the tables' configs, no kernel_config).
+    mesh = jax.make_mesh(
+        (1, 1), ("data", "fsdp"), axis_types=(AxisType.Explicit,) * 2, devices=jax.devices()[:1]
+    )
+    q, k, v = inputs(b=4, t=20, s=20, n=2, h=16, seed=5)
+    lens = jnp.asarray([20, 7, 1, 13], jnp.int32)
+
+    def loss(q, k, v, lens, implementation):
+        kw = dict(query_seq_lengths=lens, key_value_seq_lengths=lens)
+        out = sigjax.sigmoid_attention(q, k, v, implementation=implementation, **kw)
+        return jnp.sum(out**2), out
+
+    (_, expected), g_expected = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(
+        q, k, v, lens, "xla"
+    )
+    args = [jax.device_put(x, NamedSharding(mesh, qkv_spec)) for x in (q, k, v)]
+    args.append(jax.device_put(lens, NamedSharding(mesh, P(("data", "fsdp")))))
+    with _pallas.force_interpret(True), jax.set_mesh(mesh):
+        step = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True), static_argnums=4)
+        (_, out), grads = step(*args, "pallas")
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), atol=2e-5, rtol=2e-5)
+    for g, e in zip(grads, g_expected, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), atol=2e-5, rtol=2e-5)
+
+
 def test_pallas_refuses_sequence_sharding():
     mesh = jax.make_mesh(
         (8,), ("seq",), axis_types=(AxisType.Explicit,), devices=jax.devices("cpu")[:8]
