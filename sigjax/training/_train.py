@@ -316,6 +316,13 @@ def _checked_mesh(config) -> jax.sharding.Mesh:
     """The run's mesh, after checking what can be checked before any data is loaded."""
     # A bad model config fails here (shapes only, nothing allocated).
     nnx.eval_shape(lambda: build_model(config, 16))
+    backend = jax.default_backend()
+    if config.model.implementation == "cudnn" and backend != "gpu":
+        # Else jax's RuntimeError("cuDNN is not detected.") at the first step, files written.
+        raise ValueError(
+            f"model.implementation: got 'cudnn' on the {backend} backend; expected a GPU (cuDNN "
+            "runs nowhere else), or 'xla' or None (automatic)"
+        )
     mesh = make_mesh(config.mesh)
     if config.data.batch_size % mesh.size:
         raise ValueError(

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 
+import jax
 import pytest
 from train_helpers import SYNTHETIC, cli, smoke_config
 
@@ -181,6 +182,16 @@ def test_a_file_field_for_a_named_data_set_is_refused_not_ignored(tmp_path, fiel
     assert not (tmp_path / "run").exists()
     # Read from an .h5ad file, they are used.
     check_file_fields(smoke_config(**{"data.path": "cells.h5ad", field: value}).data)
+
+
+def test_cudnn_off_gpu_is_refused_before_the_first_step(tmp_path):
+    if jax.default_backend() == "gpu":
+        pytest.skip("cuDNN is there on a GPU")
+    overrides = {**TINY, "model.attention": "softmax", "model.implementation": "cudnn"}
+    # Once jax's RuntimeError("cuDNN is not detected.") traceback at step 1, files written.
+    with pytest.raises(ValueError, match=r"^model.implementation: got 'cudnn' on the cpu backend"):
+        train_and_evaluate(smoke_config(**overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_distributed_without_a_launch_names_the_field(tmp_path):
