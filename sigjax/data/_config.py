@@ -101,16 +101,22 @@ def check_data_config(cfg) -> None:
         check("n_top_genes", n, int(n) >= 1, "an integer >= 1")
 
 
+def _package_sets() -> tuple:
+    """The named sets read from a package, for which a non-.h5ad `path` is the archive."""
+    from sigjax.data._packages import LOADERS
+
+    return ("zeisel", "cbmc", *LOADERS)
+
+
 def reads_file(cfg) -> bool:
     """Whether `load_from_config(cfg)` reads `cfg.path` with `load_anndata` (which alone uses
     layer, use_raw, gene_column, label_column and backed), rather than building a named set."""
-    from sigjax.data._packages import LOADERS
     from sigjax.data._pooled import POOLED
 
     path = str(cfg.path or "")
     if cfg.dataset == POOLED:
         return path.endswith(".h5ad")
-    return path.endswith(".h5ad") or bool(path and cfg.dataset not in ("zeisel", "cbmc", *LOADERS))
+    return path.endswith(".h5ad") or bool(path and cfg.dataset not in _package_sets())
 
 
 # Fields only `load_anndata` reads, with their unset value. backed is left out: the same cells
@@ -155,7 +161,6 @@ def load_from_config(cfg):
       ValueError, FileNotFoundError: see `load_anndata` and `load_dataset`.
     """
     from sigjax.data._anndata import load_anndata, load_dataset
-    from sigjax.data._packages import LOADERS
     from sigjax.data._pooled import POOLED, pooled_anndata, restrict_pooled
 
     path = str(cfg.path or "")
@@ -163,7 +168,6 @@ def load_from_config(cfg):
         return pooled_anndata(
             cfg.get("datasets", ""), source=path or None, min_cells=cfg.get("min_cells", 1)
         )
-    from_package = ("zeisel", "cbmc", *LOADERS)
     if reads_file(cfg):
         adata = load_anndata(
             path,
@@ -180,7 +184,7 @@ def load_from_config(cfg):
         return adata
     if cfg.dataset == "synthetic":
         return load_dataset("synthetic", **cfg.synthetic.to_dict())
-    if cfg.dataset in from_package:
+    if cfg.dataset in _package_sets():
         return load_dataset(cfg.dataset, source=path or None)
     return load_dataset(cfg.dataset)
 
