@@ -101,6 +101,16 @@ def key_mask(q_idx, k_idx, kv_len, *, is_causal: bool, q_len=None):
     return keep
 
 
+def zero_padded_rows(x: jax.Array, start, length) -> jax.Array:
+    """A [block, H] tile of tokens start, start + 1, ... with those at or after `length` set to 0.
+
+    Masked weights are exactly 0, but 0 times a NaN or inf in a padded token is NaN: boundary
+    tiles clear padded tokens before a product sums over them.
+    """
+    rows = (start + jnp.arange(x.shape[0], dtype=jnp.int32))[:, None] < length
+    return jnp.where(rows, x, jnp.zeros((), x.dtype))
+
+
 def lengths_spec(n: int):
     """BlockSpec of a [B] length (or scalar-bias) vector read by program (block, b * N + head)."""
     return pl.BlockSpec((1,), lambda i, bn: (bn // n,))

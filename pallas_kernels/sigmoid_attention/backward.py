@@ -60,6 +60,7 @@ def _dq_kernel(
             k_idx = (k_start + jnp.arange(block_k, dtype=jnp.int32))[None, :]
             keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal)
             ds = jnp.where(keep, ds, 0.0)
+            k = _common.zero_padded_rows(k, k_start, kv_len)
         return acc + _common.dot(ds.astype(k.dtype), k)
 
     acc = jnp.zeros((block_q, q.shape[-1]), jnp.float32)
@@ -101,8 +102,9 @@ def _dkv_kernel(
     k_start = pl.program_id(0) * block_k
     q_len = q_len_ref[0]
     kv_len = kv_len_ref[0]
-    k = k_ref[...]
-    v = v_ref[...]
+    # Padded keys cleared once per program: dp = v do^T would carry a NaN value into ds.
+    k = _common.zero_padded_rows(k_ref[...], k_start, kv_len)
+    v = _common.zero_padded_rows(v_ref[...], k_start, kv_len)
     b = _common.load_bias(bias_ref, None, block_k, per_key)
     k_idx = (k_start + jnp.arange(block_k, dtype=jnp.int32))[:, None]
 
@@ -126,6 +128,7 @@ def _dkv_kernel(
             q_idx = (q_start + jnp.arange(block_q, dtype=jnp.int32))[None, :]
             keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal, q_len=q_len)
             p = jnp.where(keep, p, 0.0)
+            q = _common.zero_padded_rows(q, q_start, q_len)
         ds = dp * p * (1.0 - p)
         dv = dv + _common.dot(p.astype(do.dtype), do)
         dk = dk + _common.dot(ds.astype(q.dtype), q)

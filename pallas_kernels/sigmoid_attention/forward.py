@@ -50,6 +50,7 @@ def _forward_kernel(
             k_idx = (k_start + jnp.arange(block_k, dtype=jnp.int32))[None, :]
             keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal)
             p = jnp.where(keep, p, 0.0)
+            v = _common.zero_padded_rows(v, k_start, kv_len)
         return acc + _common.dot(p.astype(v.dtype), v)
 
     acc = jnp.zeros((block_q, q.shape[-1]), jnp.float32)

@@ -176,6 +176,8 @@ def sigmoid_attention(
 
     The sum runs over valid keys j < key_value_seq_lengths[b] (and j <= i when causal); rows of
     padded queries (i >= query_seq_lengths[b]) are 0 and padded positions get exactly zero gradient.
+    What padded positions hold (NaN included) reaches no valid output or gradient, except in the
+    Hopper kernels (`KernelConfig.hopper_fwd`/`hopper_bwd`), which still read it.
 
     Args:
       query: [B, T, N, H] queries, float32, bfloat16 or float16.

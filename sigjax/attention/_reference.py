@@ -26,6 +26,17 @@ def valid_mask(
     return mask[:, None]
 
 
+def zero_padding(x: Float[Array, "B L N H"], lens: Int[Array, " B"]) -> Float[Array, "B L N H"]:
+    """`x` with the tokens at or after each sequence's length set to 0.
+
+    Masked weights are exactly 0, but 0 times a NaN or inf is NaN: whatever padded tokens hold
+    (uninitialised buffers, a missing value) must not reach valid outputs or gradients. The
+    select also gives padded tokens exactly zero gradient.
+    """
+    rows = jnp.arange(x.shape[1], dtype=jnp.int32)[None, :] < lens[:, None]
+    return jnp.where(rows[:, :, None, None], x, jnp.zeros((), x.dtype))
+
+
 def _precision(dtype) -> jax.lax.Precision:
     # float32 inputs are the accuracy reference: keep XLA on GPU from dropping to TF32.
     return jax.lax.Precision.HIGHEST if dtype == jnp.float32 else jax.lax.Precision.DEFAULT
@@ -56,6 +67,8 @@ def sigmoid_attention_xla(
     """
     b, t, n, _ = query.shape
     s = key.shape[1]
+    query = zero_padding(query, q_lens)
+    key, value = zero_padding(key, kv_lens), zero_padding(value, kv_lens)
     logits = jnp.einsum(
         "btnh,bsnh->bnts",
         query,
@@ -92,6 +105,8 @@ def softmax_attention_xla(
     """Softmax attention with the same masking rules; rows with no valid key are 0."""
     b, t, n, _ = query.shape
     s = key.shape[1]
+    query = zero_padding(query, q_lens)
+    key, value = zero_padding(key, kv_lens), zero_padding(value, kv_lens)
     logits = jnp.einsum(
         "btnh,bsnh->bnts",
         query,

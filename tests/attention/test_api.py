@@ -72,6 +72,34 @@ def test_xla_matches_float64_definition(kind, causal):
     assert np.all(np.asarray(out)[1, 7:] == 0) and np.all(np.asarray(out)[1] == 0)
 
 
+@pytest.mark.parametrize(
+    "fn", [sigjax.sigmoid_attention, sigjax.softmax_attention], ids=["sigmoid", "softmax"]
+)
+def test_nan_in_padding_reaches_no_valid_output_or_gradient(fn):
+    # Masked weights are 0, but 0 * NaN is NaN: the reference gave NaN in every valid output row
+    # for a NaN in a padded value, and NaN gradients for a NaN in a padded query or key.
+    q, k, v = inputs(b=2, t=9, s=11)
+    ql, kl = jnp.array([9, 4]), jnp.array([6, 11])
+    q_pad = jnp.arange(9)[None, :, None, None] >= ql[:, None, None, None]
+    k_pad = jnp.arange(11)[None, :, None, None] >= kl[:, None, None, None]
+
+    def run(fill):
+        def loss(q, k, v):
+            out = fn(q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, implementation="xla")
+            return jnp.sum(jnp.sin(out)), out
+
+        args = (jnp.where(q_pad, fill, q), jnp.where(k_pad, fill, k), jnp.where(k_pad, fill, v))
+        (_, out), grads = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(*args)
+        return out, grads
+
+    out, grads = run(jnp.nan)
+    out_clean, grads_clean = run(0.0)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(out_clean))
+    for g, g_clean, pad in zip(grads, grads_clean, (q_pad, k_pad, k_pad), strict=True):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(g_clean))
+        assert np.all(np.asarray(jnp.where(pad, g, 0)) == 0)  # Padded tokens: exactly 0.
+
+
 def test_default_sigmoid_bias_is_minus_log_valid_keys():
     q, k, v = inputs()
     kl = jnp.array([23, 5, 1], jnp.int32)

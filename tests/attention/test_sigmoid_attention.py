@@ -190,6 +190,41 @@ class KernelSuite:
             assert np.all(np.asarray(db[bi, int(kl[bi]) :]) == 0)
             assert np.any(np.asarray(dq[bi, : int(ql[bi])]) != 0)
 
+    @pytest.mark.parametrize("bs", [SMALL, FUSED], ids=["split_bwd", "fused_bwd"])
+    def test_nan_in_padding_reaches_no_valid_output_or_gradient(self, bs):
+        # Masked weights are 0, but 0 * NaN is NaN: padded q, k, v (here NaN, as in a buffer with
+        # missing values) must give what zeros there give, and padded tokens zero gradient.
+        case = (2, 37, 45, 2, 24, True, True, True, "float32", bs)
+        q, k, v, kb, ql, kl = make_inputs(case, seed=6)
+        ql, kl = jnp.array([37, 21], jnp.int32), jnp.array([29, 45], jnp.int32)
+        kw = dict(is_causal=True, query_seq_lengths=ql, key_value_seq_lengths=kl, kernel_config=bs)
+        q_pad = np.arange(37)[None, :] >= np.asarray(ql)[:, None]
+        k_pad = np.arange(45)[None, :] >= np.asarray(kl)[:, None]
+
+        def fill(x, pad, value):
+            return jnp.where(jnp.asarray(pad)[:, :, None, None], value, x)
+
+        ct = jnp.asarray(np.random.default_rng(7).normal(size=q.shape), jnp.float32)
+
+        def run(q, k, v):
+            def loss(*args):
+                out = self.pallas(*args, **kw)
+                return jnp.sum(out * ct), out
+
+            (_, out), grads = jax.value_and_grad(loss, (0, 1, 2, 3), has_aux=True)(q, k, v, kb)
+            return out, grads
+
+        out_clean, grads_clean = run(fill(q, q_pad, 0.0), fill(k, k_pad, 0.0), fill(v, k_pad, 0.0))
+        out, grads = run(fill(q, q_pad, jnp.nan), fill(k, k_pad, jnp.nan), fill(v, k_pad, jnp.nan))
+        assert np.all(np.isfinite(np.asarray(out)))
+        np.testing.assert_allclose(np.asarray(out), np.asarray(out_clean), atol=1e-6)
+        for g, g_clean in zip(grads, grads_clean, strict=True):
+            assert np.all(np.isfinite(np.asarray(g)))
+            np.testing.assert_allclose(np.asarray(g), np.asarray(g_clean), atol=1e-5)
+        dq, dk, dv, _ = grads
+        assert np.all(np.asarray(dq)[q_pad] == 0)
+        assert np.all(np.asarray(dk)[k_pad] == 0) and np.all(np.asarray(dv)[k_pad] == 0)
+
     def test_zero_valid_keys_and_queries_give_zeros(self):
         case = (2, 20, 30, 1, 16, False, False, False, "float32", SMALL)
         q, k, v, _, _, _ = make_inputs(case)
