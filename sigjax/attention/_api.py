@@ -263,7 +263,8 @@ def softmax_attention(
     """Softmax attention with sigmoid_attention's signature and padding rules: the baseline.
 
     Uses `jax.nn.dot_product_attention` (cuDNN flash attention on GPU where it supports the case,
-    XLA otherwise). Rows of padded queries and of sequences with no valid key are 0.
+    XLA otherwise). Rows of padded queries and of sequences with no valid key are 0. With "xla",
+    a key with a -inf bias is masked too: a row the bias hides entirely is 0, not NaN.
 
     Args:
       query, key, value, bias, scale, is_causal, query_seq_lengths, key_value_seq_lengths: as in

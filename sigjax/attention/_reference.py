@@ -102,7 +102,11 @@ def softmax_attention_xla(
     scale: float,
     is_causal: bool,
 ) -> Float[Array, "B T N H"]:
-    """Softmax attention with the same masking rules; rows with no valid key are 0."""
+    """Softmax attention with the same masking rules; rows with no valid key are 0.
+
+    A key whose logit is -inf (a -inf bias: how `make_attention_fn` passes a mask) is masked too,
+    so a row that a bias hides entirely is 0 like a row with no valid key, not NaN.
+    """
     b, t, n, _ = query.shape
     s = key.shape[1]
     query = zero_padding(query, q_lens)
@@ -117,7 +121,7 @@ def softmax_attention_xla(
     logits = logits * scale
     if bias is not None:
         logits = logits + _broadcast_bias(bias, b, n, t, s)
-    mask = valid_mask(q_lens, kv_lens, t, s, is_causal)
+    mask = valid_mask(q_lens, kv_lens, t, s, is_causal) & (logits > -jnp.inf)
     # A finite fill keeps fully masked rows NaN-free; they are zeroed below.
     logits = jnp.where(mask, logits, -1e30)
     weights = jax.nn.softmax(logits, axis=-1)

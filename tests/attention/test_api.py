@@ -100,6 +100,21 @@ def test_nan_in_padding_reaches_no_valid_output_or_gradient(fn):
         assert np.all(np.asarray(jnp.where(pad, g, 0)) == 0)  # Padded tokens: exactly 0.
 
 
+def test_softmax_row_hidden_by_a_minus_inf_bias_is_zero_not_nan():
+    q, k, v = inputs(b=2, t=5, s=7)
+    bias = jnp.zeros((2, 7)).at[1].set(-jnp.inf).at[0, 3:].set(-jnp.inf)
+
+    def loss(q, bias):
+        out = sigjax.softmax_attention(q, k, v, bias, implementation="xla")
+        return jnp.sum(out**2), out
+
+    (_, out), (dq, dbias) = jax.value_and_grad(loss, (0, 1), has_aux=True)(q, bias)
+    assert np.all(np.asarray(out)[1] == 0) and np.all(np.asarray(dq)[1] == 0)
+    ref = sigjax.softmax_attention(q, k, v, key_value_seq_lengths=jnp.array([3, 0]))
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-6)
+    assert np.all(np.isfinite(np.asarray(dq))) and np.all(np.isfinite(np.asarray(dbias)))
+
+
 def test_default_sigmoid_bias_is_minus_log_valid_keys():
     q, k, v = inputs()
     kl = jnp.array([23, 5, 1], jnp.int32)

@@ -341,6 +341,33 @@ def test_attention_fn_inside_nnx_multihead_attention(attention):
         )
 
 
+@pytest.mark.parametrize("attention", ["sigmoid", "softmax"])
+def test_attention_fn_fully_masked_rows_are_zero_with_finite_gradients(attention):
+    # nnx.make_attention_mask(pad, pad) hides every key from padded queries (and a sequence of
+    # length 0 hides all): softmax over a row of -inf gave NaN there, and NaN parameter
+    # gradients through the whole layer.
+    kw = dict(num_heads=2, in_features=32, qkv_features=32, decode=False, rngs=nnx.Rngs(0))
+    mha = nnx.MultiHeadAttention(**kw, attention_fn=make_attention_fn(attention))
+    x = jax.random.normal(jax.random.key(2), (3, 8, 32))
+    lengths = jnp.array([8, 5, 0], jnp.int32)
+    pad = jnp.arange(8)[None, :] < lengths[:, None]
+    mask = nnx.make_attention_mask(pad, pad)
+    heads = mha.attention_fn(mha.query(x), mha.key(x), mha.value(x), mask=mask)
+    assert np.all(np.asarray(heads)[~np.asarray(pad)] == 0)
+    op = sigjax.sigmoid_attention if attention == "sigmoid" else sigjax.softmax_attention
+    ref = op(
+        mha.query(x),
+        mha.key(x),
+        mha.value(x),
+        query_seq_lengths=lengths,
+        key_value_seq_lengths=lengths,
+        implementation="xla",
+    )
+    np.testing.assert_allclose(heads, ref, atol=1e-5)
+    grads = nnx.grad(lambda m: jnp.sum(m(x, mask=mask) ** 2))(mha)
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree.leaves(grads))
+
+
 def test_attention_output_norm_bounds_the_attention_branch():
     # Scale the attention's output projection up 1000x: the block's update x_out - x (attention
     # branch + MLP branch) grows with it, unless the attention branch is LayerNorm-ed.
