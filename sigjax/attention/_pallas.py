@@ -238,6 +238,10 @@ def _per_shard(
 ):
     _, t, _, h = q.shape
     s = k.shape[1]
+    if 0 in (*q.shape, s):
+        # No query or no key: the output is 0 (empty, or a sum over no keys), and a kernel grid
+        # or block over an empty axis does not lower.
+        return jnp.zeros(q.shape, q.dtype)
     h_pad = max(16, next_power_of_2(h))  # Zero head-dim columns change no dot product.
     interpret = _interpret()
     if config is None:

@@ -210,6 +210,27 @@ def test_implementation_has_one_spelling_per_choice(fn, implementation, match):
         fn(**_bad(implementation=implementation))
 
 
+@pytest.mark.parametrize("b, t, s", [(0, 12, 12), (2, 0, 12), (2, 12, 0), (2, 0, 0)])
+def test_empty_batch_or_sequence_gives_the_reference_result_in_every_implementation(b, t, s):
+    # The Pallas path stopped with a slice error from inside the interpreter (a kernel grid or
+    # block over an empty axis); the reference gives zeros (a sum over no keys) and zero grads.
+    q, k, v = inputs(b=b, t=t, s=s)
+
+    def run(implementation):
+        def loss(q, k, v):
+            out = sigjax.sigmoid_attention(q, k, v, implementation=implementation)
+            return jnp.sum(out**2), out
+
+        with _pallas.force_interpret(True):
+            return jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(q, k, v)
+
+    (_, out), grads = run("pallas")
+    (_, ref), ref_grads = run("xla")
+    assert out.shape == ref.shape == q.shape and np.all(np.asarray(out) == 0)
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert g.shape == r.shape and np.all(np.asarray(g) == np.asarray(r))
+
+
 def test_kernel_config_with_xla_is_refused():
     with pytest.raises(ValueError, match="kernel_config: got"):
         sigjax.sigmoid_attention(**_bad(implementation="xla", kernel_config=KernelConfig()))
