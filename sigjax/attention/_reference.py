@@ -79,8 +79,10 @@ def sigmoid_attention_xla(
     logits = logits * scale + sigmoid_bias.astype(jnp.float32)[:, None, None, None]
     if bias is not None:
         logits = logits + _broadcast_bias(bias, b, n, t, s)
-    weights = jax.nn.sigmoid(logits)
-    weights = jnp.where(valid_mask(q_lens, kv_lens, t, s, is_causal), weights, 0.0)
+    mask = valid_mask(q_lens, kv_lens, t, s, is_causal)
+    # Masked logits are replaced before the sigmoid too: a NaN there (a NaN bias on a padded key)
+    # would come back through its gradient as 0 * NaN into dq, dk and the bias gradient.
+    weights = jnp.where(mask, jax.nn.sigmoid(jnp.where(mask, logits, 0.0)), 0.0)
     out = jnp.einsum(
         "bnts,bsnh->btnh",
         weights.astype(value.dtype) if value.dtype != jnp.float32 else weights,

@@ -100,6 +100,31 @@ def test_nan_in_padding_reaches_no_valid_output_or_gradient(fn):
         assert np.all(np.asarray(jnp.where(pad, g, 0)) == 0)  # Padded tokens: exactly 0.
 
 
+@pytest.mark.parametrize("implementation", ["xla", "pallas"])
+def test_nan_bias_on_padded_keys_reaches_no_gradient(implementation):
+    # The reference zeroed sigmoid weights after the sigmoid only: a NaN bias on a padded key
+    # came back through sigmoid's gradient as NaN in dq of valid rows and in the bias gradient.
+    q, k, v = inputs(b=2, t=9, s=11)
+    kl = jnp.array([11, 6])
+    bias = jnp.asarray(np.random.default_rng(5).normal(size=(2, 11)), jnp.float32)
+
+    def grads(bias):
+        def loss(q, bias):
+            out = sigjax.sigmoid_attention(
+                q, k, v, bias, key_value_seq_lengths=kl, implementation=implementation
+            )
+            return jnp.sum(out**2)
+
+        with _pallas.force_interpret(True):
+            return jax.grad(loss, (0, 1))(q, bias)
+
+    dq, dbias = grads(bias.at[1, 6:].set(jnp.nan))
+    dq_clean, dbias_clean = grads(bias)
+    np.testing.assert_allclose(np.asarray(dq), np.asarray(dq_clean), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dbias), np.asarray(dbias_clean), atol=1e-5)
+    assert np.all(np.asarray(dbias)[1, 6:] == 0)
+
+
 def test_softmax_row_hidden_by_a_minus_inf_bias_is_zero_not_nan():
     q, k, v = inputs(b=2, t=5, s=7)
     bias = jnp.zeros((2, 7)).at[1].set(-jnp.inf).at[0, 3:].set(-jnp.inf)
