@@ -133,14 +133,25 @@ class SelfAttention(nnx.Module):
                 f"model.num_heads={num_heads}"
             )
         check_attention(attention, implementation)
-        self.num_heads, self.attention, self.implementation = num_heads, attention, implementation
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.attention, self.implementation = attention, implementation
         self.qkv = nnx.Linear(embed_dim, 3 * embed_dim, dtype=dtype, rngs=rngs)
         self.out = nnx.Linear(embed_dim, embed_dim, dtype=dtype, rngs=rngs)
 
     def __call__(
         self, x: Float[Array, "B L E"], lengths: Int[Array, " B"]
     ) -> Float[Array, "B L E"]:
-        """Attends every token to the valid tokens of its sequence (`lengths`)."""
+        """Attends every token to the valid tokens of its sequence (`lengths`).
+
+        Raises:
+          ValueError: `x` not [B, L, E] with this layer's E; as `sigjax.sigmoid_attention` for
+            `lengths`.
+        """
+        if getattr(x, "ndim", None) != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(
+                f"x: got shape {getattr(x, 'shape', type(x).__name__)}, expected "
+                f"[B, L, E={self.embed_dim}]"
+            )
         b, length, e = x.shape
         q, k, v = (
             y.reshape(b, length, self.num_heads, e // self.num_heads)

@@ -170,6 +170,14 @@ def test_sigmoid_softmax_switch_calls_the_right_op():
     assert not np.allclose(e_sig, e_soft, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(8, 32), (2, 8, 48), (1, 2, 8, 32)])
+def test_self_attention_names_a_wrong_input_shape(shape):
+    # Was a bare "not enough values to unpack" or a dot_general shape error from inside the layer.
+    layer = SelfAttention(32, 2, implementation="xla", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=re.escape(f"x: got shape {shape}, expected [B, L, E=32]")):
+        layer(jnp.ones(shape), jnp.array([8, 8]))
+
+
 def test_bf16_compute_keeps_float32_params():
     model = CellEncoder(model_config(dtype="bfloat16"), rngs=nnx.Rngs(0))
     params = nnx.state(model, nnx.Param)
