@@ -4,6 +4,7 @@ Both take the layout of `jax.nn.dot_product_attention`: query [B, T, N, H], key/
 """
 
 import math
+import numbers
 from typing import Literal
 
 import jax
@@ -126,8 +127,15 @@ def _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_leng
 def _resolve_scale(scale, head_dim: int) -> float:
     if scale is None:
         return 1.0 / math.sqrt(head_dim)
-    if not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        _fail("scale", scale, "a finite Python float or None (1/sqrt(H))")
+    # Python and NumPy numbers, and concrete 0-d arrays (1 / jnp.sqrt(h)); the kernels take the
+    # scale as a constant, so a traced one is refused.
+    number = isinstance(scale, numbers.Real) and not isinstance(scale, bool)
+    if isinstance(scale, jax.Array) and scale.shape == () and _is_concrete(scale):
+        number = jnp.issubdtype(scale.dtype, jnp.floating) or jnp.issubdtype(
+            scale.dtype, jnp.integer
+        )
+    if not number or not math.isfinite(float(scale)):
+        _fail("scale", repr(scale), "a finite number (not traced) or None (1/sqrt(H))")
     return float(scale)
 
 
@@ -185,7 +193,8 @@ def sigmoid_attention(
       value: [B, S, N, H] values, same dtype as query.
       bias: optional additive logit bias, [B, S] (one value per key, every implementation) or, for
         implementation="xla" only, any shape broadcastable to [B, N, T, S].
-      scale: logit scale; default 1/sqrt(H).
+      scale: logit scale, a finite number (Python, NumPy, or a concrete 0-d array; not traced);
+        default 1/sqrt(H).
       sigmoid_bias: None for the paper's -log(valid keys of sequence b), else a float or [B].
       is_causal: mask keys after the query (key j <= query i).
       query_seq_lengths: [B] int, valid queries per sequence; default T. Concrete values must lie

@@ -212,6 +212,21 @@ def test_bad_input_names_the_argument(fn, over, match):
         fn(**_bad(**over))
 
 
+def test_scale_takes_any_concrete_real_number():
+    # NumPy float32 and concrete jax scalars (1 / jnp.sqrt(h)) were refused as "not a Python
+    # float", while True passed as 1.0.
+    q, k, v = inputs(b=2, t=5, s=7)
+    want = sigjax.sigmoid_attention(q, k, v, scale=0.25, implementation="xla")
+    for scale in (np.float32(0.25), jnp.float32(0.25), 1 / jnp.sqrt(16.0)):
+        got = sigjax.sigmoid_attention(q, k, v, scale=scale, implementation="xla")
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    for scale, match in ((True, "scale: got True"), ("0.5", "scale: got '0.5'")):
+        with pytest.raises(ValueError, match=match):
+            sigjax.sigmoid_attention(q, k, v, scale=scale)
+    with pytest.raises(ValueError, match="scale: got .*Tracer.*not traced"):
+        jax.jit(lambda s: sigjax.sigmoid_attention(q, k, v, scale=s))(0.25)
+
+
 def test_bad_sigmoid_bias_shape():
     with pytest.raises(ValueError, match="sigmoid_bias: got shape"):
         sigjax.sigmoid_attention(**_bad(sigmoid_bias=jnp.zeros((3,))))
