@@ -86,8 +86,10 @@ def _check_lengths(name: str, lengths, batch: int, limit: int, limit_name: str) 
 
 def _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_lengths):
     for name, x in (("query", query), ("key", key), ("value", value)):
-        if not hasattr(x, "ndim") or x.ndim != 4:
-            _fail(name, f"rank {getattr(x, 'ndim', type(x).__name__)}", "rank 4 [B, T|S, N, H]")
+        if not hasattr(x, "ndim"):
+            _fail(name, type(x).__name__, "an array of rank 4 [B, T|S, N, H]")
+        if x.ndim != 4:
+            _fail(name, f"rank {x.ndim}", "rank 4 [B, T|S, N, H]")
         if x.dtype not in _FLOAT_DTYPES:
             _fail(name, f"dtype {x.dtype}", "float32, bfloat16 or float16")
     b, t, n, h = query.shape
@@ -147,7 +149,15 @@ def default_sigmoid_bias(kv_lens: Int[Array, " B"]) -> Float[Array, " B"]:
 def _resolve_sigmoid_bias(sigmoid_bias, kv_lens: jax.Array, batch: int) -> jax.Array:
     if sigmoid_bias is None:
         return default_sigmoid_bias(kv_lens)
-    sigmoid_bias = jnp.asarray(sigmoid_bias)
+    try:
+        array = jnp.asarray(sigmoid_bias)
+    except TypeError:  # A string or another non-numeric object.
+        array = None
+    if array is None or not (
+        jnp.issubdtype(array.dtype, jnp.floating) or jnp.issubdtype(array.dtype, jnp.integer)
+    ):
+        _fail("sigmoid_bias", repr(sigmoid_bias), f"None, a float, or shape ({batch},)")
+    sigmoid_bias = array
     if sigmoid_bias.shape not in ((), (batch,)):
         _fail("sigmoid_bias", f"shape {sigmoid_bias.shape}", f"None, a float, or shape ({batch},)")
     if not jnp.issubdtype(sigmoid_bias.dtype, jnp.floating):
@@ -214,7 +224,8 @@ def sigmoid_attention(
 
     Raises:
       ValueError: naming the argument, on wrong ranks, shapes, dtypes, head dims, lengths (when
-        concrete), implementation names, or a kernel_config with implementation "xla".
+        concrete), scale, sigmoid_bias, implementation names, or a kernel_config that is not a
+        KernelConfig or comes with implementation "xla".
     """
     check_implementation(implementation, SIGMOID_IMPLEMENTATIONS, "sigmoid_attention")
     if kernel_config is not None and implementation == "xla":
@@ -239,6 +250,10 @@ def sigmoid_attention(
                 "[B, S] for implementation='pallas' (use 'xla' for full biases)",
             )
         from sigjax.attention import _pallas  # Keeps Pallas out of the import path of xla users.
+
+        config_type = _pallas.kernels.KernelConfig
+        if kernel_config is not None and not isinstance(kernel_config, config_type):
+            _fail("kernel_config", repr(kernel_config), "None or a KernelConfig")
 
         return _pallas.sigmoid_attention_pallas(
             query,

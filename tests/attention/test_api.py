@@ -233,6 +233,25 @@ def test_bad_sigmoid_bias_shape():
 
 
 @pytest.mark.parametrize(
+    "over, match",
+    [
+        # Were a bare TypeError from jnp.asarray, an AttributeError from inside the Pallas path
+        # ('dict' object has no attribute 'hopper_fwd'), and "query: got rank list".
+        (dict(sigmoid_bias="-2"), "sigmoid_bias: got '-2', expected None, a float"),
+        (dict(sigmoid_bias=True), "sigmoid_bias: got True, expected None, a float"),
+        (
+            dict(implementation="pallas", kernel_config={"block_q": 16}),
+            "kernel_config: got {'block_q': 16}, expected None or a KernelConfig",
+        ),
+        (dict(query=[[[[0.0] * 16] * 2] * 5] * 2), "query: got list, expected an array of rank 4"),
+    ],
+)
+def test_bad_sigmoid_only_or_non_array_input_names_the_argument(over, match):
+    with _pallas.force_interpret(True), pytest.raises(ValueError, match=match):
+        sigjax.sigmoid_attention(**_bad(**over))
+
+
+@pytest.mark.parametrize(
     "fn, implementation, match",
     [
         (sigjax.sigmoid_attention, "auto", "implementation: got 'auto'.*write None"),
