@@ -294,8 +294,8 @@ def softmax_attention(
       query, key, value, bias, scale, is_causal, query_seq_lengths, key_value_seq_lengths: as in
         `sigmoid_attention`.
       implementation: None (automatic: on GPU cuDNN where it supports the case, else XLA;
-        elsewhere XLA), "cudnn" (raises where cuDNN refuses the case) or "xla". Other values
-        raise.
+        elsewhere XLA), "cudnn" (raises off GPU and where cuDNN refuses the case) or "xla".
+        Other values raise.
 
     Returns:
       [B, T, N, H] output in the query dtype.
@@ -304,6 +304,12 @@ def softmax_attention(
       ValueError: as `sigmoid_attention`.
     """
     check_implementation(implementation, SOFTMAX_IMPLEMENTATIONS, "softmax_attention")
+    if implementation == "cudnn" and not _default_backend_is_gpu():
+        _fail(
+            "implementation",
+            f"'cudnn' on the {jax.default_backend()} backend",
+            "None or 'xla' off GPU (cuDNN runs on NVIDIA GPUs only)",
+        )
     q_lens, kv_lens = _check_inputs(
         query, key, value, bias, query_seq_lengths, key_value_seq_lengths
     )

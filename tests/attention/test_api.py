@@ -290,6 +290,13 @@ def test_empty_batch_or_sequence_gives_the_reference_result_in_every_implementat
         assert g.shape == r.shape and np.all(np.asarray(g) == np.asarray(r))
 
 
+@pytest.mark.skipif(jax.default_backend() == "gpu", reason="cuDNN runs there")
+def test_cudnn_off_gpu_is_refused_naming_the_argument():
+    # Was jax's RuntimeError("cuDNN is not detected."), naming no argument.
+    with pytest.raises(ValueError, match=r"implementation: got 'cudnn' on the cpu backend"):
+        sigjax.softmax_attention(**_bad(implementation="cudnn"))
+
+
 def test_kernel_config_with_xla_is_refused():
     with pytest.raises(ValueError, match="kernel_config: got"):
         sigjax.sigmoid_attention(**_bad(implementation="xla", kernel_config=KernelConfig()))
