@@ -168,6 +168,17 @@ class SelfAttention(nnx.Module):
         return self.out(out.reshape(b, length, e))
 
 
+def _broadcast(name: str, x: jax.Array, shape: tuple) -> jax.Array:
+    """`x` broadcast to `shape` ([..., N, T, S]), or a ValueError naming the argument."""
+    try:
+        return jnp.broadcast_to(x, shape)
+    except ValueError as e:
+        raise ValueError(
+            f"{name}: got shape {jnp.shape(x)}, expected a shape broadcastable to [..., N, T, S] "
+            f"= {shape}"
+        ) from e
+
+
 def make_attention_fn(attention: str = "sigmoid", implementation: str | None = None):
     """An `attention_fn` for `flax.nnx.MultiHeadAttention` that runs sigjax attention.
 
@@ -188,7 +199,8 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
 
     Raises:
       ValueError: unknown attention or implementation; at call time a non-zero dropout_rate with
-        deterministic=False.
+        deterministic=False, a mask or bias that does not broadcast to [..., N, T, S], or
+        inputs that `sigjax.sigmoid_attention` refuses.
     """
     check_attention(attention, implementation)
 
@@ -214,6 +226,8 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
                 f"dropout_rate: got {dropout_rate}, expected 0 (or deterministic=True) with "
                 "sigjax attention"
             )
+        if query.ndim < 3:
+            raise ValueError(f"query: got shape {query.shape}, expected [..., T, N, H]")
         batch_shape = query.shape[:-3]
         # Fold any leading batch dims into one: the op takes [B, T, N, H].
         q, k, v = (x.reshape((-1, *x.shape[-3:])) for x in (query, key, value))
@@ -222,7 +236,7 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
         t, n, s = q.shape[1], q.shape[2], k.shape[1]
         full_bias, sigmoid_bias = None, None
         if mask is not None:
-            mask = jnp.broadcast_to(mask, (*batch_shape, n, t, s)).reshape(-1, n, t, s)
+            mask = _broadcast("mask", mask, (*batch_shape, n, t, s)).reshape(-1, n, t, s)
             full_bias = jnp.where(mask, 0.0, -jnp.inf)
             if attention == "sigmoid":
                 # The paper's -log(valid keys), per query row since a mask may differ per row.
@@ -230,7 +244,7 @@ def make_attention_fn(attention: str = "sigmoid", implementation: str | None = N
                 full_bias = full_bias - jnp.log(visible)
                 sigmoid_bias = 0.0
         if bias is not None:
-            bias = jnp.broadcast_to(bias, (*batch_shape, n, t, s)).reshape(-1, n, t, s)
+            bias = _broadcast("bias", bias, (*batch_shape, n, t, s)).reshape(-1, n, t, s)
             full_bias = bias if full_bias is None else full_bias + bias
         exact = full_bias is not None  # A [B, N, T, S] bias needs the XLA path.
         if exact and implementation not in (None, "xla"):

@@ -490,6 +490,24 @@ def test_an_implementation_the_attention_lacks_is_refused_not_swapped(attention,
         make_attention_fn(attention, implementation)
 
 
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        # Were jax's "Incompatible types for broadcasting", naming no argument (a [B, 1, T, T]
+        # self-attention mask passed with S != T), and "query: got rank 3" for a rank-2 query.
+        (dict(mask=jnp.ones((3, 1, 7, 7), bool)), r"mask: got shape \(3, 1, 7, 7\), expected"),
+        (dict(bias=jnp.ones((3, 1, 7, 7))), r"bias: got shape \(3, 1, 7, 7\), expected"),
+        (dict(query=jnp.ones((2, 16))), r"query: got shape \(2, 16\), expected \[\.\.\., T, N"),
+    ],
+)
+def test_attention_fn_names_a_mask_bias_or_query_of_the_wrong_shape(kw, match):
+    q, k = jnp.ones((3, 7, 2, 16)), jnp.ones((3, 5, 2, 16))
+    args = dict(query=q, key=k, value=k) | kw
+    for attention in ("sigmoid", "softmax"):
+        with pytest.raises(ValueError, match=match):
+            make_attention_fn(attention)(**args)
+
+
 def test_attention_fn_refuses_a_kernel_request_it_cannot_run_with_a_mask():
     fn = make_attention_fn("sigmoid", "pallas")
     x = jnp.ones((1, 8, 2, 16))
