@@ -105,6 +105,12 @@ def _check_inputs(query, key, value, bias, query_seq_lengths, key_value_seq_leng
     if bias is not None:
         if not hasattr(bias, "ndim"):
             _fail("bias", type(bias).__name__, "an array")
+        if bias.dtype == jnp.bool_:  # A mask would be added to the logits as 0 and 1.
+            _fail(
+                "bias",
+                "dtype bool",
+                "an additive float bias (padding: the lengths; a mask: make_attention_fn)",
+            )
         if bias.ndim == 2:
             if bias.shape != (b, s):
                 _fail(

@@ -201,6 +201,8 @@ def _bad(**over):
         (dict(key_value_seq_lengths=jnp.array([-1, 3])), "key_value_seq_lengths: got values"),
         (dict(key_value_seq_lengths=jnp.array([3])), "key_value_seq_lengths: got shape"),
         (dict(bias=jnp.zeros((2, 6))), "bias: got shape"),
+        # A boolean mask passed as bias was added to the logits as 0 and 1.
+        (dict(bias=jnp.ones((2, 7), bool)), "bias: got dtype bool"),
         (dict(implementation="cuda"), "implementation: got 'cuda'"),
         (dict(scale=float("nan")), "scale: got nan"),
     ],
