@@ -19,7 +19,8 @@ import gzip
 import json
 import re
 
-_INSTR = re.compile(r"^\s*(?:ROOT\s+)?%(\S+)\s*=\s*(\S+(?:\[[^\]]*\])?(?:\{[^}]*\})?)\s+(\S+?)\(")
+# A shape is one array (bf16[8,1024]{1,0}) or a tuple of them (multi-output fusions).
+_INSTR = re.compile(r"^\s*(?:ROOT\s+)?%(\S+)\s*=\s*(\([^()]*\)|\S+)\s+([\w\-]+)\(")
 _COMP = re.compile(r"^\s*(?:ENTRY\s+)?%(\S+)\s.*\{\s*$")
 _CALLS = re.compile(r"calls=%([\w.\-]+)")
 _KIND = re.compile(r"kind=(\w+)")

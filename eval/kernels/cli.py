@@ -30,7 +30,7 @@ shorter than --min_sample_s, so dispatch overhead does not count. Implementation
                   automatic implementation, recorded in "impl_ran"
   triton_sigmoid  PyPI triton-sigmoid (torch), timed in a subprocess by _triton_sigmoid_runner.py
 Peak memory of forward+backward (B = 1, dense, non-causal) is measured first, in one fresh
-subprocess per implementation over ascending T (or one per T with --memory_fresh), then
+subprocess per implementation and head dim over ascending T (or one per T with --memory_fresh), then
 TritonSigmoid runs, then the JAX timings: subprocesses go first because this process's JAX
 allocator never gives device memory back.
 """

@@ -8,7 +8,7 @@ import jax
 
 from eval.kernels import measure as measure_lib
 from eval.kernels import peers, report
-from eval.kernels.specs import Shape, benchmark_shapes, memory_shapes
+from eval.kernels.specs import Shape, benchmark_shapes, memory_groups, memory_shapes
 from sigjax.attention import _pallas
 
 
@@ -61,8 +61,7 @@ def benchmark(args, argv=()) -> list[dict]:
                 rec = {"kind": "memory", "impl": impl, **s.params()}
                 results.add({**rec, "status": "skipped", "skip_reason": "memory time budget"})
             continue
-        groups = [[s] for s in mem_shapes] if args.memory_fresh else [mem_shapes]
-        for group in groups:
+        for group in memory_groups(mem_shapes, args.memory_fresh):
             for rec in measure_lib.memory_subprocess(impl, group, mem_deadline):
                 results.add(rec)
 

@@ -240,6 +240,19 @@ def memory_shapes(head_dims, seq_lens, *, hidden: int, dtype: str) -> list[Shape
     ]
 
 
+def memory_groups(shapes: list[Shape], fresh: bool = False) -> list[list[Shape]]:
+    """`shapes` split into the runs of one fresh process each: one per head dim, T ascending
+    (one per shape if `fresh`). A process's peak bytes in use never go down, so a group must not
+    follow a larger footprint with a smaller one: after H=64 at T=16,384, H=128 at T=4,096 would
+    report the earlier peak (seen on an H100, 2026-12-06)."""
+    if fresh:
+        return [[s] for s in shapes]
+    by_head = {}
+    for s in shapes:
+        by_head.setdefault(s.head_dim, []).append(s)
+    return [sorted(group, key=lambda s: s.seq_len) for group in by_head.values()]
+
+
 def make_inputs(shape: Shape, seed: int = 1):
     """Random normal q, k, v and output cotangent do (never zeros), and int32 lengths.
 

@@ -123,7 +123,7 @@ def softmax_attention_xla(
     logits = logits * scale
     if bias is not None:
         logits = logits + _broadcast_bias(bias, b, n, t, s)
-    mask = valid_mask(q_lens, kv_lens, t, s, is_causal) & (logits > -jnp.inf)
+    mask = valid_mask(q_lens, kv_lens, t, s, is_causal) & (logits != -jnp.inf)
     # A finite fill keeps fully masked rows NaN-free; they are zeroed below.
     logits = jnp.where(mask, logits, -1e30)
     weights = jax.nn.softmax(logits, axis=-1)

@@ -140,6 +140,18 @@ def test_softmax_row_hidden_by_a_minus_inf_bias_is_zero_not_nan():
     assert np.all(np.isfinite(np.asarray(dq))) and np.all(np.isfinite(np.asarray(dbias)))
 
 
+@pytest.mark.parametrize(
+    "fn", [sigjax.sigmoid_attention, sigjax.softmax_attention], ids=["sigmoid", "softmax"]
+)
+def test_nan_in_a_valid_key_is_not_hidden(fn):
+    # Padding is cleared and -inf logits are masked, but a NaN where the data is valid must show
+    # (as NaN in the rows that see it), not be dropped like a masked key.
+    q, k, v = inputs(b=2, t=5, s=7)
+    out = fn(q, k.at[0, 2, 0, 0].set(jnp.nan), v, implementation="xla")
+    assert np.all(np.isnan(np.asarray(out)[0, :, 0]))
+    assert np.all(np.isfinite(np.asarray(out)[1]))
+
+
 def test_default_sigmoid_bias_is_minus_log_valid_keys():
     q, k, v = inputs()
     kl = jnp.array([23, 5, 1], jnp.int32)

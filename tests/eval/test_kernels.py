@@ -50,6 +50,18 @@ def test_benchmark_shapes_follow_tokens_and_hidden():
         specs.benchmark_shapes([96], [1024], [0.0], [False], ["fwd"])
 
 
+def test_memory_groups_never_follow_a_larger_footprint():
+    # One process per head dim, T ascending: its peak memory never goes down, so H=128 at 4K
+    # after H=64 at 16K would report H=64's peak.
+    shapes = specs.memory_shapes([64, 128], [16384, 4096, 8192], hidden=2048, dtype="bfloat16")
+    groups = specs.memory_groups(shapes)
+    assert [[(s.head_dim, s.seq_len) for s in g] for g in groups] == [
+        [(64, 4096), (64, 8192), (64, 16384)],
+        [(128, 4096), (128, 8192), (128, 16384)],
+    ]
+    assert [len(g) for g in specs.memory_groups(shapes, fresh=True)] == [1] * 6
+
+
 def test_parse_args_quick_and_tune():
     args = cli.parse_args(["tune", "--quick", "--out", "x", "--causal", "both", "--seq_lens", "64"])
     assert args.tune and args.quick and args.causal == [False, True]
