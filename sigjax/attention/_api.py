@@ -147,6 +147,15 @@ def _resolve_scale(scale, head_dim: int) -> float:
     return float(scale)
 
 
+def _resolve_causal(is_causal) -> bool:
+    # It selects a kernel variant (static): Python and NumPy bools, and 0 or 1.
+    if isinstance(is_causal, (bool, np.bool_)):
+        return bool(is_causal)
+    if isinstance(is_causal, numbers.Integral) and is_causal in (0, 1):
+        return bool(is_causal)
+    _fail("is_causal", repr(is_causal), "True or False (not traced)")
+
+
 def default_sigmoid_bias(kv_lens: Int[Array, " B"]) -> Float[Array, " B"]:
     """The paper's bias, -log(number of valid keys); a sequence with no valid key gets 0."""
     return -jnp.log(jnp.maximum(kv_lens, 1).astype(jnp.float32))
@@ -240,6 +249,7 @@ def sigmoid_attention(
         query, key, value, bias, query_seq_lengths, key_value_seq_lengths
     )
     scale = _resolve_scale(scale, query.shape[-1])
+    is_causal = _resolve_causal(is_causal)
     sb = _resolve_sigmoid_bias(sigmoid_bias, kv_lens, query.shape[0])
     if implementation is None:
         implementation = "pallas" if _default_backend_is_gpu() else "xla"
@@ -320,6 +330,7 @@ def softmax_attention(
         query, key, value, bias, query_seq_lengths, key_value_seq_lengths
     )
     scale = _resolve_scale(scale, query.shape[-1])
+    is_causal = _resolve_causal(is_causal)
     t = query.shape[1]
     if implementation == "xla" or (implementation is None and not _default_backend_is_gpu()):
         key, value = like_query(query, key, value)

@@ -127,7 +127,9 @@ class SelfAttention(nnx.Module):
         dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        if num_heads < 1 or embed_dim % num_heads:
+        if num_heads < 1:
+            raise ValueError(f"model.num_heads: got {num_heads}, expected at least 1")
+        if embed_dim % num_heads:
             raise ValueError(
                 f"model.embed_dim: got {embed_dim}, expected a multiple of "
                 f"model.num_heads={num_heads}"

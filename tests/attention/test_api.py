@@ -152,6 +152,25 @@ def test_nan_in_a_valid_key_is_not_hidden(fn):
     assert np.all(np.isfinite(np.asarray(out)[1]))
 
 
+@pytest.mark.parametrize(
+    "fn", [sigjax.sigmoid_attention, sigjax.softmax_attention], ids=["sigmoid", "softmax"]
+)
+def test_is_causal_must_be_a_static_bool(fn):
+    q, k, v = inputs(b=1, t=5, s=5)
+    causal = fn(q, k, v, is_causal=True, implementation="xla")
+    np.testing.assert_array_equal(
+        np.asarray(fn(q, k, v, is_causal=np.bool_(True), implementation="xla")), causal
+    )
+    np.testing.assert_array_equal(
+        np.asarray(fn(q, k, v, is_causal=1, implementation="xla")), causal
+    )
+    for bad in ("yes", 2, None):
+        with pytest.raises(ValueError, match="is_causal: got"):
+            fn(q, k, v, is_causal=bad, implementation="xla")
+    with pytest.raises(ValueError, match="is_causal: got .*not traced"):
+        jax.jit(lambda c: fn(q, k, v, is_causal=c, implementation="xla"))(True)
+
+
 def test_default_sigmoid_bias_is_minus_log_valid_keys():
     q, k, v = inputs()
     kl = jnp.array([23, 5, 1], jnp.int32)

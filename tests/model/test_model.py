@@ -178,6 +178,13 @@ def test_self_attention_names_a_wrong_input_shape(shape):
         layer(jnp.ones(shape), jnp.array([8, 8]))
 
 
+def test_self_attention_names_bad_sizes():
+    with pytest.raises(ValueError, match="model.num_heads: got 0, expected at least 1"):
+        SelfAttention(32, 0, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="model.embed_dim: got 30, expected a multiple of"):
+        SelfAttention(30, 4, rngs=nnx.Rngs(0))
+
+
 def test_bf16_compute_keeps_float32_params():
     model = CellEncoder(model_config(dtype="bfloat16"), rngs=nnx.Rngs(0))
     params = nnx.state(model, nnx.Param)
