@@ -148,7 +148,9 @@ def _resolve_scale(scale, head_dim: int) -> float:
 
 
 def _resolve_causal(is_causal) -> bool:
-    # It selects a kernel variant (static): Python and NumPy bools, and 0 or 1.
+    # It selects a kernel variant (static): Python and NumPy bools, 0 or 1, and None (False).
+    if is_causal is None:
+        return False
     if isinstance(is_causal, (bool, np.bool_)):
         return bool(is_causal)
     if isinstance(is_causal, numbers.Integral) and is_causal in (0, 1):
@@ -221,7 +223,7 @@ def sigmoid_attention(
       scale: logit scale, a finite number (Python, NumPy, or a concrete 0-d array; not traced);
         default 1/sqrt(H).
       sigmoid_bias: None for the paper's -log(valid keys of sequence b), else a float or [B].
-      is_causal: mask keys after the query (key j <= query i).
+      is_causal: mask keys after the query (key j <= query i); a static bool (None: False).
       query_seq_lengths: [B] int, valid queries per sequence; default T. Concrete values must lie
         in [0, T]; traced values (under jax.jit) are clamped to [0, T].
       key_value_seq_lengths: [B] int, valid keys per sequence; default S. Concrete values must lie

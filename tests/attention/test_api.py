@@ -164,7 +164,11 @@ def test_is_causal_must_be_a_static_bool(fn):
     np.testing.assert_array_equal(
         np.asarray(fn(q, k, v, is_causal=1, implementation="xla")), causal
     )
-    for bad in ("yes", 2, None):
+    full = fn(q, k, v, implementation="xla")
+    np.testing.assert_array_equal(
+        np.asarray(fn(q, k, v, is_causal=None, implementation="xla")), full
+    )
+    for bad in ("yes", 2):
         with pytest.raises(ValueError, match="is_causal: got"):
             fn(q, k, v, is_causal=bad, implementation="xla")
     with pytest.raises(ValueError, match="is_causal: got .*not traced"):
