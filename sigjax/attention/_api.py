@@ -174,12 +174,9 @@ def _resolve_sigmoid_bias(sigmoid_bias, kv_lens: jax.Array, batch: int) -> jax.A
         jnp.issubdtype(array.dtype, jnp.floating) or jnp.issubdtype(array.dtype, jnp.integer)
     ):
         _fail("sigmoid_bias", repr(sigmoid_bias), f"None, a float, or shape ({batch},)")
-    sigmoid_bias = array
-    if sigmoid_bias.shape not in ((), (batch,)):
-        _fail("sigmoid_bias", f"shape {sigmoid_bias.shape}", f"None, a float, or shape ({batch},)")
-    if not jnp.issubdtype(sigmoid_bias.dtype, jnp.floating):
-        sigmoid_bias = sigmoid_bias.astype(jnp.float32)
-    return jnp.broadcast_to(sigmoid_bias.astype(jnp.float32), (batch,))
+    if array.shape not in ((), (batch,)):
+        _fail("sigmoid_bias", f"shape {array.shape}", f"None, a float, or shape ({batch},)")
+    return jnp.broadcast_to(array.astype(jnp.float32), (batch,))
 
 
 def _default_backend_is_gpu() -> bool:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from pallas_kernels import sigmoid_attention as kernels
 from pallas_kernels.sigmoid_attention import hopper
 from pallas_kernels.sigmoid_attention.config import next_power_of_2
+from sigjax.attention._reference import zero_padding
 from sigjax.attention._sharding import is_sharded, run_per_shard
 
 # None: interpret exactly when the default backend is not a GPU. Tests force it either way.
@@ -83,7 +84,8 @@ def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
             interpret=_mosaic_interpret(st),
         )
     out = kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
-    return _zero_padded_rows(out, q_lens)
+    # The Triton kernels leave rows of padded queries unspecified (cheaper than a select there).
+    return zero_padding(out, q_lens)
 
 
 def _attention_fwd(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
@@ -91,16 +93,10 @@ def _attention_fwd(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
     return out, (q, k, v, half_bias, q_lens, kv_lens)
 
 
-def _zero_padded_rows(x, q_lens):
-    # The kernels leave rows of padded queries unspecified (cheaper than a select in the kernel).
-    rows = jnp.arange(x.shape[1], dtype=jnp.int32)[None, :] < q_lens[:, None]
-    return jnp.where(rows[:, :, None, None], x, jnp.zeros((), x.dtype))
-
-
 def _attention_bwd(st: _Static, residuals, d_out):
     q, k, v, half_bias, q_lens, kv_lens = residuals
     # Padded query rows of the output are constant 0, so their cotangent must not flow.
-    d_out = _zero_padded_rows(d_out.astype(q.dtype), q_lens)
+    d_out = zero_padding(d_out.astype(q.dtype), q_lens)
     args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
     if _use_hopper(st, q):
         dq, dk, dv, *dbias = _hopper_backward(st, *args)
@@ -110,7 +106,7 @@ def _attention_bwd(st: _Static, residuals, d_out):
         dk, dv, dbias, dq = kernels.backward_dkv(*args, **kw, with_dbias=st.with_dbias)
         if not st.config.fused_bwd:
             dq = kernels.backward_dq(*args, **kw)
-    dq = _zero_padded_rows(dq, q_lens)
+    dq = zero_padding(dq, q_lens)
     if dbias is None:
         d_half_bias = jnp.zeros_like(half_bias)
     else:
@@ -246,7 +242,7 @@ def _per_shard(
     interpret = _interpret()
     if config is None:
         config = table_config(h, q.dtype, max(t, s), interpret)
-    if sharded and interpret and (config.hopper_bwd or config.hopper_fwd):
+    if sharded and interpret and _asks_hopper(config):
         # Mosaic GPU's interpreter fails on shards run side by side (seen with 2 CPU devices:
         # "Barrier remains allocated"; with 4: a hang); compiled, each GPU runs its own shard.
         # The Triton kernels' interpreter serves sharded inputs there.
