@@ -7,6 +7,9 @@ with 2 and 3 stages, T=8192 with `eval kernels`' uneven 50%-padding lengths, T=4
 dense. Rows go to $OUT/hopper_bwd.jsonl (hopper_bwd.py's format); last, $OUT/decision.txt says
 whether pipeline is >= 3% faster at T=8192 dense and no slower padded (ADOPT) or not (KEEP).
     OUT=/tmp/out python docs/probes/pipeline_bwd.py [deadline_s]
+
+Needs the tree of commit ad2b19c: the `pipeline` knob was removed after this probe measured it
+18-22% slower (docs/benchmarks.md run 16; ptxas serialises the kernel's wgmma instructions).
 """
 
 import json

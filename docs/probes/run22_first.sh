@@ -7,6 +7,8 @@
 #    alone, until P; decision.txt: ADOPT or KEEP;
 # 3. with ADOPT, the device copy's table turns hopper_pipeline on at H=64 (this copy only), then `python -m eval
 #    kernels` fwd+bwd vs cuDNN at H=64, T=4K-16K, dense and 50% padding (until K), and whole 161.5M steps (until END).
+# Ran once (docs/benchmarks.md run 16, call 1; KEEP: the pipelined backward was slower); needs the tree of ad2b19c,
+# since the knob was removed after it.
 #   bash docs/probes/run22_first.sh         (carry .whl with .whl/opt: pytest, pytest-xdist)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1

@@ -49,9 +49,6 @@ class KernelConfig:
       hopper_shared_dq: with hopper_bwd, `fused_backward(shared_dq=True)`: one dq reduce-add per
         program and query tile instead of one per warpgroup (H=128: 524 vs 453 TFLOPS backward
         alone on an H200, docs/benchmarks.md run 11; H=64: 64-byte swizzled tiles).
-      hopper_pipeline: with hopper_bwd at head dim 64 (without hopper_shared_dq; ignored
-        elsewhere), `fused_backward(pipeline=True)`: each warpgroup issues the next query tile's
-        score products before it reads and sends the current tile's dq share.
       hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
         bias): 1.05-1.18x cuDNN's softmax forward on an H200 (docs/benchmarks.md run 11).
     """
@@ -69,7 +66,6 @@ class KernelConfig:
     fused_bwd: bool = False
     hopper_bwd: bool = False
     hopper_shared_dq: bool = False
-    hopper_pipeline: bool = False
     hopper_fwd: bool = False
 
     def __post_init__(self):

@@ -207,7 +207,6 @@ def _kernel(
     stages: int,
     overlap: bool,
     shared_dq: bool,
-    pipeline: bool,
     causal: bool,
     interpreted: bool,
 ):
@@ -259,35 +258,18 @@ def _kernel(
         bias = _load_vector(bs, row_layout, interpreted)
         half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
 
-        def weights(s_t, n, masked: bool):
-            p_t = _sigmoid(s_t, scale, half_bias)
-            if masked:  # A tile on the causal diagonal.
-                p_t = _mask(p_t, k_start, _offset(first, n) * block_q, True, interpreted)
-            return p_t
-
-        def send_dq(n, dq):
-            """Adds query tile n's dq share into the float32 dq buffer."""
-            q_rows = _offset(first, n) * block_q
-            if interpreted:  # No TMA reductions there: each warpgroup adds into its own copy.
-                dst = dq_ref.at[wg, batch, pl.ds(q_rows, block_q), head]
-                dst = dst.at[:, dq_cols] if shared_dq else dst
-                dst[...] = dst[...] + dq
-                return
-            plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
-            dq_s[...] = dq
-            plgpu.commit_smem()
-            dst = tile(dq_ref, q_rows, block_q)
-            dst = dst.at[:, dq_cols] if shared_dq else dst
-            plgpu.copy_smem_to_gmem(dq_s, dst, reduction_op="add")
-
         def step(n, dbias, dk_acc, dv_acc, masked: bool):
             slot = lax.rem(n, jnp.int32(stages))
+            q_rows = lambda: _offset(first, n) * block_q  # noqa: E731 (traced where used)
             qs, dos = q_smem.at[slot], do_smem.at[slot]
             plgpu.barrier_wait(q_loaded.at[slot])
             plgpu.barrier_wait(do_loaded.at[slot])
 
-            def weights_(s_t):
-                return weights(s_t, n, masked)
+            def weights(s_t):
+                p_t = _sigmoid(s_t, scale, half_bias)
+                if masked:  # A tile on the causal diagonal.
+                    p_t = _mask(p_t, k_start, q_rows(), True, interpreted)
+                return p_t
 
             if overlap:
                 # Both score-sized products at once; the sigmoid runs while dp^T is computed,
@@ -296,7 +278,7 @@ def _kernel(
                     plgpu.wgmma(s_acc, ks, transposed(qs, 0))
                     plgpu.wgmma(dp_acc, vs, transposed(dos, 1))
                     s_t = plgpu.wgmma_accumulator_load(s_acc, wait_n=1)
-                    return weights_(s_t), dp_acc[...]
+                    return weights(s_t), dp_acc[...]
 
                 acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
                 p_t, dp_t = pl.run_scoped(front, acc_kq, acc_kq)
@@ -307,7 +289,7 @@ def _kernel(
                     plgpu.wgmma(acc, ks, transposed(qs, 0))
                     return acc[...]
 
-                p_t = weights_(pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32)))
+                p_t = weights(pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32)))
 
                 def dv_and_dp(dp_acc):
                     plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
@@ -332,7 +314,17 @@ def _kernel(
 
                 dq = pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h), jnp.float32))
             plgpu.barrier_arrive(consumed.at[slot])  # This query tile's q and d_out are used.
-            send_dq(n, dq)
+            if interpreted:  # No TMA reductions there: each warpgroup adds into its own copy.
+                dst = dq_ref.at[wg, batch, pl.ds(q_rows(), block_q), head]
+                dst = dst.at[:, dq_cols] if shared_dq else dst
+                dst[...] = dst[...] + dq
+                return dbias
+            plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
+            dq_s[...] = dq
+            plgpu.commit_smem()
+            dst = tile(dq_ref, q_rows(), block_q)
+            dst = dst.at[:, dq_cols] if shared_dq else dst
+            plgpu.copy_smem_to_gmem(dq_s, dst, reduction_op="add")
             return dbias
 
         def shared_dq_step(n, ds_t, dk_acc, qs):
@@ -370,90 +362,8 @@ def _kernel(
             dbias = _loops(split, steps, body, dbias, masked_first=True)
             return dk_acc[...], dv_acc[...], dbias
 
-        def pipelined(dk_acc, dv_acc, s_acc, dp_acc):
-            """`accumulate` with the steps software-pipelined (`pipeline`): step n+1's two
-            score-sized products are issued before step n's dq is read and sent, so the tensor
-            cores have them to work on while this warpgroup stores dq. The last step issues them
-            again for its own tile (results unused), which keeps every product out of branches.
-
-            s_acc and dp_acc live across steps and are set to 0 before each product. The
-            interpreter has no accumulator stores (and runs products synchronously): there the
-            two products go through fresh accumulators into float32 buffers instead."""
-            acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
-
-            def wait_tiles(n):
-                slot = lax.rem(n, jnp.int32(stages))
-                plgpu.barrier_wait(q_loaded.at[slot])
-                plgpu.barrier_wait(do_loaded.at[slot])
-
-            def front(n):  # s^T and dp^T of query tile n, issued (its tiles waited for).
-                slot = lax.rem(n, jnp.int32(stages))
-
-                def products(s_out, dp_out):
-                    plgpu.wgmma(s_out, ks, transposed(q_smem.at[slot], 0))
-                    plgpu.wgmma(dp_out, vs, transposed(do_smem.at[slot], 1))
-                    if interpreted:
-                        t_smem[4].at[wg][...] = s_out[...]
-                        t_smem[5].at[wg][...] = dp_out[...]
-
-                if interpreted:
-                    pl.run_scoped(products, acc_kq, acc_kq)
-                    return
-                zeros = plgpu.layout_cast(
-                    jnp.zeros((block_k, block_q), jnp.float32), plgpu.Layout.WGMMA
-                )
-                s_acc[...] = zeros
-                dp_acc[...] = zeros
-                products(s_acc, dp_acc)
-
-            def piped_step(n, dbias, masked: bool):  # s^T and dp^T of tile n are in flight.
-                slot = lax.rem(n, jnp.int32(stages))
-                qs, dos = q_smem.at[slot], do_smem.at[slot]
-                if interpreted:
-                    s_t, dp_t = t_smem[4].at[wg][...], t_smem[5].at[wg][...]
-                else:
-                    s_t = plgpu.wgmma_accumulator_load(s_acc, wait_n=1)
-                p_t = weights(s_t, n, masked)
-                if not interpreted:
-                    dp_t = plgpu.wgmma_accumulator_load(dp_acc, wait_n=0)
-                plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
-                ds_t = dp_t * p_t * (1.0 - p_t)
-                if dbias is not None:
-                    dbias = dbias + jnp.sum(ds_t, axis=1)
-                ds_t = ds_t.astype(dtype)
-                ds_s[...] = ds_t
-                plgpu.commit_smem()
-
-                def dk_dq_and_next(dq_acc):
-                    plgpu.wgmma(dk_acc, in_registers(ds_t, None), qs)
-                    plgpu.wgmma(dq_acc, transposed(ds_s, 2), ks)
-                    pl.when(n + 1 < steps)(lambda: wait_tiles(n + 1))
-                    front(jnp.minimum(n + 1, steps - 1))
-                    return plgpu.wgmma_accumulator_load(dq_acc, wait_n=2)  # dv, dk, dq done.
-
-                dq = pl.run_scoped(dk_dq_and_next, plgpu.ACC((block_q, h), jnp.float32))
-                plgpu.barrier_arrive(consumed.at[slot])
-                send_dq(n, dq)
-                return dbias
-
-            dbias = None
-            if dbias_ref:
-                dbias = jnp.zeros((block_k,), jnp.float32)
-                dbias = dbias if interpreted else plgpu.layout_cast(dbias, row_layout)
-            split = None
-            if causal:
-                split = jnp.clip(_cdiv(k_start + block_k, block_q) - first, 0, steps)
-            pl.when(steps > 0)(lambda: wait_tiles(0))
-            front(0)  # Unused (of a slot never loaded) in a program with no steps.
-            dbias = _loops(split, steps, piped_step, dbias, masked_first=True)
-            return dk_acc[...], dv_acc[...], dbias  # Waits for the last products too.
-
         acc_kh = plgpu.ACC((block_k, h), jnp.float32)
-        if pipeline:
-            acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
-            dk, dv, dbias = pl.run_scoped(pipelined, acc_kh, acc_kh, acc_kq, acc_kq)
-        else:
-            dk, dv, dbias = pl.run_scoped(accumulate, acc_kh, acc_kh)
+        dk, dv, dbias = pl.run_scoped(accumulate, acc_kh, acc_kh)
         if shared_dq:  # The other warpgroup's last dq product may still read this k.
             _, done = sync
             plgpu.barrier_arrive(done)
@@ -780,7 +690,6 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
-        "pipeline",
         "swizzle",
         "interpret",
     ),
@@ -802,7 +711,6 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
-    pipeline: bool = False,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -844,12 +752,6 @@ def fused_backward(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
-    if pipeline and (shared_dq or not overlap or h != 64):
-        raise ValueError(
-            f"pipeline=True needs overlap=True, shared_dq=False and head dim 64 (got overlap="
-            f"{overlap}, shared_dq={shared_dq}, head dim {h}: at 128 its five float32 "
-            "accumulators would not fit the registers)"
-        )
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and h == 64 else 128
     if shared_dq and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
@@ -876,11 +778,7 @@ def fused_backward(
         # Interpreter only: transposed q, d_out and ds, and p.
         _interpreter_buffers(
             interpret, dtype, (h, block_q), (h, block_q), ds_t_shape, (block_k, block_q)
-        )
-        # and with pipeline, s^T and dp^T in float32.
-        + (_interpreter_buffers(interpret, jnp.float32, *[(block_k, block_q)] * 2) or ())
-        if interpret
-        else None,
+        ),
     )
     loaded = (
         plgpu.Barrier(num_barriers=stages),
@@ -909,7 +807,6 @@ def fused_backward(
         block_k=block_k,
         overlap=overlap,
         shared_dq=shared_dq,
-        pipeline=pipeline,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),

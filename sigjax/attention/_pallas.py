@@ -176,7 +176,6 @@ def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
         causal=st.is_causal,
         with_dbias=st.with_dbias,
         shared_dq=st.config.hopper_shared_dq,
-        pipeline=st.config.hopper_pipeline and q.shape[-1] == 64 and not st.config.hopper_shared_dq,
         interpret=_mosaic_interpret(st),
     )
 

@@ -254,17 +254,6 @@ class TestHopperInterpret(HopperSuite):
             assert_grads_match(got, q, k, v, ct, TOL[case[-1]], **kw)
         assert seen == [True, True]
 
-    def test_pipeline_through_the_attention_call(self, monkeypatch):
-        # KernelConfig.hopper_pipeline reaches fused_backward at head dim 64 only.
-        seen = record_kwarg(monkeypatch, "pipeline")
-        config = dataclasses.replace(HOPPER, hopper_pipeline=True)
-        for case in (CASES[2], CASES[1]):  # H=64 padded, H=128 dense float16 (ignored there).
-            q, k, v, ql, kl, ct = make_inputs(case)
-            kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
-            got = self.grads(q, k, v, ct, config, **kw)
-            assert_grads_match(got, q, k, v, ct, TOL[case[-1]], **kw)
-        assert seen == [True, False]
-
     @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
     def test_forward_with_per_key_bias(self, causal, monkeypatch):
         # The per-key bias is streamed with k; without one, padded keys are masked by length.
@@ -341,8 +330,6 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True), 64),
             (dict(shared_dq=True, overlap=False, causal=True, with_dbias=True), 128),
             (dict(shared_dq=True, stages=3, causal=True), 128),
-            (dict(pipeline=True), 64),
-            (dict(pipeline=True, stages=3, causal=True, with_dbias=True), 64),
         ],
         ids=[
             "no_overlap",
@@ -351,8 +338,6 @@ class TestHopperInterpret(HopperSuite):
             "shared_dq_h64",
             "shared_dq_causal_dbias",
             "shared_dq_s3_causal",
-            "pipeline",
-            "pipeline_s3_causal_dbias",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -439,11 +424,7 @@ class TestHopperInterpret(HopperSuite):
             for kw in ({}, dict(stages=3), dict(causal=True, with_dbias=True, overlap=False))
             for h in (64, 128)
         ]
-        + [("fused_backward", dict(swizzle=64), 64)]
-        + [
-            ("fused_backward", dict(pipeline=True, **kw), 64)
-            for kw in ({}, dict(stages=3, causal=True, with_dbias=True))
-        ],
+        + [("fused_backward", dict(swizzle=64), 64)],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
