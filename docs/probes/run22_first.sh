@@ -23,16 +23,7 @@ done
 timeout $(left ${P:-260}) python3 docs/probes/pipeline_bwd.py $(( ${P:-260} - SECONDS - 15 )) 2>&1 \
   | grep -v -i warn | grep -E '"kind": "(check|time)"|ADOPT|KEEP|Error' | cut -c1-400
 grep -q ADOPT $OUT/decision.txt 2>/dev/null || exit 0
-python3 - <<'PY'
-import json
-p = "pallas_kernels/sigmoid_attention/tuned/default.json"
-d = json.load(open(p))
-for e in d["entries"]:
-    if e["head_dim"] == 64 and e["dtype"] == "bfloat16":
-        e["config"]["hopper_pipeline"] = True
-json.dump(d, open(p, "w"), indent=1)
-print("table (this copy): hopper_pipeline on at H=64")
-PY
+T=pallas_kernels/sigmoid_attention/tuned/default.json python3 -c 'import json, os; p = os.environ["T"]; d = json.load(open(p)); [e["config"].update(hopper_pipeline=True) for e in d["entries"] if (e["head_dim"], e["dtype"]) == (64, "bfloat16")]; json.dump(d, open(p, "w"), indent=1); print("table (this copy): hopper_pipeline on at H=64")'
 timeout $(left ${K:-430}) python3 -m eval kernels --out=$OUT/kernels --head_dims=64 --seq_lens=4096,8192,16384 \
   --impls=pallas,cudnn --modes=fwdbwd --memory_impls= --padding=0,0.5 --causal=0 \
   --budget_s=$(( ${K:-430} - SECONDS - 20 )) 2>&1 | grep -v -i warn | tail -10
