@@ -35,8 +35,12 @@ Tests (tests/attention/test_hopper.py): values and gradients in the Mosaic GPU i
 machine, the compiled kernels' lowering to Mosaic GPU MLIR (ops, layouts, shared memory); compiled
 and run on Hopper GPUs (marked `gpu`).
 
-Measured (H200, docs/benchmarks.md run 11, with the Mosaic forward and shared_dq at H=128): forward
-1.05-1.18x cuDNN softmax's, forward plus backward 1.06-1.07x at H=64 and 1.02x at H=128 (T=4K-16K).
+Measured (H200, docs/benchmarks.md run 16, with the Mosaic forward and shared_dq at H=128): forward
+1.11-1.23x cuDNN softmax's, forward plus backward 1.07-1.09x at H=64 and 1.02-1.04x at H=128
+(T=4K-16K).
+ptxas (run 16): the H=64 backward uses 168 registers without spills; the H=128 one spills 144 bytes.
+A variant that issued the next query tile's products across the loop's back edge was 18-22% slower:
+ptxas then serialises every wgmma (it reads accumulators of products still in flight).
 """
 
 import functools
