@@ -2,7 +2,9 @@
 # device time ran out): the H=128 backward spills 144 bytes of registers in the table's variant (shared_dq, overlap,
 # 2 stages; ptxas report, docs/benchmarks.md run 16). ptxas reports of the other H=128 variants (overlap off, 3
 # stages, no shared_dq) and of H=64 with 3 stages, then the backward alone at H=128, T=8192 and 16384 dense, with
-# and without overlap, to see whether a variant without the spill is faster. ~150 s.
+# and without overlap, to see whether a variant without the spill is faster (~150 s); then docs/probes/bwd_ablation.py:
+# the table's backward at H=64 and 128 with the sigmoid's tanh, the dq reduce-adds, or both taken out, to see which
+# work holds the kernel up (~100 s).
 #   bash docs/probes/run22_h128.sh          (carry .whl with .whl/opt)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false; nvidia-smi -L
@@ -19,3 +21,9 @@ hb.timing(128, 16384, 0.0, (s, dict(s, overlap=False)), None, split=False)
 import sys, json
 for l in sys.stdin:
     r = json.loads(l); print(r['variant'], r['t'], round(r['time_s']*1e3, 3), 'ms', round(r['tflops_bwd']), 'TFLOPS')"
+for a in stock no_tanh no_dq_add both; do
+  OUT=$OUT timeout 60 python3 docs/probes/bwd_ablation.py $a 2>&1 | grep '"ablation"' | python3 -c "
+import sys, json
+for l in sys.stdin:
+    r = json.loads(l); print(r['ablation'], r['h'], round(r.get('time_s', 0) * 1e3, 3), 'ms', round(r.get('tflops', 0)), r.get('error', ''))"
+done
