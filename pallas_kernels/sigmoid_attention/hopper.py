@@ -211,6 +211,7 @@ def _kernel(
     stages: int,
     overlap: bool,
     shared_dq: bool,
+    dv_after_ds: bool,
     causal: bool,
     interpreted: bool,
 ):
@@ -286,7 +287,8 @@ def _kernel(
 
                 acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
                 p_t, dp_t = pl.run_scoped(front, acc_kq, acc_kq)
-                plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
+                if not dv_after_ds:
+                    plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
             else:
 
                 def scores(acc):
@@ -305,6 +307,8 @@ def _kernel(
             if dbias is not None:
                 dbias = dbias + jnp.sum(ds_t, axis=1)
             ds_t = ds_t.astype(dtype)
+            if overlap and dv_after_ds:  # p^T in 16 bits is not held while ds^T is computed.
+                plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
             if shared_dq:
                 dq = shared_dq_step(n, ds_t, dk_acc, qs)
             else:
@@ -694,6 +698,7 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
+        "dv_after_ds",
         "swizzle",
         "interpret",
     ),
@@ -715,6 +720,7 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
+    dv_after_ds: bool = False,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -743,6 +749,11 @@ def fused_backward(
     cost of the warpgroups waiting for each other once per tile. 3 stages fit with it at H=128.
     At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit tiles are swizzled
     in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128; not yet timed).
+
+    dv_after_ds (with overlap; not yet timed): dv's product is issued after ds^T is computed
+    instead of before, so the 16-bit p^T it reads from registers is not live during that
+    computation. For the H=128 table variant, whose registers spill 144 bytes (ptxas, run 16),
+    at the cost of the product no longer overlapping ds^T's elementwise work.
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
@@ -811,6 +822,7 @@ def fused_backward(
         block_k=block_k,
         overlap=overlap,
         shared_dq=shared_dq,
+        dv_after_ds=dv_after_ds,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),
