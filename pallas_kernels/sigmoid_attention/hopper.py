@@ -211,7 +211,6 @@ def _kernel(
     stages: int,
     overlap: bool,
     shared_dq: bool,
-    dv_after_ds: bool,
     causal: bool,
     interpreted: bool,
 ):
@@ -252,12 +251,16 @@ def _kernel(
         def in_registers(x, which):
             return _in_registers(x, scratch(which), interpreted)
 
-        plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
-        plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
-        plgpu.copy_gmem_to_smem(bias_ref.at[batch, pl.ds(k_start, block_k)], bs, bias_loaded.at[wg])
-        plgpu.barrier_wait(k_loaded.at[wg])
-        plgpu.barrier_wait(v_loaded.at[wg])
-        plgpu.barrier_wait(bias_loaded.at[wg])
+        @pl.when(steps > 0)  # A program with nothing to add only writes zeros.
+        def _():
+            plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
+            plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
+            keys = pl.ds(k_start, block_k)
+            plgpu.copy_gmem_to_smem(bias_ref.at[batch, keys], bs, bias_loaded.at[wg])
+            plgpu.barrier_wait(k_loaded.at[wg])
+            plgpu.barrier_wait(v_loaded.at[wg])
+            plgpu.barrier_wait(bias_loaded.at[wg])
+
         # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
         row_layout = plgpu.Layout.WGMMA.reduce(1)
         bias = _load_vector(bs, row_layout, interpreted)
@@ -287,8 +290,7 @@ def _kernel(
 
                 acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
                 p_t, dp_t = pl.run_scoped(front, acc_kq, acc_kq)
-                if not dv_after_ds:
-                    plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
+                plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
             else:
 
                 def scores(acc):
@@ -307,8 +309,6 @@ def _kernel(
             if dbias is not None:
                 dbias = dbias + jnp.sum(ds_t, axis=1)
             ds_t = ds_t.astype(dtype)
-            if overlap and dv_after_ds:  # p^T in 16 bits is not held while ds^T is computed.
-                plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
             if shared_dq:
                 dq = shared_dq_step(n, ds_t, dk_acc, qs)
             else:
@@ -376,7 +376,7 @@ def _kernel(
             _, done = sync
             plgpu.barrier_arrive(done)
             plgpu.barrier_wait(done)
-        plgpu.wait_smem_to_gmem(0)
+        plgpu.wait_smem_to_gmem(0, wait_read_only=True)
         ks[...] = (dk * scale).astype(dtype)
         vs[...] = dv.astype(dtype)
         if dbias_ref:
@@ -388,7 +388,8 @@ def _kernel(
             dst = dbias_ref[0].at[batch, head, pl.ds(k_start, block_k)]
             plgpu.copy_smem_to_gmem(bs, dst, commit_group=False)
         plgpu.commit_smem_to_gmem_group()
-        plgpu.wait_smem_to_gmem(0)
+        # Shared memory must outlive the copies' reads; their writes complete with the kernel.
+        plgpu.wait_smem_to_gmem(0, wait_read_only=True)
 
     @pl.when(wg == COMPUTE_WGS)
     def _memory():
@@ -486,11 +487,15 @@ def _forward_kernel(
         plgpu.set_max_registers(232, action="increase")
         q_start = cta_queries + wg * block_q
         qs = q_smem.at[wg]
-        plgpu.copy_gmem_to_smem(tile(q_ref, q_start, block_q), qs, q_loaded.at[wg])
+
+        @pl.when(steps > 0)  # A program without a valid query (or key) only writes zeros.
+        def _():
+            plgpu.copy_gmem_to_smem(tile(q_ref, q_start, block_q), qs, q_loaded.at[wg])
+            plgpu.barrier_wait(q_loaded.at[wg])
+
         # Without a per-key bias, one scalar per sequence; padded keys are masked by length.
         kv_len = None if per_key_bias else kv_lens_ref[batch]
         half_bias = None if per_key_bias else bias_ref[batch]
-        plgpu.barrier_wait(q_loaded.at[wg])
 
         def scratch(which):  # Interpreter-only buffers (None when compiled).
             return None if t_smem is None else t_smem[which].at[wg]
@@ -557,7 +562,7 @@ def _forward_kernel(
         qs[...] = out.astype(dtype)
         plgpu.commit_smem()
         plgpu.copy_smem_to_gmem(qs, tile(out_ref, q_start, block_q))
-        plgpu.wait_smem_to_gmem(0)
+        plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # Writes complete with the kernel.
 
     @pl.when(wg == COMPUTE_WGS)
     def _memory():
@@ -698,7 +703,6 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
-        "dv_after_ds",
         "swizzle",
         "interpret",
     ),
@@ -720,7 +724,6 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
-    dv_after_ds: bool = False,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -749,11 +752,6 @@ def fused_backward(
     cost of the warpgroups waiting for each other once per tile. 3 stages fit with it at H=128.
     At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit tiles are swizzled
     in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128; not yet timed).
-
-    dv_after_ds (with overlap; not yet timed): dv's product is issued after ds^T is computed
-    instead of before, so the 16-bit p^T it reads from registers is not live during that
-    computation. For the H=128 table variant, whose registers spill 144 bytes (ptxas, run 16),
-    at the cost of the product no longer overlapping ds^T's elementwise work.
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
@@ -822,7 +820,6 @@ def fused_backward(
         block_k=block_k,
         overlap=overlap,
         shared_dq=shared_dq,
-        dv_after_ds=dv_after_ds,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),

@@ -330,8 +330,6 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True), 64),
             (dict(shared_dq=True, overlap=False, causal=True, with_dbias=True), 128),
             (dict(shared_dq=True, stages=3, causal=True), 128),
-            (dict(shared_dq=True, dv_after_ds=True, causal=True, with_dbias=True), 128),
-            (dict(dv_after_ds=True), 64),
         ],
         ids=[
             "no_overlap",
@@ -340,8 +338,6 @@ class TestHopperInterpret(HopperSuite):
             "shared_dq_h64",
             "shared_dq_causal_dbias",
             "shared_dq_s3_causal",
-            "shared_dq_dv_after_ds_causal_dbias",
-            "dv_after_ds",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -428,8 +424,7 @@ class TestHopperInterpret(HopperSuite):
             for kw in ({}, dict(stages=3), dict(causal=True, with_dbias=True, overlap=False))
             for h in (64, 128)
         ]
-        + [("fused_backward", dict(swizzle=64), 64)]
-        + [("fused_backward", dict(shared_dq=True, dv_after_ds=True), 128)],
+        + [("fused_backward", dict(swizzle=64), 64)],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
