@@ -211,6 +211,7 @@ def _kernel(
     stages: int,
     overlap: bool,
     shared_dq: bool,
+    dq_buffers: int,
     causal: bool,
     interpreted: bool,
 ):
@@ -251,16 +252,12 @@ def _kernel(
         def in_registers(x, which):
             return _in_registers(x, scratch(which), interpreted)
 
-        @pl.when(steps > 0)  # A program with nothing to add only writes zeros.
-        def _():
-            plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
-            plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
-            keys = pl.ds(k_start, block_k)
-            plgpu.copy_gmem_to_smem(bias_ref.at[batch, keys], bs, bias_loaded.at[wg])
-            plgpu.barrier_wait(k_loaded.at[wg])
-            plgpu.barrier_wait(v_loaded.at[wg])
-            plgpu.barrier_wait(bias_loaded.at[wg])
-
+        plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
+        plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
+        plgpu.copy_gmem_to_smem(bias_ref.at[batch, pl.ds(k_start, block_k)], bs, bias_loaded.at[wg])
+        plgpu.barrier_wait(k_loaded.at[wg])
+        plgpu.barrier_wait(v_loaded.at[wg])
+        plgpu.barrier_wait(bias_loaded.at[wg])
         # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
         row_layout = plgpu.Layout.WGMMA.reduce(1)
         bias = _load_vector(bs, row_layout, interpreted)
@@ -327,12 +324,14 @@ def _kernel(
                 dst = dst.at[:, dq_cols] if shared_dq else dst
                 dst[...] = dst[...] + dq
                 return dbias
-            plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
-            dq_s[...] = dq
+            # The share last added from this step's buffer has left it.
+            plgpu.wait_smem_to_gmem(dq_buffers - 1, wait_read_only=True)
+            dq_buf = dq_s.at[lax.rem(n, jnp.int32(dq_buffers)) if dq_buffers > 1 else 0]
+            dq_buf[...] = dq
             plgpu.commit_smem()
             dst = tile(dq_ref, q_rows(), block_q)
             dst = dst.at[:, dq_cols] if shared_dq else dst
-            plgpu.copy_smem_to_gmem(dq_s, dst, reduction_op="add")
+            plgpu.copy_smem_to_gmem(dq_buf, dst, reduction_op="add")
             return dbias
 
         def shared_dq_step(n, ds_t, dk_acc, qs):
@@ -376,7 +375,7 @@ def _kernel(
             _, done = sync
             plgpu.barrier_arrive(done)
             plgpu.barrier_wait(done)
-        plgpu.wait_smem_to_gmem(0, wait_read_only=True)
+        plgpu.wait_smem_to_gmem(0)
         ks[...] = (dk * scale).astype(dtype)
         vs[...] = dv.astype(dtype)
         if dbias_ref:
@@ -388,8 +387,7 @@ def _kernel(
             dst = dbias_ref[0].at[batch, head, pl.ds(k_start, block_k)]
             plgpu.copy_smem_to_gmem(bs, dst, commit_group=False)
         plgpu.commit_smem_to_gmem_group()
-        # Shared memory must outlive the copies' reads; their writes complete with the kernel.
-        plgpu.wait_smem_to_gmem(0, wait_read_only=True)
+        plgpu.wait_smem_to_gmem(0)
 
     @pl.when(wg == COMPUTE_WGS)
     def _memory():
@@ -703,6 +701,7 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
+        "dq_buffers",
         "swizzle",
         "interpret",
     ),
@@ -724,6 +723,7 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
+    dq_buffers: int = 1,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -753,6 +753,10 @@ def fused_backward(
     At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit tiles are swizzled
     in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128; not yet timed).
 
+    dq_buffers (1 or 2; 2 not yet timed): shared-memory buffers per warpgroup for the dq shares
+    on their way to the TMA reduce-add. With 2, a step waits for the share of two steps before
+    to have left its buffer, not the share of the step before.
+
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
     TMA reductions, layouts), so there transposes and register operands go through extra
@@ -765,6 +769,8 @@ def fused_backward(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
+    if dq_buffers not in (1, 2):
+        raise ValueError(f"dq_buffers: got {dq_buffers}, expected 1 or 2")
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and h == 64 else 128
     if shared_dq and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
@@ -772,12 +778,12 @@ def fused_backward(
     dtype = q.dtype
     k_shape = (COMPUTE_WGS, block_k, h)
     ds_shape = (COMPUTE_WGS, block_k, block_q)
-    dq_shape = (COMPUTE_WGS, block_q, h)
+    dq_shape = (COMPUTE_WGS, dq_buffers, block_q, h)
     ds_t_shape = (block_q, block_k)  # ds, for the interpreter's transposed copy.
     if shared_dq:  # Both warpgroups' keys and ds^T in one array; two ds^T slots; dq halves.
         k_shape = (COMPUTE_WGS * block_k, h)
         ds_shape = (2, COMPUTE_WGS * block_k, block_q)
-        dq_shape = (COMPUTE_WGS, block_q, h // COMPUTE_WGS)
+        dq_shape = (COMPUTE_WGS, dq_buffers, block_q, h // COMPUTE_WGS)
         ds_t_shape = (block_q, COMPUTE_WGS * block_k)
     tiled = _swizzled(swizzle, dtype)
     smem = (
@@ -820,6 +826,7 @@ def fused_backward(
         block_k=block_k,
         overlap=overlap,
         shared_dq=shared_dq,
+        dq_buffers=dq_buffers,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),
