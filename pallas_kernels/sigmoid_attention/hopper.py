@@ -41,6 +41,11 @@ Measured (H200, docs/benchmarks.md run 16, with the Mosaic forward and shared_dq
 ptxas (run 16): the H=64 backward uses 168 registers without spills; the H=128 one spills 144 bytes.
 A variant that issued the next query tile's products across the loop's back edge was 18-22% slower:
 ptxas then serialises every wgmma (it reads accumulators of products still in flight).
+Run 17 (H100): the H=128 spill stays with dv's product issued after ds^T, without overlap and with
+3 stages, and none of them is faster; at H=64 the backward is 8.6% faster with its dq reduce-adds
+taken out (wrong results, an ablation), but two dq buffers per warpgroup (no wait for the last
+share's read) gained nothing at H=64 and cost 16% at H=128. The forward's programs of padding load
+nothing, and its last copy is waited for its reads only (1-3% on padded forwards).
 """
 
 import functools
@@ -211,7 +216,6 @@ def _kernel(
     stages: int,
     overlap: bool,
     shared_dq: bool,
-    dq_buffers: int,
     causal: bool,
     interpreted: bool,
 ):
@@ -324,14 +328,12 @@ def _kernel(
                 dst = dst.at[:, dq_cols] if shared_dq else dst
                 dst[...] = dst[...] + dq
                 return dbias
-            # The share last added from this step's buffer has left it.
-            plgpu.wait_smem_to_gmem(dq_buffers - 1, wait_read_only=True)
-            dq_buf = dq_s.at[lax.rem(n, jnp.int32(dq_buffers)) if dq_buffers > 1 else 0]
-            dq_buf[...] = dq
+            plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
+            dq_s[...] = dq
             plgpu.commit_smem()
             dst = tile(dq_ref, q_rows(), block_q)
             dst = dst.at[:, dq_cols] if shared_dq else dst
-            plgpu.copy_smem_to_gmem(dq_buf, dst, reduction_op="add")
+            plgpu.copy_smem_to_gmem(dq_s, dst, reduction_op="add")
             return dbias
 
         def shared_dq_step(n, ds_t, dk_acc, qs):
@@ -701,7 +703,6 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
-        "dq_buffers",
         "swizzle",
         "interpret",
     ),
@@ -723,7 +724,6 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
-    dq_buffers: int = 1,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -753,10 +753,6 @@ def fused_backward(
     At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit tiles are swizzled
     in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128; not yet timed).
 
-    dq_buffers (1 or 2; 2 not yet timed): shared-memory buffers per warpgroup for the dq shares
-    on their way to the TMA reduce-add. With 2, a step waits for the share of two steps before
-    to have left its buffer, not the share of the step before.
-
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
     TMA reductions, layouts), so there transposes and register operands go through extra
@@ -769,8 +765,6 @@ def fused_backward(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
-    if dq_buffers not in (1, 2):
-        raise ValueError(f"dq_buffers: got {dq_buffers}, expected 1 or 2")
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and h == 64 else 128
     if shared_dq and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
@@ -778,12 +772,12 @@ def fused_backward(
     dtype = q.dtype
     k_shape = (COMPUTE_WGS, block_k, h)
     ds_shape = (COMPUTE_WGS, block_k, block_q)
-    dq_shape = (COMPUTE_WGS, dq_buffers, block_q, h)
+    dq_shape = (COMPUTE_WGS, block_q, h)
     ds_t_shape = (block_q, block_k)  # ds, for the interpreter's transposed copy.
     if shared_dq:  # Both warpgroups' keys and ds^T in one array; two ds^T slots; dq halves.
         k_shape = (COMPUTE_WGS * block_k, h)
         ds_shape = (2, COMPUTE_WGS * block_k, block_q)
-        dq_shape = (COMPUTE_WGS, dq_buffers, block_q, h // COMPUTE_WGS)
+        dq_shape = (COMPUTE_WGS, block_q, h // COMPUTE_WGS)
         ds_t_shape = (block_q, COMPUTE_WGS * block_k)
     tiled = _swizzled(swizzle, dtype)
     smem = (
@@ -826,7 +820,6 @@ def fused_backward(
         block_k=block_k,
         overlap=overlap,
         shared_dq=shared_dq,
-        dq_buffers=dq_buffers,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),

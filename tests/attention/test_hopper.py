@@ -330,8 +330,6 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True), 64),
             (dict(shared_dq=True, overlap=False, causal=True, with_dbias=True), 128),
             (dict(shared_dq=True, stages=3, causal=True), 128),
-            (dict(dq_buffers=2, causal=True, with_dbias=True), 64),
-            (dict(shared_dq=True, dq_buffers=2), 128),
         ],
         ids=[
             "no_overlap",
@@ -340,8 +338,6 @@ class TestHopperInterpret(HopperSuite):
             "shared_dq_h64",
             "shared_dq_causal_dbias",
             "shared_dq_s3_causal",
-            "dq_buffers2_causal_dbias",
-            "shared_dq_dq_buffers2",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -428,9 +424,7 @@ class TestHopperInterpret(HopperSuite):
             for kw in ({}, dict(stages=3), dict(causal=True, with_dbias=True, overlap=False))
             for h in (64, 128)
         ]
-        + [("fused_backward", dict(swizzle=64), 64)]
-        + [("fused_backward", dict(dq_buffers=2), 64)]
-        + [("fused_backward", dict(shared_dq=True, dq_buffers=2), 128)],
+        + [("fused_backward", dict(swizzle=64), 64)],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
@@ -528,12 +522,8 @@ class TestHopperInterpret(HopperSuite):
 
     @pytest.mark.parametrize(
         "t,kw,match",
-        [
-            (96, {}, "multiple of"),
-            (128, dict(shared_dq=True, swizzle=128), "128-byte tiles"),
-            (128, dict(dq_buffers=3), "dq_buffers: got 3"),
-        ],
-        ids=["unaligned", "dq_half_within_a_swizzle_tile", "dq_buffers"],
+        [(96, {}, "multiple of"), (128, dict(shared_dq=True, swizzle=128), "128-byte tiles")],
+        ids=["unaligned", "dq_half_within_a_swizzle_tile"],
     )
     def test_rejects_unaligned_shapes(self, t, kw, match):
         x = jnp.zeros((1, t, 1, 64), jnp.bfloat16)
