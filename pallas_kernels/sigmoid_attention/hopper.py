@@ -45,7 +45,9 @@ Run 17 (H100): the H=128 spill stays with dv's product issued after ds^T, withou
 3 stages, and none of them is faster; at H=64 the backward is 8.6% faster with its dq reduce-adds
 taken out (wrong results, an ablation), but two dq buffers per warpgroup (no wait for the last
 share's read) gained nothing at H=64 and cost 16% at H=128. The forward's programs of padding load
-nothing, and its last copy is waited for its reads only (1-3% on padded forwards).
+nothing, and its last copy is waited for its reads only (1-3% on padded forwards). A
+persistent backward (`fused_backward(persistent=...)`, off; interpreter and lowering tests only)
+is to be timed.
 """
 
 import functools
@@ -122,17 +124,21 @@ def _load_vector(ref, layout, interpreted: bool):
     return plgpu.load(ref, layout=layout)
 
 
-def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool):
+def _program(
+    q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool, ids=None
+):
     """This program's batch, head, warpgroup, first token along `axis` ("q": queries, "kv":
     keys; COMPUTE_WGS tiles of `block`), the first `loop_block` tile of the other axis its loop
     visits and the number of tiles it visits (those holding a valid token and, when causal, a pair
     at or below the diagonal; none when all of its own tokens are padding), and tile(ref, start,
-    size): rows [start, start + size) of its (batch, head) in a [B, L, N, H] ref.
+    size): rows [start, start + size) of its (batch, head) in a [B, L, N, H] ref. ids: (batch,
+    head, block index along `axis`) of a persistent CTA's current program (default: the grid's).
     """
-    batch = lax.axis_index("batch")
-    head = lax.axis_index("heads")
+    if ids is None:
+        ids = (lax.axis_index("batch"), lax.axis_index("heads"), lax.axis_index(axis))
+    batch, head, index = ids
     wg = lax.axis_index("wg")
-    start = lax.axis_index(axis) * (COMPUTE_WGS * block)
+    start = index * (COMPUTE_WGS * block)
     q_len = q_lens_ref[batch]
     kv_len = kv_lens_ref[batch]
     own_len, loop_len = (q_len, kv_len) if axis == "q" else (kv_len, q_len)
@@ -216,6 +222,7 @@ def _kernel(
     stages: int,
     overlap: bool,
     shared_dq: bool,
+    persistent: int,
     causal: bool,
     interpreted: bool,
 ):
@@ -225,16 +232,18 @@ def _kernel(
     q_smem, do_smem, k_smem, v_smem, bias_smem, ds_smem, dq_smem, t_smem = smem
     # ds_ready, done: [] unless shared_dq.
     q_loaded, do_loaded, k_loaded, v_loaded, bias_loaded, *sync = loaded
-    # Query tiles holding a valid query; none when every key of this program is padding.
-    batch, head, wg, cta_keys, first, steps, tile = _program(
-        q_lens_ref, kv_lens_ref, "kv", block_k, block_q, causal
-    )
     dtype = q_ref.dtype
-    h = q_ref.shape[-1]
+    b, _, n_heads, h = q_ref.shape
+    programs = _Programs(persistent, b, n_heads, k_ref.shape[1] // (COMPUTE_WGS * block_k))
 
-    @pl.when(wg < COMPUTE_WGS)
-    def _compute():
-        plgpu.set_max_registers(232, action="increase")
+    def program(ids):
+        # Query tiles holding a valid query; none when every key of this program is padding.
+        return _program(q_lens_ref, kv_lens_ref, "kv", block_k, block_q, causal, ids)
+
+    def compute(ids, g0):
+        """One program's work in a compute warpgroup; g0: the query tiles its CTA streamed
+        before (the position of the ring); returns the position after it."""
+        batch, head, wg, cta_keys, first, steps, tile = program(ids)
         k_start = cta_keys + wg * block_k
         vs, bs, dq_s = v_smem.at[wg], bias_smem.at[wg], dq_smem.at[wg]
         if shared_dq:  # k and ds^T of both warpgroups, [2 block_k, ...]; dq: half of H each.
@@ -268,7 +277,7 @@ def _kernel(
         half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
 
         def step(n, dbias, dk_acc, dv_acc, masked: bool):
-            slot = lax.rem(n, jnp.int32(stages))
+            slot = lax.rem(_offset(g0, n), jnp.int32(stages))
             q_rows = lambda: _offset(first, n) * block_q  # noqa: E731 (traced where used)
             qs, dos = q_smem.at[slot], do_smem.at[slot]
             plgpu.barrier_wait(q_loaded.at[slot])
@@ -341,7 +350,7 @@ def _kernel(
             both warpgroups (both in shared memory, two slots by the step's parity): one dq share
             of [block_q, H] per program and step, half the reduce-adds of one per warpgroup."""
             ds_ready, _ = sync
-            parity = lax.rem(n, jnp.int32(2))
+            parity = lax.rem(_offset(g0, n), jnp.int32(2))
             ds_all = ds_smem.at[parity]
             ds_own = ds_all.at[pl.ds(wg * block_k, block_k)]
             # Free: both warpgroups passed ds_ready of the step before, so both finished the
@@ -390,17 +399,35 @@ def _kernel(
             plgpu.copy_smem_to_gmem(bs, dst, commit_group=False)
         plgpu.commit_smem_to_gmem_group()
         plgpu.wait_smem_to_gmem(0)
+        return _offset(g0, steps)
 
-    @pl.when(wg == COMPUTE_WGS)
-    def _memory():
-        plgpu.set_max_registers(40, action="decrease")
+    def memory(ids, g0):
+        *_, first, steps, tile = program(ids)
 
         def load(i, slot):
             for ref, dst, loaded_ in ((q_ref, q_smem, q_loaded), (do_ref, do_smem, do_loaded)):
                 rows = _offset(first, i) * block_q
                 plgpu.copy_gmem_to_smem(tile(ref, rows, block_q), dst.at[slot], loaded_.at[slot])
 
-        _stream([(load, consumed)], steps, stages, q_ref.shape[1] // block_q)
+        if not persistent:
+            _stream([(load, consumed)], steps, stages, q_ref.shape[1] // block_q)
+        else:
+            _stream_ring([(load, consumed)], steps, stages, g0)
+        return _offset(g0, steps)
+
+    wg = lax.axis_index("wg")
+
+    @pl.when(wg < COMPUTE_WGS)
+    def _compute():
+        plgpu.set_max_registers(232, action="increase")
+        programs.run(compute)
+
+    @pl.when(wg == COMPUTE_WGS)
+    def _memory():
+        plgpu.set_max_registers(40, action="decrease")
+        streamed = programs.run(memory)
+        if persistent:  # Observe the last tiles' releases too (see _stream).
+            _drain([consumed], streamed, stages)
 
 
 def _launch(
@@ -604,10 +631,58 @@ def _stream(loads, steps, stages: int, tiles: int):
             load(i + stages, slot)
 
     # Observe the last tiles' releases too, so that every barrier phase is consumed.
-    @pl.loop(jnp.maximum(steps - stages, 0), steps)
+    _drain([consumed for _, consumed in loads], steps, stages)
+
+
+def _drain(consumes, streamed, stages: int):
+    """Waits for the release of the last min(stages, streamed) of `streamed` tiles."""
+
+    @pl.loop(jnp.maximum(streamed - stages, 0), streamed)
     def _(i):
-        for _, consumed in loads:
+        for consumed in consumes:
             plgpu.barrier_wait(consumed.at[lax.rem(i, jnp.int32(stages))])
+
+
+def _stream_ring(loads, steps, stages: int, g0):
+    """_stream's loads for one of a persistent CTA's programs, without the final _drain: its
+    tile i is the CTA's tile g0 + i in the ring, whose slot is waited for from the ring's second
+    round on, whichever program last used it."""
+
+    @pl.loop(0, steps)
+    def _(i):
+        g = g0 + i
+        slot = lax.rem(g, jnp.int32(stages))
+        for load, consumed in loads:
+            pl.when(g >= stages)(lambda consumed=consumed: plgpu.barrier_wait(consumed.at[slot]))
+            load(i, slot)
+
+
+class _Programs:
+    """The programs (blocks of one (batch, head)) of a kernel: one per CTA of the grid
+    (persistent=0), or `persistent` CTAs taking every persistent-th program in the grid's order
+    (heads, then blocks, then batch), so that a CTA's next program streams its first tiles while
+    its last one finishes."""
+
+    def __init__(self, persistent: int, batch: int, heads: int, blocks: int):
+        self.persistent, self.heads, self.blocks = persistent, heads, blocks
+        self.total = batch * heads * blocks
+
+    def run(self, fn):
+        """fn(ids, g0) -> g0 after the program, for each of this CTA's programs; ids None (the
+        grid's) unless persistent. Returns the final g0."""
+        if not self.persistent:
+            return fn(None, 0)
+        ctas = min(self.persistent, self.total)
+        cta = lax.axis_index("cta")
+        count = lax.div(self.total - 1 - cta, jnp.int32(ctas)) + 1
+
+        def one(j, g0):
+            w = cta + j * ctas
+            per_batch = self.heads * self.blocks
+            block = lax.div(lax.rem(w, per_batch), self.heads)
+            return fn((lax.div(w, per_batch), lax.rem(w, self.heads), block), g0)
+
+        return pl.loop(0, count, init_carry=jnp.int32(0))(one)
 
 
 @functools.partial(
@@ -703,6 +778,7 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
+        "persistent",
         "swizzle",
         "interpret",
     ),
@@ -724,6 +800,7 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
+    persistent: int = 0,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -753,6 +830,11 @@ def fused_backward(
     At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit tiles are swizzled
     in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128; not yet timed).
 
+    persistent (not yet timed): 0, one CTA per program (a block of keys), or that many CTAs (e.g.
+    the GPU's SM count), each running every persistent-th program: the memory warpgroup streams
+    the next program's first query tiles while the compute warpgroups finish the last one (its
+    dk, dv and dbias stores), where a fresh CTA would start with empty slots.
+
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
     TMA reductions, layouts), so there transposes and register operands go through extra
@@ -765,6 +847,8 @@ def fused_backward(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
+    if persistent < 0:
+        raise ValueError(f"persistent: got {persistent}, expected 0 or a number of CTAs")
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and h == 64 else 128
     if shared_dq and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
@@ -805,6 +889,8 @@ def fused_backward(
             plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=2),
             plgpu.Barrier(num_arrivals=COMPUTE_WGS),
         )
+    blocks = s // (COMPUTE_WGS * block_k)
+    programs = n * blocks * b
     acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
     dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
     out_type = [jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)]
@@ -820,9 +906,10 @@ def fused_backward(
         block_k=block_k,
         overlap=overlap,
         shared_dq=shared_dq,
+        persistent=persistent,
         causal=causal,
-        grid=(n, s // (COMPUTE_WGS * block_k), b),
-        grid_names=("heads", "kv", "batch"),
+        grid=(min(persistent, programs),) if persistent else (n, blocks, b),
+        grid_names=("cta",) if persistent else ("heads", "kv", "batch"),
         out_type=tuple(out_type),
         interpret=interpret,
         name="sigmoid_attention_bwd_hopper",

@@ -330,6 +330,8 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True), 64),
             (dict(shared_dq=True, overlap=False, causal=True, with_dbias=True), 128),
             (dict(shared_dq=True, stages=3, causal=True), 128),
+            (dict(persistent=3), 64),
+            (dict(persistent=1, shared_dq=True, causal=True, with_dbias=True), 128),
         ],
         ids=[
             "no_overlap",
@@ -338,6 +340,10 @@ class TestHopperInterpret(HopperSuite):
             "shared_dq_h64",
             "shared_dq_causal_dbias",
             "shared_dq_s3_causal",
+            # 3 CTAs for 4 programs (4, 4, 3 and 3 query tiles): CTA 0 runs 2.
+            "persistent3",
+            # One CTA runs all 4 (4, 2, 3, 1 tiles): programs start at odd ring positions.
+            "persistent1_shared_dq_causal_dbias",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -424,7 +430,9 @@ class TestHopperInterpret(HopperSuite):
             for kw in ({}, dict(stages=3), dict(causal=True, with_dbias=True, overlap=False))
             for h in (64, 128)
         ]
-        + [("fused_backward", dict(swizzle=64), 64)],
+        + [("fused_backward", dict(swizzle=64), 64)]
+        + [("fused_backward", dict(persistent=132), 64)]
+        + [("fused_backward", dict(persistent=132, shared_dq=True, causal=True), 128)],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
@@ -522,8 +530,12 @@ class TestHopperInterpret(HopperSuite):
 
     @pytest.mark.parametrize(
         "t,kw,match",
-        [(96, {}, "multiple of"), (128, dict(shared_dq=True, swizzle=128), "128-byte tiles")],
-        ids=["unaligned", "dq_half_within_a_swizzle_tile"],
+        [
+            (96, {}, "multiple of"),
+            (128, dict(shared_dq=True, swizzle=128), "128-byte tiles"),
+            (128, dict(persistent=-1), "persistent: got -1"),
+        ],
+        ids=["unaligned", "dq_half_within_a_swizzle_tile", "persistent"],
     )
     def test_rejects_unaligned_shapes(self, t, kw, match):
         x = jnp.zeros((1, t, 1, 64), jnp.bfloat16)
