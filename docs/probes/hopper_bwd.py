@@ -9,6 +9,7 @@ a table last. Run on the GPU from the repository root:
     OUT=/tmp/out python docs/probes/hopper_bwd.py
 """
 
+import collections
 import json
 import os
 import sys
@@ -130,6 +131,28 @@ def time_variant(rec, fn, args, flops, key):
         rec["error"] = f"{type(e).__name__}: {e}"[:2000]
         traceback.print_exc()
     return rec
+
+
+def compare(knob: str, log="hopper_bwd.jsonl"):
+    """Prints the checks in $OUT/`log`, then, per (H, T, padding), the best time of the table's
+    variant against that of the variant whose name holds `knob`, and their ratio."""
+    times = collections.defaultdict(list)
+    with open(os.path.join(OUT, log)) as f:
+        for line in f:
+            r = json.loads(line)
+            if r["kind"] == "check":
+                errs = {k: round(v, 5) for k, v in r["rel_err"].items()}
+                print("check", r["h"], r["variant"], errs, r["ok"])
+            elif "error" in r:
+                print("ERR", r["variant"], r["h"], r["t"], r["error"][:400])
+            elif r["kind"] == "time":
+                key = (r["h"], r["t"], r["padding"], knob in r["variant"])
+                times[key].append(r["time_s"] * 1e3)
+    for key, base in sorted(times.items()):
+        other = times.get(key[:3] + (True,))
+        if not key[3] and other:
+            ratio = min(other) / min(base)
+            print(key[:3], f"table {min(base):.3f} {knob} {min(other):.3f} ms ratio {ratio:.3f}")
 
 
 def main():

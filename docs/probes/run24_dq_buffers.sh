@@ -4,7 +4,7 @@
 # waits for the share of two steps before to have left its buffer. Compiled checks against float32
 # XLA gradients, then the backward alone, table variant vs dq_buffers=2, two alternating rounds,
 # H=64 and 128, T=4096 and 8192, dense and eval kernels' 50%-padding lengths.
-#   OUT=... bash docs/probes/run24_dq_buffers.sh          (carry .whl with .whl/opt)
+#   OUT=... bash docs/probes/run24_dq_buffers.sh          (carry .whl with .whl/opt; needs the hopper.py of 5e11eac)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false; nvidia-smi -L
 OUT=$OUT timeout ${T1:-240} python3 -c "
@@ -22,19 +22,4 @@ for r in range(2):
                 lens = [int(x) for x in sequence_lengths(16384 // t, t, pad)]
                 hb.timing(h, t, pad, (base, dict(base, dq_buffers=2)), lens, split=False)
 " > $OUT/dq_buffers.log 2>&1
-python3 - <<'P'
-import json, os, collections
-d = collections.defaultdict(list)
-for l in open(os.environ['OUT'] + '/hopper_bwd.jsonl'):
-    r = json.loads(l)
-    if r['kind'] == 'check':
-        print('check', r['h'], r['variant'], {k: round(v, 5) for k, v in r['rel_err'].items()}, r['ok'])
-    elif 'error' in r:
-        print('ERR', r['variant'], r['h'], r['t'], r['error'][:400])
-    else:
-        d[(r['h'], r['t'], r['padding'], 'dq_buffers2' in r['variant'])].append(r['time_s'] * 1e3)
-for k in sorted(d):
-    if not k[3] and k[:3] + (True,) in d:
-        o, n = min(d[k]), min(d[k[:3] + (True,)])
-        print(k[:3], 'table %.3f dq_buffers=2 %.3f ms ratio %.3f' % (o, n, n / o), [round(x, 3) for x in d[k]], [round(x, 3) for x in d[k[:3] + (True,)]])
-P
+python3 -c "import sys; sys.path.insert(0, 'docs/probes'); import hopper_bwd as hb; hb.compare('dq_buffers2')"

@@ -29,22 +29,7 @@ for r in range(2):
                 lens = [int(x) for x in sequence_lengths(16384 // t, t, pad)]
                 hb.timing(h, t, pad, (base, dict(base, persistent=sms)), lens, split=False)
 " > $OUT/persistent.log 2>&1
-python3 - <<'P'
-import json, os, collections
-d = collections.defaultdict(list)
-for l in open(os.environ['OUT'] + '/hopper_bwd.jsonl'):
-    r = json.loads(l)
-    if r['kind'] == 'check':
-        print('check', r['h'], r['variant'], {k: round(v, 5) for k, v in r['rel_err'].items()}, r['ok'])
-    elif 'error' in r:
-        print('ERR', r['variant'], r['h'], r['t'], r['error'][:400])
-    else:
-        d[(r['h'], r['t'], r['padding'], 'persistent' in r['variant'])].append(r['time_s'] * 1e3)
-for k in sorted(d):
-    if not k[3] and k[:3] + (True,) in d:
-        o, n = min(d[k]), min(d[k[:3] + (True,)])
-        print(k[:3], 'table %.3f persistent %.3f ms ratio %.3f' % (o, n, n / o), [round(x, 3) for x in d[k]], [round(x, 3) for x in d[k[:3] + (True,)]])
-P
+python3 -c "import sys; sys.path.insert(0, 'docs/probes'); import hopper_bwd as hb; hb.compare('persistent')"
 tail -3 $OUT/persistent.log
 OLD=.whl/hopper_cfcbe26.py OUT=$OUT timeout ${T2:-150} python3 docs/probes/lean_exit.py 64:8192,128:8192 > $OUT/lean_exit.log 2>&1
 python3 -c "
