@@ -133,9 +133,10 @@ def time_variant(rec, fn, args, flops, key):
     return rec
 
 
-def compare(knob: str, log="hopper_bwd.jsonl"):
+def compare(knob: str, log="hopper_bwd.jsonl", prefix="hopper"):
     """Prints the checks in $OUT/`log`, then, per (H, T, padding), the best time of the table's
-    variant against that of the variant whose name holds `knob`, and their ratio."""
+    variant against that of the variant whose name holds `knob`, and their ratio (among the
+    variants whose names start with `prefix`: "mosaic" for hopper_fwd.py's log)."""
     times = collections.defaultdict(list)
     with open(os.path.join(OUT, log)) as f:
         for line in f:
@@ -145,7 +146,7 @@ def compare(knob: str, log="hopper_bwd.jsonl"):
                 print("check", r["h"], r["variant"], errs, r["ok"])
             elif "error" in r:
                 print("ERR", r["variant"], r["h"], r["t"], r["error"][:400])
-            elif r["kind"] == "time":
+            elif r["kind"] == "time" and r["variant"].startswith(prefix):
                 key = (r["h"], r["t"], r["padding"], knob in r["variant"])
                 times[key].append(r["time_s"] * 1e3)
     for key, base in sorted(times.items()):

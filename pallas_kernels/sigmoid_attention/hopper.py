@@ -45,9 +45,8 @@ Run 17 (H100): the H=128 spill stays with dv's product issued after ds^T, withou
 3 stages, and none of them is faster; at H=64 the backward is 8.6% faster with its dq reduce-adds
 taken out (wrong results, an ablation), but two dq buffers per warpgroup (no wait for the last
 share's read) gained nothing at H=64 and cost 16% at H=128. The forward's programs of padding load
-nothing, and its last copy is waited for its reads only (1-3% on padded forwards). A
-persistent backward (`fused_backward(persistent=...)`, off; interpreter and lowering tests only)
-is to be timed.
+nothing, and its last copy is waited for its reads only (1-3% on padded forwards). Persistent
+kernels (`persistent=` of both, off; interpreter and lowering tests only) are to be timed.
 """
 
 import functools
@@ -497,21 +496,23 @@ def _forward_kernel(
     causal: bool,
     per_key_bias: bool,
     pingpong: bool,
+    persistent: int,
     interpreted: bool,
 ):
     smem, loaded, (k_consumed, v_consumed, turn) = scoped
     q_smem, k_smem, v_smem, bias_smem, t_smem = smem
     q_loaded, k_loaded, v_loaded, bias_loaded = loaded
-    # Key tiles holding a valid key; none when every query of this program is padding.
-    batch, head, wg, cta_queries, _, steps, tile = _program(
-        q_lens_ref, kv_lens_ref, "q", block_q, block_k, causal
-    )
     dtype = q_ref.dtype
-    h = q_ref.shape[-1]
+    b, t, n_heads, h = q_ref.shape
+    programs = _Programs(persistent, b, n_heads, t // (COMPUTE_WGS * block_q))
 
-    @pl.when(wg < COMPUTE_WGS)
-    def _compute():
-        plgpu.set_max_registers(232, action="increase")
+    def program(ids):
+        # Key tiles holding a valid key; none when every query of this program is padding.
+        return _program(q_lens_ref, kv_lens_ref, "q", block_q, block_k, causal, ids)
+
+    def compute(ids, g0):
+        """One program's work in a compute warpgroup (g0: see _kernel's compute)."""
+        batch, head, wg, cta_queries, _, steps, tile = program(ids)
         q_start = cta_queries + wg * block_q
         qs = q_smem.at[wg]
 
@@ -528,7 +529,7 @@ def _forward_kernel(
             return None if t_smem is None else t_smem[which].at[wg]
 
         def step(j, _, acc, masked: bool):
-            slot = lax.rem(j, jnp.int32(stages))
+            slot = lax.rem(_offset(g0, j), jnp.int32(stages))
             # This tile's k was waited for before the loop or during the previous tile's p v.
 
             def scores(s_acc):
@@ -557,7 +558,7 @@ def _forward_kernel(
 
             @pl.when(j + 1 < steps)
             def _():  # While p v runs.
-                plgpu.barrier_wait(k_loaded.at[lax.rem(j + 1, jnp.int32(stages))])
+                plgpu.barrier_wait(k_loaded.at[lax.rem(_offset(g0, j) + 1, jnp.int32(stages))])
 
             plgpu.wgmma_wait(0)
             plgpu.barrier_arrive(v_consumed.at[slot])  # This tile's v is used.
@@ -573,7 +574,8 @@ def _forward_kernel(
                 split = full if split is None else jnp.minimum(split, full)
             if split is not None:
                 split = jnp.clip(split, 0, steps)
-            pl.when(steps > 0)(lambda: plgpu.barrier_wait(k_loaded.at[0]))
+            first_slot = lax.rem(g0, jnp.int32(stages)) if persistent else 0
+            pl.when(steps > 0)(lambda: plgpu.barrier_wait(k_loaded.at[first_slot]))
             if pingpong:
                 pl.when(wg == 1)(lambda: _take_turns(turn))  # Warpgroup 0 goes first.
             _loops(split, steps, functools.partial(step, acc=acc), None, masked_first=False)
@@ -590,10 +592,10 @@ def _forward_kernel(
         plgpu.commit_smem()
         plgpu.copy_smem_to_gmem(qs, tile(out_ref, q_start, block_q))
         plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # Writes complete with the kernel.
+        return _offset(g0, steps)
 
-    @pl.when(wg == COMPUTE_WGS)
-    def _memory():
-        plgpu.set_max_registers(40, action="decrease")
+    def memory(ids, g0):
+        batch, *_, steps, tile = program(ids)
 
         def load_k(j, slot):
             keys = pl.ds(j * block_k, block_k)
@@ -610,8 +612,26 @@ def _forward_kernel(
                 tile(v_ref, j * block_k, block_k), v_smem.at[slot], v_loaded.at[slot]
             )
 
-        tiles = k_ref.shape[1] // block_k
-        _stream([(load_k, k_consumed), (load_v, v_consumed)], steps, stages, tiles)
+        loads = [(load_k, k_consumed), (load_v, v_consumed)]
+        if not persistent:
+            _stream(loads, steps, stages, k_ref.shape[1] // block_k)
+        else:
+            _stream_ring(loads, steps, stages, g0)
+        return _offset(g0, steps)
+
+    wg = lax.axis_index("wg")
+
+    @pl.when(wg < COMPUTE_WGS)
+    def _compute():
+        plgpu.set_max_registers(232, action="increase")
+        programs.run(compute)
+
+    @pl.when(wg == COMPUTE_WGS)
+    def _memory():
+        plgpu.set_max_registers(40, action="decrease")
+        streamed = programs.run(memory)
+        if persistent:  # Observe the last tiles' releases too (see _stream).
+            _drain([k_consumed, v_consumed], streamed, stages)
 
 
 def _stream(loads, steps, stages: int, tiles: int):
@@ -687,7 +707,16 @@ class _Programs:
 
 @functools.partial(
     jax.jit,
-    static_argnames=("scale", "causal", "block_q", "block_k", "stages", "pingpong", "interpret"),
+    static_argnames=(
+        "scale",
+        "causal",
+        "block_q",
+        "block_k",
+        "stages",
+        "pingpong",
+        "persistent",
+        "interpret",
+    ),
 )
 def fused_forward(
     q,
@@ -703,6 +732,7 @@ def fused_forward(
     block_k: int = FORWARD_BLOCK_K,
     stages: int = 2,
     pingpong: bool = True,
+    persistent: int = 0,
     interpret=False,
 ):
     """The sigmoid attention output for block-aligned inputs (Mosaic GPU).
@@ -721,6 +751,10 @@ def fused_forward(
 
     Measured on an H200 (docs/benchmarks.md run 11): 669 TFLOPS at H=128, T=8192 (cuDNN's
     softmax 601); ping-pong is worth 10-12%.
+
+    persistent (not yet timed): as fused_backward's, with blocks of queries for programs: the
+    memory warpgroup streams the next program's first key and value tiles while the compute
+    warpgroups store the last one's output.
     """
     b, t, n, h = q.shape
     s = k.shape[1]
@@ -731,8 +765,12 @@ def fused_forward(
         )
     if half_bias.shape not in ((b,), (b, s)):
         raise ValueError(f"half_bias has shape {half_bias.shape}, expected ({b},) or ({b}, {s})")
+    if persistent < 0:
+        raise ValueError(f"persistent: got {persistent}, expected 0 or a number of CTAs")
     per_key_bias = half_bias.ndim == 2
     dtype = q.dtype
+    blocks = t // (COMPUTE_WGS * block_q)
+    programs = n * blocks * b
     smem = (
         plgpu.SMEM((COMPUTE_WGS, block_q, h), dtype, transforms=_TILED),  # q, then out
         plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # k
@@ -759,8 +797,9 @@ def fused_forward(
         causal=causal,
         per_key_bias=per_key_bias,
         pingpong=pingpong,
-        grid=(n, t // (COMPUTE_WGS * block_q), b),
-        grid_names=("heads", "q", "batch"),
+        persistent=persistent,
+        grid=(min(persistent, programs),) if persistent else (n, blocks, b),
+        grid_names=("cta",) if persistent else ("heads", "q", "batch"),
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
         interpret=interpret,
         name="sigmoid_attention_fwd_hopper",

@@ -378,8 +378,22 @@ class TestHopperInterpret(HopperSuite):
 
     @pytest.mark.parametrize(
         "variant",
-        [dict(pingpong=False), dict(stages=3, causal=True), dict(block_k=64, per_key_bias=True)],
-        ids=["no_pingpong", "s3_causal", "bk64_per_key"],
+        [
+            dict(pingpong=False),
+            dict(stages=3, causal=True),
+            dict(block_k=64, per_key_bias=True),
+            dict(persistent=3),  # 4 programs (2, 2, 3 and 3 key tiles): CTA 0 runs 2.
+            dict(persistent=1, stages=3, causal=True),
+            dict(persistent=2, block_k=64, per_key_bias=True),
+        ],
+        ids=[
+            "no_pingpong",
+            "s3_causal",
+            "bk64_per_key",
+            "persistent3",
+            "persistent1_s3_causal",
+            "persistent2_bk64_per_key",
+        ],
     )
     def test_forward_kernel_variants(self, variant):
         # The knobs of fused_forward, called directly (the attention call uses the defaults).
@@ -422,6 +436,7 @@ class TestHopperInterpret(HopperSuite):
                 ("fused_forward", dict(pingpong=False)),
                 ("fused_forward", dict(per_key_bias=True)),
                 ("fused_forward", dict(causal=True, per_key_bias=True, stages=3)),
+                ("fused_forward", dict(persistent=132, causal=True)),
             ]
         ]
         + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)]
