@@ -408,25 +408,10 @@ def _kernel(
                 rows = _offset(first, i) * block_q
                 plgpu.copy_gmem_to_smem(tile(ref, rows, block_q), dst.at[slot], loaded_.at[slot])
 
-        if not persistent:
-            _stream([(load, consumed)], steps, stages, q_ref.shape[1] // block_q)
-        else:
-            _stream_ring([(load, consumed)], steps, stages, g0)
+        programs.stream([(load, consumed)], steps, stages, q_ref.shape[1] // block_q, g0)
         return _offset(g0, steps)
 
-    wg = lax.axis_index("wg")
-
-    @pl.when(wg < COMPUTE_WGS)
-    def _compute():
-        plgpu.set_max_registers(232, action="increase")
-        programs.run(compute)
-
-    @pl.when(wg == COMPUTE_WGS)
-    def _memory():
-        plgpu.set_max_registers(40, action="decrease")
-        streamed = programs.run(memory)
-        if persistent:  # Observe the last tiles' releases too (see _stream).
-            _drain([consumed], streamed, stages)
+    programs.specialise(compute, memory, [consumed], stages)
 
 
 def _launch(
@@ -613,25 +598,10 @@ def _forward_kernel(
             )
 
         loads = [(load_k, k_consumed), (load_v, v_consumed)]
-        if not persistent:
-            _stream(loads, steps, stages, k_ref.shape[1] // block_k)
-        else:
-            _stream_ring(loads, steps, stages, g0)
+        programs.stream(loads, steps, stages, k_ref.shape[1] // block_k, g0)
         return _offset(g0, steps)
 
-    wg = lax.axis_index("wg")
-
-    @pl.when(wg < COMPUTE_WGS)
-    def _compute():
-        plgpu.set_max_registers(232, action="increase")
-        programs.run(compute)
-
-    @pl.when(wg == COMPUTE_WGS)
-    def _memory():
-        plgpu.set_max_registers(40, action="decrease")
-        streamed = programs.run(memory)
-        if persistent:  # Observe the last tiles' releases too (see _stream).
-            _drain([k_consumed, v_consumed], streamed, stages)
+    programs.specialise(compute, memory, [k_consumed, v_consumed], stages)
 
 
 def _stream(loads, steps, stages: int, tiles: int):
@@ -703,6 +673,31 @@ class _Programs:
             return fn((lax.div(w, per_batch), lax.rem(w, self.heads), block), g0)
 
         return pl.loop(0, count, init_carry=jnp.int32(0))(one)
+
+    def stream(self, loads, steps, stages: int, tiles: int, g0):
+        """The memory warpgroup's loads of one program (_stream, or _stream_ring if persistent)."""
+        if not self.persistent:
+            _stream(loads, steps, stages, tiles)
+        else:
+            _stream_ring(loads, steps, stages, g0)
+
+    def specialise(self, compute, memory, consumes, stages: int):
+        """compute(ids, g0) in the compute warpgroups and memory(ids, g0) in the memory one, over
+        this CTA's programs, with their register budgets; a persistent CTA's memory warpgroup then
+        observes the last tiles' releases on `consumes` (see _stream)."""
+        wg = lax.axis_index("wg")
+
+        @pl.when(wg < COMPUTE_WGS)
+        def _compute():
+            plgpu.set_max_registers(232, action="increase")
+            self.run(compute)
+
+        @pl.when(wg == COMPUTE_WGS)
+        def _memory():
+            plgpu.set_max_registers(40, action="decrease")
+            streamed = self.run(memory)
+            if self.persistent:
+                _drain(consumes, streamed, stages)
 
 
 @functools.partial(
