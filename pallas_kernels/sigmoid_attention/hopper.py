@@ -647,6 +647,16 @@ def _stream_ring(loads, steps, stages: int, g0):
             load(i, slot)
 
 
+def _grid(persistent: int, heads: int, blocks: int, batch: int, axis: str):
+    """The launch grid and its axis names: one CTA per program (a block along `axis` of one
+    (batch, head)), or `persistent` CTAs (at most one per program), see _Programs."""
+    if persistent < 0:
+        raise ValueError(f"persistent: got {persistent}, expected 0 or a number of CTAs")
+    if persistent:
+        return (min(persistent, heads * blocks * batch),), ("cta",)
+    return (heads, blocks, batch), ("heads", axis, "batch")
+
+
 class _Programs:
     """The programs (blocks of one (batch, head)) of a kernel: one per CTA of the grid
     (persistent=0), or `persistent` CTAs taking every persistent-th program in the grid's order
@@ -760,12 +770,9 @@ def fused_forward(
         )
     if half_bias.shape not in ((b,), (b, s)):
         raise ValueError(f"half_bias has shape {half_bias.shape}, expected ({b},) or ({b}, {s})")
-    if persistent < 0:
-        raise ValueError(f"persistent: got {persistent}, expected 0 or a number of CTAs")
     per_key_bias = half_bias.ndim == 2
     dtype = q.dtype
-    blocks = t // (COMPUTE_WGS * block_q)
-    programs = n * blocks * b
+    grid, grid_names = _grid(persistent, n, t // (COMPUTE_WGS * block_q), b, "q")
     smem = (
         plgpu.SMEM((COMPUTE_WGS, block_q, h), dtype, transforms=_TILED),  # q, then out
         plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # k
@@ -793,8 +800,8 @@ def fused_forward(
         per_key_bias=per_key_bias,
         pingpong=pingpong,
         persistent=persistent,
-        grid=(min(persistent, programs),) if persistent else (n, blocks, b),
-        grid_names=("cta",) if persistent else ("heads", "q", "batch"),
+        grid=grid,
+        grid_names=grid_names,
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
         interpret=interpret,
         name="sigmoid_attention_fwd_hopper",
@@ -881,8 +888,6 @@ def fused_backward(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
-    if persistent < 0:
-        raise ValueError(f"persistent: got {persistent}, expected 0 or a number of CTAs")
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and h == 64 else 128
     if shared_dq and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
@@ -923,8 +928,7 @@ def fused_backward(
             plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=2),
             plgpu.Barrier(num_arrivals=COMPUTE_WGS),
         )
-    blocks = s // (COMPUTE_WGS * block_k)
-    programs = n * blocks * b
+    grid, grid_names = _grid(persistent, n, s // (COMPUTE_WGS * block_k), b, "kv")
     acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
     dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
     out_type = [jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)]
@@ -942,8 +946,8 @@ def fused_backward(
         shared_dq=shared_dq,
         persistent=persistent,
         causal=causal,
-        grid=(min(persistent, programs),) if persistent else (n, blocks, b),
-        grid_names=("cta",) if persistent else ("heads", "kv", "batch"),
+        grid=grid,
+        grid_names=grid_names,
         out_type=tuple(out_type),
         interpret=interpret,
         name="sigmoid_attention_bwd_hopper",
