@@ -142,7 +142,8 @@ def compare(knob: str, log="hopper_bwd.jsonl", prefix="hopper"):
         for line in f:
             r = json.loads(line)
             if r["kind"] == "check":
-                errs = {k: round(v, 5) for k, v in r["rel_err"].items()}
+                err = r["rel_err"]  # hopper_fwd.py's: one number; ours: one per gradient.
+                errs = {k: round(v, 5) for k, v in err.items()} if isinstance(err, dict) else err
                 print("check", r["h"], r["variant"], errs, r["ok"])
             elif "error" in r:
                 print("ERR", r["variant"], r["h"], r["t"], r["error"][:400])

@@ -45,8 +45,7 @@ Run 17 (H100): the H=128 spill stays with dv's product issued after ds^T, withou
 3 stages, and none of them is faster; at H=64 the backward is 8.6% faster with its dq reduce-adds
 taken out (wrong results, an ablation), but two dq buffers per warpgroup (no wait for the last
 share's read) gained nothing at H=64 and cost 16% at H=128. The forward's programs of padding load
-nothing, and its last copy is waited for its reads only (1-3% on padded forwards). Persistent
-kernels (`persistent=` of both, off; interpreter and lowering tests only) are to be timed.
+nothing, and its last copy is waited for its reads only (1-3% on padded forwards).
 """
 
 import functools
@@ -123,21 +122,17 @@ def _load_vector(ref, layout, interpreted: bool):
     return plgpu.load(ref, layout=layout)
 
 
-def _program(
-    q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool, ids=None
-):
+def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool):
     """This program's batch, head, warpgroup, first token along `axis` ("q": queries, "kv":
     keys; COMPUTE_WGS tiles of `block`), the first `loop_block` tile of the other axis its loop
     visits and the number of tiles it visits (those holding a valid token and, when causal, a pair
     at or below the diagonal; none when all of its own tokens are padding), and tile(ref, start,
-    size): rows [start, start + size) of its (batch, head) in a [B, L, N, H] ref. ids: (batch,
-    head, block index along `axis`) of a persistent CTA's current program (default: the grid's).
+    size): rows [start, start + size) of its (batch, head) in a [B, L, N, H] ref.
     """
-    if ids is None:
-        ids = (lax.axis_index("batch"), lax.axis_index("heads"), lax.axis_index(axis))
-    batch, head, index = ids
+    batch = lax.axis_index("batch")
+    head = lax.axis_index("heads")
     wg = lax.axis_index("wg")
-    start = index * (COMPUTE_WGS * block)
+    start = lax.axis_index(axis) * (COMPUTE_WGS * block)
     q_len = q_lens_ref[batch]
     kv_len = kv_lens_ref[batch]
     own_len, loop_len = (q_len, kv_len) if axis == "q" else (kv_len, q_len)
@@ -221,7 +216,6 @@ def _kernel(
     stages: int,
     overlap: bool,
     shared_dq: bool,
-    persistent: int,
     causal: bool,
     interpreted: bool,
 ):
@@ -231,18 +225,16 @@ def _kernel(
     q_smem, do_smem, k_smem, v_smem, bias_smem, ds_smem, dq_smem, t_smem = smem
     # ds_ready, done: [] unless shared_dq.
     q_loaded, do_loaded, k_loaded, v_loaded, bias_loaded, *sync = loaded
+    # Query tiles holding a valid query; none when every key of this program is padding.
+    batch, head, wg, cta_keys, first, steps, tile = _program(
+        q_lens_ref, kv_lens_ref, "kv", block_k, block_q, causal
+    )
     dtype = q_ref.dtype
-    b, _, n_heads, h = q_ref.shape
-    programs = _Programs(persistent, b, n_heads, k_ref.shape[1] // (COMPUTE_WGS * block_k))
+    h = q_ref.shape[-1]
 
-    def program(ids):
-        # Query tiles holding a valid query; none when every key of this program is padding.
-        return _program(q_lens_ref, kv_lens_ref, "kv", block_k, block_q, causal, ids)
-
-    def compute(ids, g0):
-        """One program's work in a compute warpgroup; g0: the query tiles its CTA streamed
-        before (the position of the ring); returns the position after it."""
-        batch, head, wg, cta_keys, first, steps, tile = program(ids)
+    @pl.when(wg < COMPUTE_WGS)
+    def _compute():
+        plgpu.set_max_registers(232, action="increase")
         k_start = cta_keys + wg * block_k
         vs, bs, dq_s = v_smem.at[wg], bias_smem.at[wg], dq_smem.at[wg]
         if shared_dq:  # k and ds^T of both warpgroups, [2 block_k, ...]; dq: half of H each.
@@ -276,7 +268,7 @@ def _kernel(
         half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
 
         def step(n, dbias, dk_acc, dv_acc, masked: bool):
-            slot = lax.rem(_offset(g0, n), jnp.int32(stages))
+            slot = lax.rem(n, jnp.int32(stages))
             q_rows = lambda: _offset(first, n) * block_q  # noqa: E731 (traced where used)
             qs, dos = q_smem.at[slot], do_smem.at[slot]
             plgpu.barrier_wait(q_loaded.at[slot])
@@ -349,7 +341,7 @@ def _kernel(
             both warpgroups (both in shared memory, two slots by the step's parity): one dq share
             of [block_q, H] per program and step, half the reduce-adds of one per warpgroup."""
             ds_ready, _ = sync
-            parity = lax.rem(_offset(g0, n), jnp.int32(2))
+            parity = lax.rem(n, jnp.int32(2))
             ds_all = ds_smem.at[parity]
             ds_own = ds_all.at[pl.ds(wg * block_k, block_k)]
             # Free: both warpgroups passed ds_ready of the step before, so both finished the
@@ -398,20 +390,17 @@ def _kernel(
             plgpu.copy_smem_to_gmem(bs, dst, commit_group=False)
         plgpu.commit_smem_to_gmem_group()
         plgpu.wait_smem_to_gmem(0)
-        return _offset(g0, steps)
 
-    def memory(ids, g0):
-        *_, first, steps, tile = program(ids)
+    @pl.when(wg == COMPUTE_WGS)
+    def _memory():
+        plgpu.set_max_registers(40, action="decrease")
 
         def load(i, slot):
             for ref, dst, loaded_ in ((q_ref, q_smem, q_loaded), (do_ref, do_smem, do_loaded)):
                 rows = _offset(first, i) * block_q
                 plgpu.copy_gmem_to_smem(tile(ref, rows, block_q), dst.at[slot], loaded_.at[slot])
 
-        programs.stream([(load, consumed)], steps, stages, q_ref.shape[1] // block_q, g0)
-        return _offset(g0, steps)
-
-    programs.specialise(compute, memory, [consumed], stages)
+        _stream([(load, consumed)], steps, stages, q_ref.shape[1] // block_q)
 
 
 def _launch(
@@ -481,23 +470,21 @@ def _forward_kernel(
     causal: bool,
     per_key_bias: bool,
     pingpong: bool,
-    persistent: int,
     interpreted: bool,
 ):
     smem, loaded, (k_consumed, v_consumed, turn) = scoped
     q_smem, k_smem, v_smem, bias_smem, t_smem = smem
     q_loaded, k_loaded, v_loaded, bias_loaded = loaded
+    # Key tiles holding a valid key; none when every query of this program is padding.
+    batch, head, wg, cta_queries, _, steps, tile = _program(
+        q_lens_ref, kv_lens_ref, "q", block_q, block_k, causal
+    )
     dtype = q_ref.dtype
-    b, t, n_heads, h = q_ref.shape
-    programs = _Programs(persistent, b, n_heads, t // (COMPUTE_WGS * block_q))
+    h = q_ref.shape[-1]
 
-    def program(ids):
-        # Key tiles holding a valid key; none when every query of this program is padding.
-        return _program(q_lens_ref, kv_lens_ref, "q", block_q, block_k, causal, ids)
-
-    def compute(ids, g0):
-        """One program's work in a compute warpgroup (g0: see _kernel's compute)."""
-        batch, head, wg, cta_queries, _, steps, tile = program(ids)
+    @pl.when(wg < COMPUTE_WGS)
+    def _compute():
+        plgpu.set_max_registers(232, action="increase")
         q_start = cta_queries + wg * block_q
         qs = q_smem.at[wg]
 
@@ -514,7 +501,7 @@ def _forward_kernel(
             return None if t_smem is None else t_smem[which].at[wg]
 
         def step(j, _, acc, masked: bool):
-            slot = lax.rem(_offset(g0, j), jnp.int32(stages))
+            slot = lax.rem(j, jnp.int32(stages))
             # This tile's k was waited for before the loop or during the previous tile's p v.
 
             def scores(s_acc):
@@ -543,7 +530,7 @@ def _forward_kernel(
 
             @pl.when(j + 1 < steps)
             def _():  # While p v runs.
-                plgpu.barrier_wait(k_loaded.at[lax.rem(_offset(g0, j) + 1, jnp.int32(stages))])
+                plgpu.barrier_wait(k_loaded.at[lax.rem(j + 1, jnp.int32(stages))])
 
             plgpu.wgmma_wait(0)
             plgpu.barrier_arrive(v_consumed.at[slot])  # This tile's v is used.
@@ -559,8 +546,7 @@ def _forward_kernel(
                 split = full if split is None else jnp.minimum(split, full)
             if split is not None:
                 split = jnp.clip(split, 0, steps)
-            first_slot = lax.rem(g0, jnp.int32(stages)) if persistent else 0
-            pl.when(steps > 0)(lambda: plgpu.barrier_wait(k_loaded.at[first_slot]))
+            pl.when(steps > 0)(lambda: plgpu.barrier_wait(k_loaded.at[0]))
             if pingpong:
                 pl.when(wg == 1)(lambda: _take_turns(turn))  # Warpgroup 0 goes first.
             _loops(split, steps, functools.partial(step, acc=acc), None, masked_first=False)
@@ -577,10 +563,10 @@ def _forward_kernel(
         plgpu.commit_smem()
         plgpu.copy_smem_to_gmem(qs, tile(out_ref, q_start, block_q))
         plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # Writes complete with the kernel.
-        return _offset(g0, steps)
 
-    def memory(ids, g0):
-        batch, *_, steps, tile = program(ids)
+    @pl.when(wg == COMPUTE_WGS)
+    def _memory():
+        plgpu.set_max_registers(40, action="decrease")
 
         def load_k(j, slot):
             keys = pl.ds(j * block_k, block_k)
@@ -597,11 +583,8 @@ def _forward_kernel(
                 tile(v_ref, j * block_k, block_k), v_smem.at[slot], v_loaded.at[slot]
             )
 
-        loads = [(load_k, k_consumed), (load_v, v_consumed)]
-        programs.stream(loads, steps, stages, k_ref.shape[1] // block_k, g0)
-        return _offset(g0, steps)
-
-    programs.specialise(compute, memory, [k_consumed, v_consumed], stages)
+        tiles = k_ref.shape[1] // block_k
+        _stream([(load_k, k_consumed), (load_v, v_consumed)], steps, stages, tiles)
 
 
 def _stream(loads, steps, stages: int, tiles: int):
@@ -621,107 +604,15 @@ def _stream(loads, steps, stages: int, tiles: int):
             load(i + stages, slot)
 
     # Observe the last tiles' releases too, so that every barrier phase is consumed.
-    _drain([consumed for _, consumed in loads], steps, stages)
-
-
-def _drain(consumes, streamed, stages: int):
-    """Waits for the release of the last min(stages, streamed) of `streamed` tiles."""
-
-    @pl.loop(jnp.maximum(streamed - stages, 0), streamed)
+    @pl.loop(jnp.maximum(steps - stages, 0), steps)
     def _(i):
-        for consumed in consumes:
+        for _, consumed in loads:
             plgpu.barrier_wait(consumed.at[lax.rem(i, jnp.int32(stages))])
-
-
-def _stream_ring(loads, steps, stages: int, g0):
-    """_stream's loads for one of a persistent CTA's programs, without the final _drain: its
-    tile i is the CTA's tile g0 + i in the ring, whose slot is waited for from the ring's second
-    round on, whichever program last used it."""
-
-    @pl.loop(0, steps)
-    def _(i):
-        g = g0 + i
-        slot = lax.rem(g, jnp.int32(stages))
-        for load, consumed in loads:
-            pl.when(g >= stages)(lambda consumed=consumed: plgpu.barrier_wait(consumed.at[slot]))
-            load(i, slot)
-
-
-def _grid(persistent: int, heads: int, blocks: int, batch: int, axis: str):
-    """The launch grid and its axis names: one CTA per program (a block along `axis` of one
-    (batch, head)), or `persistent` CTAs (at most one per program), see _Programs."""
-    if persistent < 0:
-        raise ValueError(f"persistent: got {persistent}, expected 0 or a number of CTAs")
-    if persistent:
-        return (min(persistent, heads * blocks * batch),), ("cta",)
-    return (heads, blocks, batch), ("heads", axis, "batch")
-
-
-class _Programs:
-    """The programs (blocks of one (batch, head)) of a kernel: one per CTA of the grid
-    (persistent=0), or `persistent` CTAs taking every persistent-th program in the grid's order
-    (heads, then blocks, then batch), so that a CTA's next program streams its first tiles while
-    its last one finishes."""
-
-    def __init__(self, persistent: int, batch: int, heads: int, blocks: int):
-        self.persistent, self.heads, self.blocks = persistent, heads, blocks
-        self.total = batch * heads * blocks
-
-    def run(self, fn):
-        """fn(ids, g0) -> g0 after the program, for each of this CTA's programs; ids None (the
-        grid's) unless persistent. Returns the final g0."""
-        if not self.persistent:
-            return fn(None, 0)
-        ctas = min(self.persistent, self.total)
-        cta = lax.axis_index("cta")
-        count = lax.div(self.total - 1 - cta, jnp.int32(ctas)) + 1
-
-        def one(j, g0):
-            w = cta + j * ctas
-            per_batch = self.heads * self.blocks
-            block = lax.div(lax.rem(w, per_batch), self.heads)
-            return fn((lax.div(w, per_batch), lax.rem(w, self.heads), block), g0)
-
-        return pl.loop(0, count, init_carry=jnp.int32(0))(one)
-
-    def stream(self, loads, steps, stages: int, tiles: int, g0):
-        """The memory warpgroup's loads of one program (_stream, or _stream_ring if persistent)."""
-        if not self.persistent:
-            _stream(loads, steps, stages, tiles)
-        else:
-            _stream_ring(loads, steps, stages, g0)
-
-    def specialise(self, compute, memory, consumes, stages: int):
-        """compute(ids, g0) in the compute warpgroups and memory(ids, g0) in the memory one, over
-        this CTA's programs, with their register budgets; a persistent CTA's memory warpgroup then
-        observes the last tiles' releases on `consumes` (see _stream)."""
-        wg = lax.axis_index("wg")
-
-        @pl.when(wg < COMPUTE_WGS)
-        def _compute():
-            plgpu.set_max_registers(232, action="increase")
-            self.run(compute)
-
-        @pl.when(wg == COMPUTE_WGS)
-        def _memory():
-            plgpu.set_max_registers(40, action="decrease")
-            streamed = self.run(memory)
-            if self.persistent:
-                _drain(consumes, streamed, stages)
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=(
-        "scale",
-        "causal",
-        "block_q",
-        "block_k",
-        "stages",
-        "pingpong",
-        "persistent",
-        "interpret",
-    ),
+    static_argnames=("scale", "causal", "block_q", "block_k", "stages", "pingpong", "interpret"),
 )
 def fused_forward(
     q,
@@ -737,7 +628,6 @@ def fused_forward(
     block_k: int = FORWARD_BLOCK_K,
     stages: int = 2,
     pingpong: bool = True,
-    persistent: int = 0,
     interpret=False,
 ):
     """The sigmoid attention output for block-aligned inputs (Mosaic GPU).
@@ -756,10 +646,6 @@ def fused_forward(
 
     Measured on an H200 (docs/benchmarks.md run 11): 669 TFLOPS at H=128, T=8192 (cuDNN's
     softmax 601); ping-pong is worth 10-12%.
-
-    persistent (not yet timed): as fused_backward's, with blocks of queries for programs: the
-    memory warpgroup streams the next program's first key and value tiles while the compute
-    warpgroups store the last one's output.
     """
     b, t, n, h = q.shape
     s = k.shape[1]
@@ -772,7 +658,6 @@ def fused_forward(
         raise ValueError(f"half_bias has shape {half_bias.shape}, expected ({b},) or ({b}, {s})")
     per_key_bias = half_bias.ndim == 2
     dtype = q.dtype
-    grid, grid_names = _grid(persistent, n, t // (COMPUTE_WGS * block_q), b, "q")
     smem = (
         plgpu.SMEM((COMPUTE_WGS, block_q, h), dtype, transforms=_TILED),  # q, then out
         plgpu.SMEM((stages, block_k, h), dtype, transforms=_TILED),  # k
@@ -799,9 +684,8 @@ def fused_forward(
         causal=causal,
         per_key_bias=per_key_bias,
         pingpong=pingpong,
-        persistent=persistent,
-        grid=grid,
-        grid_names=grid_names,
+        grid=(n, t // (COMPUTE_WGS * block_q), b),
+        grid_names=("heads", "q", "batch"),
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
         interpret=interpret,
         name="sigmoid_attention_fwd_hopper",
@@ -819,7 +703,6 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
-        "persistent",
         "swizzle",
         "interpret",
     ),
@@ -841,7 +724,6 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
-    persistent: int = 0,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -870,11 +752,6 @@ def fused_backward(
     cost of the warpgroups waiting for each other once per tile. 3 stages fit with it at H=128.
     At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit tiles are swizzled
     in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128; not yet timed).
-
-    persistent (not yet timed): 0, one CTA per program (a block of keys), or that many CTAs (e.g.
-    the GPU's SM count), each running every persistent-th program: the memory warpgroup streams
-    the next program's first query tiles while the compute warpgroups finish the last one (its
-    dk, dv and dbias stores), where a fresh CTA would start with empty slots.
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
@@ -928,7 +805,6 @@ def fused_backward(
             plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=2),
             plgpu.Barrier(num_arrivals=COMPUTE_WGS),
         )
-    grid, grid_names = _grid(persistent, n, s // (COMPUTE_WGS * block_k), b, "kv")
     acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
     dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
     out_type = [jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)]
@@ -944,10 +820,9 @@ def fused_backward(
         block_k=block_k,
         overlap=overlap,
         shared_dq=shared_dq,
-        persistent=persistent,
         causal=causal,
-        grid=grid,
-        grid_names=grid_names,
+        grid=(n, s // (COMPUTE_WGS * block_k), b),
+        grid_names=("heads", "kv", "batch"),
         out_type=tuple(out_type),
         interpret=interpret,
         name="sigmoid_attention_bwd_hopper",

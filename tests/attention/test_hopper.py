@@ -330,8 +330,6 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True), 64),
             (dict(shared_dq=True, overlap=False, causal=True, with_dbias=True), 128),
             (dict(shared_dq=True, stages=3, causal=True), 128),
-            (dict(persistent=3), 64),
-            (dict(persistent=1, shared_dq=True, causal=True, with_dbias=True), 128),
         ],
         ids=[
             "no_overlap",
@@ -340,10 +338,6 @@ class TestHopperInterpret(HopperSuite):
             "shared_dq_h64",
             "shared_dq_causal_dbias",
             "shared_dq_s3_causal",
-            # 3 CTAs for 4 programs (4, 4, 3 and 3 query tiles): CTA 0 runs 2.
-            "persistent3",
-            # One CTA runs all 4 (4, 2, 3, 1 tiles): programs start at odd ring positions.
-            "persistent1_shared_dq_causal_dbias",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -378,22 +372,8 @@ class TestHopperInterpret(HopperSuite):
 
     @pytest.mark.parametrize(
         "variant",
-        [
-            dict(pingpong=False),
-            dict(stages=3, causal=True),
-            dict(block_k=64, per_key_bias=True),
-            dict(persistent=3),  # 4 programs (2, 2, 3 and 3 key tiles): CTA 0 runs 2.
-            dict(persistent=1, stages=3, causal=True),
-            dict(persistent=2, block_k=64, per_key_bias=True),
-        ],
-        ids=[
-            "no_pingpong",
-            "s3_causal",
-            "bk64_per_key",
-            "persistent3",
-            "persistent1_s3_causal",
-            "persistent2_bk64_per_key",
-        ],
+        [dict(pingpong=False), dict(stages=3, causal=True), dict(block_k=64, per_key_bias=True)],
+        ids=["no_pingpong", "s3_causal", "bk64_per_key"],
     )
     def test_forward_kernel_variants(self, variant):
         # The knobs of fused_forward, called directly (the attention call uses the defaults).
@@ -436,7 +416,6 @@ class TestHopperInterpret(HopperSuite):
                 ("fused_forward", dict(pingpong=False)),
                 ("fused_forward", dict(per_key_bias=True)),
                 ("fused_forward", dict(causal=True, per_key_bias=True, stages=3)),
-                ("fused_forward", dict(persistent=132, causal=True)),
             ]
         ]
         + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)]
@@ -445,9 +424,7 @@ class TestHopperInterpret(HopperSuite):
             for kw in ({}, dict(stages=3), dict(causal=True, with_dbias=True, overlap=False))
             for h in (64, 128)
         ]
-        + [("fused_backward", dict(swizzle=64), 64)]
-        + [("fused_backward", dict(persistent=132), 64)]
-        + [("fused_backward", dict(persistent=132, shared_dq=True, causal=True), 128)],
+        + [("fused_backward", dict(swizzle=64), 64)],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
@@ -545,12 +522,8 @@ class TestHopperInterpret(HopperSuite):
 
     @pytest.mark.parametrize(
         "t,kw,match",
-        [
-            (96, {}, "multiple of"),
-            (128, dict(shared_dq=True, swizzle=128), "128-byte tiles"),
-            (128, dict(persistent=-1), "persistent: got -1"),
-        ],
-        ids=["unaligned", "dq_half_within_a_swizzle_tile", "persistent"],
+        [(96, {}, "multiple of"), (128, dict(shared_dq=True, swizzle=128), "128-byte tiles")],
+        ids=["unaligned", "dq_half_within_a_swizzle_tile"],
     )
     def test_rejects_unaligned_shapes(self, t, kw, match):
         x = jnp.zeros((1, t, 1, 64), jnp.bfloat16)
