@@ -35,9 +35,8 @@ Tests (tests/attention/test_hopper.py): values and gradients in the Mosaic GPU i
 machine, the compiled kernels' lowering to Mosaic GPU MLIR (ops, layouts, shared memory); compiled
 and run on Hopper GPUs (marked `gpu`).
 
-Measured (H200, docs/benchmarks.md run 16, with the Mosaic forward and shared_dq at H=128): forward
-1.11-1.23x cuDNN softmax's, forward plus backward 1.07-1.09x at H=64 and 1.02-1.04x at H=128
-(T=4K-16K).
+Measured (H200, docs/benchmarks.md run 18, these kernels): forward 1.05-1.22x cuDNN softmax's,
+forward plus backward 1.06-1.08x at H=64 and 1.01-1.05x at H=128 (T=4K-16K).
 ptxas (run 16): the H=64 backward uses 168 registers without spills; the H=128 one spills 144 bytes.
 A variant that issued the next query tile's products across the loop's back edge was 18-22% slower:
 ptxas then serialises every wgmma (it reads accumulators of products still in flight).
@@ -46,6 +45,9 @@ Run 17 (H100): the H=128 spill stays with dv's product issued after ds^T, withou
 taken out (wrong results, an ablation), but two dq buffers per warpgroup (no wait for the last
 share's read) gained nothing at H=64 and cost 16% at H=128. The forward's programs of padding load
 nothing, and its last copy is waited for its reads only (1-3% on padded forwards).
+Run 18 (H100): persistent variants of both kernels (one CTA per SM running every 132nd program, the
+next program's first tiles streaming in while the last one finishes) passed their compiled checks
+but were slower at every shape (backward 3-33%, forward up to 8%); removed (they are in 8458d99).
 """
 
 import functools
