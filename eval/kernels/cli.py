@@ -120,7 +120,7 @@ def parse_args(argv) -> argparse.Namespace:
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     p.add_argument("--reps", type=int, default=None, help="timed samples per measurement [30]")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first [3]")
-    p.add_argument("--min_sample_s", type=float, default=2e-3, help="shortest timed sample")
+    p.add_argument("--min_sample_s", type=float, default=1e-2, help="shortest timed sample")
     p.add_argument("--tol", type=float, default=3e-2, help="max relative error vs float32")
     p.add_argument(
         "--tokens", type=int, default=None, help=f"tokens per batch [{TOKENS_PER_BATCH}]"

@@ -186,7 +186,7 @@ def measure(
     reps: int,
     warmup: int = 2,
     tol: float = 3e-2,
-    min_sample_s: float = 2e-3,
+    min_sample_s: float = 1e-2,
     kernel_config=None,
     time_wrong: bool = True,
 ) -> dict:
