@@ -40,7 +40,14 @@ import os
 import sys
 
 from eval.kernels import specs
-from eval.kernels.specs import BENCH_IMPLS, HIDDEN, KNOWN_IMPLS, MODES, TOKENS_PER_BATCH
+from eval.kernels.specs import (
+    BENCH_IMPLS,
+    HIDDEN,
+    KNOWN_IMPLS,
+    MIN_SAMPLE_S,
+    MODES,
+    TOKENS_PER_BATCH,
+)
 
 # Quick mode: the shapes of specs.QUICK_SPECS, few samples.
 _QUICK_TIMING = dict(reps=3, warmup=1)
@@ -120,7 +127,7 @@ def parse_args(argv) -> argparse.Namespace:
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     p.add_argument("--reps", type=int, default=None, help="timed samples per measurement [30]")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first [3]")
-    p.add_argument("--min_sample_s", type=float, default=1e-2, help="shortest timed sample")
+    p.add_argument("--min_sample_s", type=float, default=MIN_SAMPLE_S, help="shortest timed sample")
     p.add_argument("--tol", type=float, default=3e-2, help="max relative error vs float32")
     p.add_argument(
         "--tokens", type=int, default=None, help=f"tokens per batch [{TOKENS_PER_BATCH}]"

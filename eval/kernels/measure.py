@@ -14,7 +14,7 @@ import numpy as np
 
 import sigjax
 from eval.kernels import peers
-from eval.kernels.specs import KNOWN_IMPLS, Shape, make_inputs
+from eval.kernels.specs import KNOWN_IMPLS, MIN_SAMPLE_S, Shape, make_inputs
 from eval.kernels.timing import time_callable
 from sigjax.attention._pallas import table_config
 
@@ -186,7 +186,7 @@ def measure(
     reps: int,
     warmup: int = 2,
     tol: float = 3e-2,
-    min_sample_s: float = 1e-2,
+    min_sample_s: float = MIN_SAMPLE_S,
     kernel_config=None,
     time_wrong: bool = True,
 ) -> dict:

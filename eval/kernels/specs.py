@@ -14,6 +14,8 @@ import numpy as np
 
 TOKENS_PER_BATCH = 16384
 HIDDEN = 2048
+# Shortest timed sample: shorter calls are timed several back to back (eval.kernels.timing).
+MIN_SAMPLE_S = 1e-2
 BENCH_IMPLS = ("pallas", "xla", "cudnn", "triton_sigmoid")
 # pallas_hopper: the Pallas kernels with the Hopper (Mosaic GPU) backward; fwdbwd only, since its
 # forward is pallas's. pallas_mosaic: the Hopper forward and backward (KernelConfig.hopper_fwd).
