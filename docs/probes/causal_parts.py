@@ -3,11 +3,11 @@
 Run 18 (H200) timed sigjax's causal fwd+bwd at 0.65x its non-causal time at H=128, T=4096, while
 the backward kernel alone keeps 0.58 of its time on an H100 (run 19). This times, causal and not,
 in one process: sigjax's forward+backward as `eval kernels` does, cuDNN's, the Hopper forward and
-backward kernels alone, and the difference (the XLA work around the kernels). With MASK=vectors,
-the kernels' causal mask is built from two 1-D iotas broadcast to the tile instead of two 2-D ones
-(monkeypatched here; the kernels on main are untouched). One JSON line per timing in
-$OUT/causal_parts.jsonl, the compiled HLO of sigjax's causal fwd+bwd in $OUT.
-    OUT=/tmp/out MASK=iota2d python docs/probes/causal_parts.py 128 4096
+backward kernels alone (the difference is the XLA work around the kernels). Run 19's call 2 also
+timed a causal mask from 1-D iotas here (monkeypatched; now hopper._mask). With REGS=up,down the
+kernels' register split is patched (below). One JSON line per timing in $OUT/causal_parts.jsonl,
+the compiled HLO of sigjax's forward+backward in $OUT. Optional third argument: the parts to run.
+    OUT=/tmp/out REGS=240,24 python docs/probes/causal_parts.py 128 4096 hopper_fwd,hopper_bwd
 """
 
 import json
@@ -17,7 +17,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
 from eval.kernels import measure
@@ -26,32 +25,28 @@ from eval.kernels.timing import time_callable
 from pallas_kernels.sigmoid_attention import hopper
 
 OUT = os.environ.get("OUT", "/tmp")
-MASK = os.environ.get("MASK", "iota2d")
 
 
-def mask_from_vectors(
-    p, row_start, col_start, rows_are_keys: bool, interpreted: bool, causal=True, kv_len=None
-):
-    """hopper._mask with row and column indices from 1-D iotas (a thread holds few distinct ones)."""
-    row_layout = None if interpreted else plgpu.Layout.WGMMA.reduce(1)
-    col_layout = None if interpreted else plgpu.Layout.WGMMA.reduce(0)
-    rows = plgpu.broadcasted_iota(jnp.int32, (p.shape[0],), 0, layout=row_layout) + row_start
-    cols = plgpu.broadcasted_iota(jnp.int32, (p.shape[1],), 0, layout=col_layout) + col_start
-    rows = lax.broadcast_in_dim(rows, p.shape, [0])
-    cols = lax.broadcast_in_dim(cols, p.shape, [1])
-    queries, keys = (cols, rows) if rows_are_keys else (rows, cols)
-    keep = keys <= queries if causal else None
-    if kv_len is not None:
-        keep = keys < kv_len if keep is None else keep & (keys < kv_len)
-    return jnp.where(keep, p, 0.0)
+# REGS="240,24": the compute warpgroups' register count raised from 232 to 240 and the memory
+# warpgroup's lowered from 40 to 24 (FlashAttention-3's split with two consumer warpgroups;
+# 2 * 128 * 240 + 128 * 24 = 64,512 of the SM's 65,536), in both kernels.
+REGS = os.environ.get("REGS", "")
+if REGS:
+    _up, _down = (int(x) for x in REGS.split(","))
+    _set_max_registers = plgpu.set_max_registers
 
+    def _patched(n, *, action):
+        return _set_max_registers(_up if action == "increase" else _down, action=action)
 
-if MASK == "vectors":
-    hopper._mask = mask_from_vectors
+    hopper.plgpu = type("plgpu", (), {})  # A namespace: plgpu's names, one replaced.
+    for _name in dir(plgpu):
+        if not _name.startswith("__"):
+            setattr(hopper.plgpu, _name, getattr(plgpu, _name))
+    hopper.plgpu.set_max_registers = staticmethod(_patched)
 
 
 def emit(rec):
-    rec.update(mask=MASK, device=jax.devices()[0].device_kind)
+    rec.update(regs=REGS or "232,40", device=jax.devices()[0].device_kind)
     print(json.dumps(rec), flush=True)
     with open(os.path.join(OUT, "causal_parts.jsonl"), "a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -71,9 +66,7 @@ def main():
             "sigjax_fwdbwd": (jax.jit(measure._program("pallas", shape)), (q, k, v, lens, do)),
             "cudnn_fwdbwd": (jax.jit(measure._program("cudnn", shape)), (q, k, v, lens, do)),
             "hopper_fwd": (
-                jax.jit(
-                    lambda *a, c=causal: hopper.fused_forward(*a, scale=scale, causal=c)
-                ),
+                jax.jit(lambda *a, c=causal: hopper.fused_forward(*a, scale=scale, causal=c)),
                 (q, k, v, half, lens, lens),
             ),
             "hopper_bwd": (
@@ -94,7 +87,7 @@ def main():
                 compiled = fn.lower(*args).compile()
                 rec["compile_s"] = time.perf_counter() - t0
                 if name == "sigjax_fwdbwd":
-                    path = os.path.join(OUT, f"hlo_{MASK}_h{h}_t{t}_causal{int(causal)}.txt")
+                    path = os.path.join(OUT, f"hlo_h{h}_t{t}_causal{int(causal)}.txt")
                     with open(path, "w") as f:
                         f.write(compiled.as_text())
                 rec.update(time_callable(compiled, args, reps=10, warmup=2, min_sample_s=0.05))
