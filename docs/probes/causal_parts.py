@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -38,11 +39,13 @@ if REGS:
     def _patched(n, *, action):
         return _set_max_registers(_up if action == "increase" else _down, action=action)
 
-    hopper.plgpu = type("plgpu", (), {})  # A namespace: plgpu's names, one replaced.
-    for _name in dir(plgpu):
-        if not _name.startswith("__"):
-            setattr(hopper.plgpu, _name, getattr(plgpu, _name))
-    hopper.plgpu.set_max_registers = staticmethod(_patched)
+    class _Plgpu(types.ModuleType):  # plgpu, but for one name.
+        set_max_registers = staticmethod(_patched)
+
+        def __getattr__(self, name):
+            return getattr(plgpu, name)
+
+    hopper.plgpu = _Plgpu("plgpu")
 
 
 def emit(rec):

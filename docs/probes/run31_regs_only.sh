@@ -1,0 +1,5 @@
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+sed -n '/^for v in/,/tee \$OUT\/ptxas_regs.txt/p;/^for regs in/,$p' docs/probes/run30_regs.sh > /tmp/tail.sh
+sed -i 's/for regs in "" 240,24/for regs in 240,24 ""/' /tmp/tail.sh
+OUT=$OUT bash /tmp/tail.sh
