@@ -5,7 +5,7 @@ the backward kernel alone keeps 0.58 of its time on an H100 (run 19). This times
 in one process: sigjax's forward+backward as `eval kernels` does, cuDNN's, the Hopper forward and
 backward kernels alone (the difference is the XLA work around the kernels). Run 19's call 2 also
 timed a causal mask from 1-D iotas here (monkeypatched; now hopper._mask). With REGS=up,down the
-kernels' register split is patched (below). One JSON line per timing in $OUT/causal_parts.jsonl,
+kernels' register split is set (below). One JSON line per timing in $OUT/causal_parts.jsonl,
 the compiled HLO of sigjax's forward+backward in $OUT. Optional third argument: the parts to run.
     OUT=/tmp/out REGS=240,24 python docs/probes/causal_parts.py 128 4096 hopper_fwd,hopper_bwd
 """
@@ -14,11 +14,9 @@ import json
 import os
 import sys
 import time
-import types
 
 import jax
 import jax.numpy as jnp
-from jax.experimental.pallas import mosaic_gpu as plgpu
 
 from eval.kernels import measure
 from eval.kernels.specs import Shape, make_inputs
@@ -28,28 +26,16 @@ from pallas_kernels.sigmoid_attention import hopper
 OUT = os.environ.get("OUT", "/tmp")
 
 
-# REGS="240,24": the compute warpgroups' register count raised from 232 to 240 and the memory
-# warpgroup's lowered from 40 to 24 (FlashAttention-3's split with two consumer warpgroups;
-# 2 * 128 * 240 + 128 * 24 = 64,512 of the SM's 65,536), in both kernels.
+# REGS=up,down: both kernels' register split (hopper.FORWARD_REGISTERS, BACKWARD_REGISTERS) set
+# to `up` registers per compute warpgroup thread and `down` for the memory warpgroup. Run 19 timed
+# 240,24 against 232,40 here (a patched plgpu.set_max_registers then) before the backward took it.
 REGS = os.environ.get("REGS", "")
 if REGS:
-    _up, _down = (int(x) for x in REGS.split(","))
-    _set_max_registers = plgpu.set_max_registers
-
-    def _patched(n, *, action):
-        return _set_max_registers(_up if action == "increase" else _down, action=action)
-
-    class _Plgpu(types.ModuleType):  # plgpu, but for one name.
-        set_max_registers = staticmethod(_patched)
-
-        def __getattr__(self, name):
-            return getattr(plgpu, name)
-
-    hopper.plgpu = _Plgpu("plgpu")
+    hopper.FORWARD_REGISTERS = hopper.BACKWARD_REGISTERS = tuple(int(x) for x in REGS.split(","))
 
 
 def emit(rec):
-    rec.update(regs=REGS or "232,40", device=jax.devices()[0].device_kind)
+    rec.update(regs=REGS or "default", device=jax.devices()[0].device_kind)
     print(json.dumps(rec), flush=True)
     with open(os.path.join(OUT, "causal_parts.jsonl"), "a") as f:
         f.write(json.dumps(rec) + "\n")

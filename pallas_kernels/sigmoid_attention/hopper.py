@@ -80,6 +80,12 @@ _TILED = _swizzled(128, jnp.bfloat16)
 _TILED_F32 = _swizzled(128, jnp.float32)
 # The forward's key tile (JAX's Mosaic GPU flash attention is fastest at 128 on an H100/H200).
 FORWARD_BLOCK_K = 128
+# Registers per thread of a compute and of the memory warpgroup (setmaxnreg), forward and backward:
+# 2 * 128 * 240 + 128 * 24 = 64,512 of an SM's 65,536. The backward at 240/24 spills 120 bytes at
+# H=128 (144 at 232/40) and runs 1.2-2.2% faster there; the forward at 240/24 was 0-3% slower
+# (H100, docs/benchmarks.md run 19).
+FORWARD_REGISTERS = (232, 40)
+BACKWARD_REGISTERS = (240, 24)
 # A padded key's halved logit bias: tanh of it is exactly -1 in float32, so its weight is 0.
 PADDED_KEY_BIAS = -1e30
 
@@ -247,7 +253,7 @@ def _kernel(
 
     @pl.when(wg < COMPUTE_WGS)
     def _compute():
-        plgpu.set_max_registers(232, action="increase")
+        plgpu.set_max_registers(BACKWARD_REGISTERS[0], action="increase")
         k_start = cta_keys + wg * block_k
         vs, bs, dq_s = v_smem.at[wg], bias_smem.at[wg], dq_smem.at[wg]
         if shared_dq:  # k and ds^T of both warpgroups, [2 block_k, ...]; dq: half of H each.
@@ -406,7 +412,7 @@ def _kernel(
 
     @pl.when(wg == COMPUTE_WGS)
     def _memory():
-        plgpu.set_max_registers(40, action="decrease")
+        plgpu.set_max_registers(BACKWARD_REGISTERS[1], action="decrease")
 
         def load(i, slot):
             for ref, dst, loaded_ in ((q_ref, q_smem, q_loaded), (do_ref, do_smem, do_loaded)):
@@ -497,7 +503,7 @@ def _forward_kernel(
 
     @pl.when(wg < COMPUTE_WGS)
     def _compute():
-        plgpu.set_max_registers(232, action="increase")
+        plgpu.set_max_registers(FORWARD_REGISTERS[0], action="increase")
         q_start = cta_queries + wg * block_q
         qs = q_smem.at[wg]
 
@@ -579,7 +585,7 @@ def _forward_kernel(
 
     @pl.when(wg == COMPUTE_WGS)
     def _memory():
-        plgpu.set_max_registers(40, action="decrease")
+        plgpu.set_max_registers(FORWARD_REGISTERS[1], action="decrease")
 
         def load_k(j, slot):
             keys = pl.ds(j * block_k, block_k)

@@ -511,6 +511,14 @@ class TestHopperInterpret(HopperSuite):
             assert ("_hopper" in ran) == (implementation == "hopper"), ran[:300]
             assert "sigmoid_attention_" in ran
 
+    @pytest.mark.parametrize("split", ["FORWARD_REGISTERS", "BACKWARD_REGISTERS"])
+    def test_register_split_fits_an_sm(self, split):
+        # setmaxnreg takes multiples of 8 in [24, 256], and the warpgroups' registers together
+        # must fit the SM's 64K, or the launch fails on the GPU only.
+        up, down = getattr(hopper, split)
+        assert all(r % 8 == 0 and 24 <= r <= 256 for r in (up, down)), (up, down)
+        assert 128 * (hopper.COMPUTE_WGS * up + down) <= 65536
+
     def test_lowering_checks_shared_memory(self):
         # block_q=128 does not fit an H=128 backward's tiles in shared memory: refused here too.
         x = jax.ShapeDtypeStruct((1, 256, 1, 128), jnp.bfloat16)
