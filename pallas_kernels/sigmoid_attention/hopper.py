@@ -103,7 +103,7 @@ def _transposed(ref, scratch, interpreted: bool):
     """refᵀ as a wgmma operand: read in place when compiled; the interpreter cannot, so there the
     transpose is copied into `scratch` first."""
     if not interpreted:
-        return plgpu.transpose_ref(ref, (1, 0))
+        return ref.transpose((1, 0))
     scratch[...] = ref[...].T
     return scratch
 
