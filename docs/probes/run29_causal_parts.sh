@@ -4,6 +4,8 @@
 # at H=128 spills 412 bytes (144 without causal). 1. causal_parts.py: sigjax's fwd+bwd, cuDNN's and
 # the two kernels alone, causal and not, one process, with the 2-D iota mask of main and with
 # the mask from 1-D vectors; 2. ptxas report and compiled checks of the vector mask.
+# Ran once, at 6e7b2c5 (docs/benchmarks.md run 19, call 2). Since then the 1-D mask is hopper._mask and
+# causal_parts.py has no MASK switch: both passes now time main's kernels.
 #   OUT=... bash docs/probes/run29_causal_parts.sh          (carry .whl)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false; nvidia-smi -L

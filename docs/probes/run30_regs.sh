@@ -4,6 +4,8 @@
 # tests with the new mask); 2. ptxas reports with the register split 240/24 instead of 232/40
 # (REGS, causal_parts.py); 3. both kernels alone at 232/40 and 240/24, causal and not, H=128
 # T=4K/8K and H=64 T=8K. Stage deadline TESTS_END (seconds since the start).
+# Ran at ad81b10 (run 19, call 3): the REGS passes failed there (the probe's patch then; fixed in aa8056b,
+# rerun as run31_regs_only.sh).
 #   OUT=... bash docs/probes/run30_regs.sh          (carry .whl with .whl/opt: pytest, pytest-xdist)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1

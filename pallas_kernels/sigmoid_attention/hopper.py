@@ -35,9 +35,12 @@ Tests (tests/attention/test_hopper.py): values and gradients in the Mosaic GPU i
 machine, the compiled kernels' lowering to Mosaic GPU MLIR (ops, layouts, shared memory); compiled
 and run on Hopper GPUs (marked `gpu`).
 
-Measured (H200, docs/benchmarks.md run 18, these kernels): forward 1.05-1.22x cuDNN softmax's,
-forward plus backward 1.06-1.08x at H=64 and 1.01-1.05x at H=128 (T=4K-16K).
-ptxas (run 16): the H=64 backward uses 168 registers without spills; the H=128 one spills 144 bytes.
+Measured (H200, docs/benchmarks.md run 18, before run 19's mask and registers): forward
+1.05-1.22x cuDNN softmax's, forward plus backward 1.06-1.08x at H=64 and 1.01-1.05x at H=128
+(T=4K-16K). Run 19 (an H100, T=4K/8K, these kernels): forward 1.09-1.18x, forward plus backward
+1.05-1.07x; causal forward plus backward 0.54-0.56x its non-causal time.
+ptxas (run 16): the H=64 backward uses 168 registers without spills; the H=128 one spills 144 bytes
+(120 with the register split 240/24 of run 19; causal: 412 with 2-D iota masks, 244 now).
 A variant that issued the next query tile's products across the loop's back edge was 18-22% slower:
 ptxas then serialises every wgmma (it reads accumulators of products still in flight).
 Run 17 (H100): the H=128 spill stays with dv's product issued after ds^T, without overlap and with
@@ -48,6 +51,8 @@ nothing, and its last copy is waited for its reads only (1-3% on padded forwards
 Run 18 (H100): persistent variants of both kernels (one CTA per SM running every 132nd program, the
 next program's first tiles streaming in while the last one finishes) passed their compiled checks
 but were slower at every shape (backward 3-33%, forward up to 8%); removed (they are in 8458d99).
+Run 19 (H100): masks from 1-D iotas (2.5% off the causal H=128 backward) and the backward's
+register split 240/24 (1-2% at H=128) adopted.
 """
 
 import functools
