@@ -11,11 +11,4 @@ left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
 timeout $(left ${TESTS_END:-340}) python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 8 \
   tests/attention/test_sigmoid_attention.py tests/attention/test_hopper.py -k "not Interpret" 2>&1 \
   | grep -v -i warn > $OUT/tests.log; tail -8 $OUT/tests.log
-T="--steps=10 --warmup=2 --repeats=3"
-B8K="--config=configs.base --set data.max_len=8192 --set data.batch_size=8 --set data.synthetic.n_genes=12000"
-while read name args; do
-  timeout $(left ${END:-570}) python3 -m eval train-speed $T $args --out=$OUT/speed/$name 2>&1 | grep -v -i warn | tail -4
-done <<LIST
-s160_dense --config=configs.stress_160m
-base8k_dense $B8K
-LIST
+source docs/probes/steps8k.sh

@@ -13,11 +13,4 @@ timeout $(left ${K16_END:-130}) $K --out=$OUT/kernels16k --seq_lens=16384 --mode
   --causal=0,1 --budget_s=$(left $(( ${K16_END:-130} - 10 ))) 2>&1 | grep -v -i warn | tail -12
 timeout $(left ${PAD_END:-280}) $K --out=$OUT/kernels_pad --seq_lens=4096,8192,16384 --modes=fwdbwd --padding=0.5 \
   --causal=0 --budget_s=$(left $(( ${PAD_END:-280} - 10 ))) 2>&1 | grep -v -i warn | tail -4
-T="--steps=10 --warmup=2 --repeats=3"
-B8K="--config=configs.base --set data.max_len=8192 --set data.batch_size=8 --set data.synthetic.n_genes=12000"
-while read name args; do
-  timeout $(left ${END:-470}) python3 -m eval train-speed $T $args --out=$OUT/speed/$name 2>&1 | grep -v -i warn | tail -3
-done <<LIST
-s160_dense --config=configs.stress_160m
-base8k_dense $B8K
-LIST
+END=${END:-470}; source docs/probes/steps8k.sh
