@@ -87,7 +87,7 @@ _TILED_F32 = _swizzled(128, jnp.float32)
 FORWARD_BLOCK_K = 128
 # Registers per thread of a compute and of the memory warpgroup (setmaxnreg), forward and backward:
 # 2 * 128 * 240 + 128 * 24 = 64,512 of an SM's 65,536. The backward at 240/24 spills 120 bytes at
-# H=128 (144 at 232/40) and runs 1.2-2.2% faster there; the forward at 240/24 was 0-3% slower
+# H=128 (144 at 232/40) and runs 1.1-2.2% faster there; the forward at 240/24 was 0-3% slower
 # (H100, docs/benchmarks.md run 19).
 FORWARD_REGISTERS = (232, 40)
 BACKWARD_REGISTERS = (240, 24)
@@ -195,11 +195,12 @@ def _mask(
         return lax.broadcast_in_dim(x, p.shape, [dim])
 
     # Built only where used: Mosaic GPU cannot lay out an unused iota.
-    key_dim, key_start = (0, row_start) if rows_are_keys else (1, col_start)
-    keys = indices(key_dim, key_start)
+    starts = (row_start, col_start)
+    key_dim = 0 if rows_are_keys else 1
+    keys = indices(key_dim, starts[key_dim])
     keep = None
     if causal:
-        keep = keys <= indices(1 - key_dim, col_start if rows_are_keys else row_start)
+        keep = keys <= indices(1 - key_dim, starts[1 - key_dim])
     if kv_len is not None:
         keep = keys < kv_len if keep is None else keep & (keys < kv_len)
     return jnp.where(keep, p, 0.0)
