@@ -126,13 +126,34 @@ def _in_registers(x, scratch, interpreted: bool):
 _LOAD_TAKES_INDEX = "idx" in inspect.signature(plgpu.load).parameters
 
 
-def _load_vector(ref, layout, interpreted: bool):
-    """A vector from shared memory in `layout` (the interpreter has no layouts, nor plgpu.load)."""
+def _load(ref, layout, interpreted: bool):
+    """A vector or tile from shared memory in `layout` (the interpreter has no layouts, nor
+    plgpu.load)."""
     if interpreted:
         return ref[...]
     if _LOAD_TAKES_INDEX:
         return plgpu.load(ref, (), layout=layout)
     return plgpu.load(ref, layout=layout)
+
+
+def _zero_padding_rows(ref, start, length, interpreted: bool, chunk: int = 64):
+    """Sets the rows of a [tokens, H] tile in shared memory whose tokens (start, start + 1, ...)
+    are at or past `length` to 0, `chunk` rows at a time (those holding padding only), and
+    fences the stores for wgmma and TMA.
+
+    Padded tokens may hold anything, NaN included, and a masked weight of 0 times NaN is NaN in
+    a product: a tile holding padding is cleared before any product reads it. Both compute
+    warpgroups may clear a tile they share: they store the same bits, so neither's products can
+    see anything else."""
+    layout = None if interpreted else plgpu.Layout.WGMMA
+    for first in range(0, ref.shape[0], chunk):
+
+        @pl.when(start + first + chunk > length)
+        def _(part=ref.at[pl.ds(first, chunk)], first=first):
+            x = _load(part, layout, interpreted)
+            rows = plgpu.broadcasted_iota(jnp.int32, x.shape, 0, layout=layout) + start + first
+            part[...] = jnp.where(rows < length, x, jnp.zeros((), x.dtype))
+            plgpu.commit_smem()
 
 
 def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool):
@@ -287,9 +308,15 @@ def _kernel(
         plgpu.barrier_wait(k_loaded.at[wg])
         plgpu.barrier_wait(v_loaded.at[wg])
         plgpu.barrier_wait(bias_loaded.at[wg])
+        q_len, kv_len = q_lens_ref[batch], kv_lens_ref[batch]
+
+        # Keys past the last valid one: whatever they hold reaches no product.
+        _zero_padding_rows(ks, k_start, kv_len, interpreted)
+        _zero_padding_rows(vs, k_start, kv_len, interpreted)
+
         # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
         row_layout = plgpu.Layout.WGMMA.reduce(1)
-        bias = _load_vector(bs, row_layout, interpreted)
+        bias = _load(bs, row_layout, interpreted)
         half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
 
         def step(n, dbias, dk_acc, dv_acc, masked: bool):
@@ -298,6 +325,9 @@ def _kernel(
             qs, dos = q_smem.at[slot], do_smem.at[slot]
             plgpu.barrier_wait(q_loaded.at[slot])
             plgpu.barrier_wait(do_loaded.at[slot])
+            # The tile holding the last valid query: its padded rows reach dk's product (d_out's
+            # padded rows are 0 already, the custom VJP's doing).
+            _zero_padding_rows(qs, q_rows(), q_len, interpreted)
 
             def weights(s_t):
                 p_t = _sigmoid(s_t, scale, half_bias)
@@ -518,8 +548,9 @@ def _forward_kernel(
             plgpu.copy_gmem_to_smem(tile(q_ref, q_start, block_q), qs, q_loaded.at[wg])
             plgpu.barrier_wait(q_loaded.at[wg])
 
-        # Without a per-key bias, one scalar per sequence; padded keys are masked by length.
-        kv_len = None if per_key_bias else kv_lens_ref[batch]
+        # Without a per-key bias, one scalar per sequence. Padded keys are masked by length
+        # (with a per-key bias too: a NaN in a padded key's scores must not pass its bias).
+        kv_len = kv_lens_ref[batch]
         half_bias = None if per_key_bias else bias_ref[batch]
 
         def scratch(which):  # Interpreter-only buffers (None when compiled).
@@ -533,13 +564,16 @@ def _forward_kernel(
                 plgpu.wgmma(s_acc, qs, _transposed(k_smem.at[slot], scratch(0), interpreted))
                 if pingpong:  # The other warpgroup's turn (its p v) while these scores run.
                     _take_turns(turn)
+                if masked:  # p will be 0 on padded keys, but 0 times a NaN there is NaN.
+                    plgpu.barrier_wait(v_loaded.at[slot])
+                    _zero_padding_rows(v_smem.at[slot], j * block_k, kv_len, interpreted)
                 return s_acc[...]
 
             s_tile = pl.run_scoped(scores, plgpu.ACC((block_q, block_k), jnp.float32))
             hb = half_bias
             if per_key_bias:
                 plgpu.barrier_wait(bias_loaded.at[slot])
-                bias = _load_vector(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
+                bias = _load(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
                 hb = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
             plgpu.barrier_arrive(k_consumed.at[slot])  # This tile's k (and bias) are used.
             p = _sigmoid(s_tile, scale, hb)
@@ -548,7 +582,8 @@ def _forward_kernel(
             p = p.astype(dtype)
             if pingpong:
                 plgpu.barrier_arrive(turn)
-            plgpu.barrier_wait(v_loaded.at[slot])
+            if not masked:  # (A masked tile's v was waited for with its scores.)
+                plgpu.barrier_wait(v_loaded.at[slot])
             if pingpong:  # Wait for the other warpgroup's scores to be issued.
                 plgpu.barrier_wait(turn)
             plgpu.wgmma(acc, _in_registers(p, scratch(1), interpreted), v_smem.at[slot])
@@ -566,11 +601,8 @@ def _forward_kernel(
             split = None
             if causal:
                 split = lax.div(q_start + 1, jnp.int32(block_k))
-            if not per_key_bias:
-                full = lax.div(kv_len, jnp.int32(block_k))
-                split = full if split is None else jnp.minimum(split, full)
-            if split is not None:
-                split = jnp.clip(split, 0, steps)
+            full = lax.div(kv_len, jnp.int32(block_k))
+            split = jnp.clip(full if split is None else jnp.minimum(split, full), 0, steps)
             pl.when(steps > 0)(lambda: plgpu.barrier_wait(k_loaded.at[0]))
             if pingpong:
                 pl.when(wg == 1)(lambda: _take_turns(turn))  # Warpgroup 0 goes first.

@@ -192,6 +192,55 @@ class HopperSuite:
                 assert np.all(np.asarray(out[bi, int(ql[bi]) :]) == 0)
         assert all(np.all(np.isfinite(np.asarray(g, np.float32))) for g in grads)
 
+    # (causal, per-key bias, shared_dq). Key lengths 130 and 77 end inside a forward key tile
+    # (128) and inside a backward warpgroup's keys (64); batch 0's last warpgroup holds padding
+    # only yet visits every query tile. Query lengths 100 and 37 end inside a query tile (64).
+    @pytest.mark.parametrize(
+        "variant", [(False, False, False), (True, True, True)], ids=["plain", "causal_bias_shared"]
+    )
+    def test_nan_in_padding_reaches_no_valid_output_or_gradient(self, variant, monkeypatch):
+        # Masked weights are 0, but 0 * NaN is NaN: padded q, k, v (here NaN, as in a buffer with
+        # missing values) must give what zeros there give. Until 2026-12-06 the Hopper kernels
+        # read the padding of the tiles holding the last valid query or key.
+        causal, per_key_bias, shared_dq = variant
+        q, k, v, _, _, ct = make_inputs((2, 100, 200, 2, 64, False, "bfloat16"), seed=5)
+        ql, kl = jnp.array([100, 37], jnp.int32), jnp.array([130, 77], jnp.int32)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
+        if per_key_bias:  # Concrete: streamed with k in the forward, not differentiated.
+            kw.update(bias=jnp.asarray(np.random.default_rng(6).normal(size=(2, 200)), jnp.float32))
+        config = dataclasses.replace(HOPPER, hopper_fwd=True, hopper_shared_dq=shared_dq)
+        fwd, bwd = Calls(monkeypatch, "fused_forward"), Calls(monkeypatch)
+        q_pad = np.arange(100)[None, :] >= np.asarray(ql)[:, None]
+        k_pad = np.arange(200)[None, :] >= np.asarray(kl)[:, None]
+
+        def fill(x, pad, value):
+            return jnp.where(jnp.asarray(pad)[:, :, None, None], jnp.asarray(value, x.dtype), x)
+
+        def loss(q, k, v):
+            with _pallas.force_interpret(self.interpret):
+                out = sigjax.sigmoid_attention(
+                    q, k, v, implementation="pallas", kernel_config=config, **kw
+                )
+            return jnp.sum(out.astype(jnp.float32) * ct), out
+
+        value_and_grad = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))
+
+        def run(value):
+            args = (fill(q, q_pad, value), fill(k, k_pad, value), fill(v, k_pad, value))
+            return jax.block_until_ready(value_and_grad(*args))  # See grads().
+
+        (_, out_clean), grads_clean = run(0.0)
+        (_, out), grads = run(np.nan)
+        assert fwd.n == 1 and bwd.n == 1  # One trace: both runs took the Hopper kernels.
+        assert np.all(np.isfinite(np.asarray(out, np.float32)))
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(out_clean))
+        for g, g_clean, pad in zip(grads, grads_clean, (q_pad, k_pad, k_pad), strict=True):
+            g, g_clean = np.asarray(g, np.float32), np.asarray(g_clean, np.float32)
+            assert np.all(np.isfinite(g))
+            # dq's shares are reduce-added in no fixed order: equal up to rounding.
+            assert rel_err(g, g_clean) < 1e-2
+            assert np.all(g[pad] == 0)  # Padded tokens: exactly 0.
+
     def test_falls_back_where_it_does_not_apply(self, monkeypatch):
         q, k, v, ql, kl, ct = make_inputs((1, 40, 40, 1, 64, True, "bfloat16"))
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl)
