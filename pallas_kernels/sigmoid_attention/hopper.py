@@ -146,14 +146,16 @@ def _zero_padding_rows(ref, start, length, interpreted: bool, chunk: int = 64):
     warpgroups may clear a tile they share: they store the same bits, so neither's products can
     see anything else."""
     layout = None if interpreted else plgpu.Layout.WGMMA
-    for first in range(0, ref.shape[0], chunk):
 
-        @pl.when(start + first + chunk > length)
-        def _(part=ref.at[pl.ds(first, chunk)], first=first):
-            x = _load(part, layout, interpreted)
-            rows = plgpu.broadcasted_iota(jnp.int32, x.shape, 0, layout=layout) + start + first
-            part[...] = jnp.where(rows < length, x, jnp.zeros((), x.dtype))
-            plgpu.commit_smem()
+    def clear(part, first):
+        x = _load(part, layout, interpreted)
+        rows = plgpu.broadcasted_iota(jnp.int32, x.shape, 0, layout=layout) + first
+        part[...] = jnp.where(rows < length, x, jnp.zeros((), x.dtype))
+        plgpu.commit_smem()
+
+    for row in range(0, ref.shape[0], chunk):
+        first = start + row
+        pl.when(first + chunk > length)(functools.partial(clear, ref.at[pl.ds(row, chunk)], first))
 
 
 def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool):
