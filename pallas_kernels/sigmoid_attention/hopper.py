@@ -21,7 +21,11 @@ Restrictions (the caller falls back to the Triton kernels otherwise): head dim 6
 inputs, a Hopper GPU (or the Mosaic GPU interpreter). Causal masking and a per-key bias gradient
 are handled (compiled tests passed on an H200 on 2026-12-05, docs/benchmarks.md run 12). Key
 padding enters through the per-key bias (a padded key's bias is very negative, so its weight is
-exactly 0); padded query rows need d_out rows of 0, which the custom VJP guarantees.
+exactly 0); padded query rows need d_out rows of 0, which the custom VJP guarantees. Whatever
+padded tokens hold (NaN included) reaches no valid output or gradient: the padded rows of every
+tile a product reads (those of the tiles holding the last valid key or query, and a backward
+warpgroup's keys) are cleared in shared memory first (`_zero_padding_rows`; since 2026-12-06,
+docs/benchmarks.md run 20: the backward unchanged, the forward 0-3% slower on an H100).
 
 A forward (`fused_forward`, KernelConfig.hopper_fwd; 1.05-1.18x cuDNN, run 11) has the
 same layout with the roles swapped: each compute warpgroup owns 64 queries, the memory warpgroup
