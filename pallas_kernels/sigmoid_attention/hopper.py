@@ -21,11 +21,11 @@ Restrictions (the caller falls back to the Triton kernels otherwise): head dim 6
 inputs, a Hopper GPU (or the Mosaic GPU interpreter). Causal masking and a per-key bias gradient
 are handled (compiled tests passed on an H200 on 2026-12-05, docs/benchmarks.md run 12). Key
 padding enters through the per-key bias (a padded key's bias is very negative, so its weight is
-exactly 0); padded query rows need d_out rows of 0, which the custom VJP guarantees. Whatever
-padded tokens hold (NaN included) reaches no valid output or gradient: the padded rows of every
-tile a product reads (those of the tiles holding the last valid key or query, and a backward
-warpgroup's keys) are cleared in shared memory first (`_zero_padding_rows`; since 2026-12-06,
-docs/benchmarks.md run 20: the backward unchanged, the forward 0-3% slower on an H100).
+exactly 0). Whatever padded tokens hold (NaN included; a padded query's d_out too) reaches no
+valid output or gradient: the padded rows of every tile a product reads (those of the tiles
+holding the last valid key or query, and a backward warpgroup's keys) are cleared in shared
+memory first (`_zero_padding_rows`; since 2026-12-06, docs/benchmarks.md run 20: the backward
+unchanged, the forward 0-3% slower on an H100), so the caller needs no pass over d_out.
 
 A forward (`fused_forward`, KernelConfig.hopper_fwd; 1.05-1.18x cuDNN, run 11) has the
 same layout with the roles swapped: each compute warpgroup owns 64 queries, the memory warpgroup
@@ -140,8 +140,8 @@ def _load(ref, layout, interpreted: bool):
     return plgpu.load(ref, layout=layout)
 
 
-def _zero_padding_rows(ref, start, length, interpreted: bool, chunk: int = 64):
-    """Sets the rows of a [tokens, H] tile in shared memory whose tokens (start, start + 1, ...)
+def _zero_padding_rows(refs, start, length, interpreted: bool, chunk: int = 64):
+    """Sets the rows of [tokens, H] tiles in shared memory whose tokens (start, start + 1, ...)
     are at or past `length` to 0, `chunk` rows at a time (those holding padding only), and
     fences the stores for wgmma and TMA.
 
@@ -151,15 +151,17 @@ def _zero_padding_rows(ref, start, length, interpreted: bool, chunk: int = 64):
     see anything else."""
     layout = None if interpreted else plgpu.Layout.WGMMA
 
-    def clear(part, first):
-        x = _load(part, layout, interpreted)
-        rows = plgpu.broadcasted_iota(jnp.int32, x.shape, 0, layout=layout) + first
-        part[...] = jnp.where(rows < length, x, jnp.zeros((), x.dtype))
+    def clear(row, first):
+        for ref in refs:
+            part = ref.at[pl.ds(row, chunk)]
+            x = _load(part, layout, interpreted)
+            rows = plgpu.broadcasted_iota(jnp.int32, x.shape, 0, layout=layout) + first
+            part[...] = jnp.where(rows < length, x, jnp.zeros((), x.dtype))
         plgpu.commit_smem()
 
-    for row in range(0, ref.shape[0], chunk):
+    for row in range(0, refs[0].shape[0], chunk):
         first = start + row
-        pl.when(first + chunk > length)(functools.partial(clear, ref.at[pl.ds(row, chunk)], first))
+        pl.when(first + chunk > length)(functools.partial(clear, row, first))
 
 
 def _program(q_lens_ref, kv_lens_ref, axis: str, block: int, loop_block: int, causal: bool):
@@ -317,8 +319,7 @@ def _kernel(
         q_len, kv_len = q_lens_ref[batch], kv_lens_ref[batch]
 
         # Keys past the last valid one: whatever they hold reaches no product.
-        _zero_padding_rows(ks, k_start, kv_len, interpreted)
-        _zero_padding_rows(vs, k_start, kv_len, interpreted)
+        _zero_padding_rows((ks, vs), k_start, kv_len, interpreted)
 
         # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
         row_layout = plgpu.Layout.WGMMA.reduce(1)
@@ -331,9 +332,9 @@ def _kernel(
             qs, dos = q_smem.at[slot], do_smem.at[slot]
             plgpu.barrier_wait(q_loaded.at[slot])
             plgpu.barrier_wait(do_loaded.at[slot])
-            # The tile holding the last valid query: its padded rows reach dk's product (d_out's
-            # padded rows are 0 already, the custom VJP's doing).
-            _zero_padding_rows(qs, q_rows(), q_len, interpreted)
+            # The tile holding the last valid query: its padded rows would reach dk's and dv's
+            # products (and, through ds, dq's).
+            _zero_padding_rows((qs, dos), q_rows(), q_len, interpreted)
 
             def weights(s_t):
                 p_t = _sigmoid(s_t, scale, half_bias)
@@ -572,7 +573,7 @@ def _forward_kernel(
                     _take_turns(turn)
                 if masked:  # p will be 0 on padded keys, but 0 times a NaN there is NaN.
                     plgpu.barrier_wait(v_loaded.at[slot])
-                    _zero_padding_rows(v_smem.at[slot], j * block_k, kv_len, interpreted)
+                    _zero_padding_rows((v_smem.at[slot],), j * block_k, kv_len, interpreted)
                 return s_acc[...]
 
             s_tile = pl.run_scoped(scores, plgpu.ACC((block_q, block_k), jnp.float32))
@@ -794,8 +795,8 @@ def fused_backward(
 
     q, do: [B, T, N, H]; k, v: [B, S, N, H] (16-bit); key_half_bias: [B, S] float32, the halved
     logit bias of every key with PADDED_KEY_BIAS on padded keys; q_lens, kv_lens: [B] int32.
-    T must be a multiple of block_q and S of COMPUTE_WGS * block_k. Rows of dq for padded queries
-    are left to the caller (they are 0 only if d_out's are).
+    T must be a multiple of block_q and S of COMPUTE_WGS * block_k. Whatever padded rows of q, k,
+    v and do hold, rows of dq, dk and dv for padded tokens are 0.
 
     causal: key j attends to query i only if j <= i; query tiles before a program's first key
     are skipped, tiles on the diagonal masked. with_dbias: also dbias [B, N, S] float32, the

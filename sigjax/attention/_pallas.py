@@ -95,13 +95,15 @@ def _attention_fwd(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
 
 def _attention_bwd(st: _Static, residuals, d_out):
     q, k, v, half_bias, q_lens, kv_lens = residuals
-    # Padded query rows of the output are constant 0, so their cotangent must not flow.
-    d_out = zero_padding(d_out.astype(q.dtype), q_lens)
-    args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
+    d_out = d_out.astype(q.dtype)
+    # Padded query rows of the output are constant 0, so their cotangent must not flow: the
+    # Hopper backward clears those rows of d_out itself (one pass over d_out less).
     if _use_hopper(st, q):
+        args = (q, k, v, half_bias, d_out, q_lens, kv_lens)
         dq, dk, dv, *dbias = _hopper_backward(st, *args)
         dbias = dbias[0] if dbias else None
     else:
+        args = (q, k, v, half_bias, zero_padding(d_out, q_lens), q_lens, kv_lens)
         kw = _kernel_kwargs(st)
         dk, dv, dbias, dq = kernels.backward_dkv(*args, **kw, with_dbias=st.with_dbias)
         if not st.config.fused_bwd:
