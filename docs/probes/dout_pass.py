@@ -1,12 +1,14 @@
 """sigmoid_attention forward+backward with and without XLA's pass over d_out (issue 14).
 
-Since `d3892a9`+1 the Hopper backward clears the padded rows of d_out's tiles itself, so the custom
+Since `ac65698` the Hopper backward clears the padded rows of d_out's tiles itself, so the custom
 VJP no longer zeroes d_out's padded rows in XLA before it (one read and one write of B·T·N·H 16-bit
 values). "pass" puts that pass back (the kernel's own clearing then finds nothing to clear),
 "kernel" is the op as it is; both jitted as one forward+backward (jax.vjp with a fixed cotangent),
 at the issue's shapes (16,384 tokens, hidden 2048), dense and with `eval kernels`' 50% padding,
-alternated over ROUNDS rounds. One JSON line per timing in $OUT/dout_pass.jsonl; a table last:
-    OUT=/tmp/out python docs/probes/dout_pass.py [H:T,...]
+alternated over ROUNDS rounds; ORDER=kernel,pass times the op first in each round (on an H100
+the first of two dense variants in a round ran ~5% faster, whichever it was: docs/benchmarks.md
+run 20). One JSON line per timing in $OUT/dout_pass.jsonl; a table last:
+    OUT=/tmp/out [ORDER=kernel,pass] python docs/probes/dout_pass.py [H:T,...]
 """
 
 import collections
@@ -60,7 +62,8 @@ def main():
             args = (q, k, v, ct, ql, kl)
             flops = 3.5 * 4 * n * h * sum(x * x for x in lens)
             fns = {}
-            for name in ("pass", "kernel"):  # Traced (and compiled) one after the other.
+            order = os.environ.get("ORDER", "pass,kernel").split(",")  # Who goes first.
+            for name in order:  # Traced (and compiled) one after the other.
                 fns[name] = _fwd_bwd(name)
                 jax.block_until_ready(fns[name](*args))
             _pallas._hopper_backward = _kernel_backward

@@ -15,8 +15,10 @@ The module before the change is loaded from OLD (a copy of hopper.py as of `cfcb
 the git-ignored .whl/ folder); the current one is the package's. Forward and backward kernels
 alone at the table's variants, dense and with 50% padding (`eval kernels`' uneven lengths), at
 16,384 tokens and hidden 2048, old and new alternated over ROUNDS rounds. One JSON line per
-timing in $OUT/lean_exit.jsonl:
-    OLD=.whl/hopper_cfcbe26.py OUT=/tmp/out python docs/probes/lean_exit.py [H:T,...]
+timing in $OUT/lean_exit.jsonl. ORDER=new,old times the new module first in each round: on an
+H100 the first of two dense variants in a round ran up to ~5% faster, whichever it was
+(docs/benchmarks.md run 20), so compare both orders:
+    OLD=.whl/hopper_cfcbe26.py OUT=/tmp/out [ORDER=new,old] python docs/probes/lean_exit.py [H:T]
 """
 
 import importlib.util
@@ -62,6 +64,8 @@ def _programs(module, h, t, lens):
 def main():
     shapes = sys.argv[1] if len(sys.argv) > 1 else "64:4096,64:8192,128:4096,128:8192"
     modules = (("old", _old_module()), ("new", hopper))
+    if os.environ.get("ORDER") == "new,old":  # Which goes first in each round.
+        modules = modules[::-1]
     for shape in shapes.split(","):
         h, t = map(int, shape.split(":"))
         b = 16384 // t

@@ -24,8 +24,10 @@ padding enters through the per-key bias (a padded key's bias is very negative, s
 exactly 0). Whatever padded tokens hold (NaN included; a padded query's d_out too) reaches no
 valid output or gradient: the padded rows of every tile a product reads (those of the tiles
 holding the last valid key or query, and a backward warpgroup's keys) are cleared in shared
-memory first (`_zero_padding_rows`; since 2026-12-06, docs/benchmarks.md run 20: the backward
-unchanged, the forward 0-3% slower on an H100), so the caller needs no pass over d_out.
+memory first (`_zero_padding_rows`; since 2026-12-06), so the caller needs no pass over d_out.
+Measured on an H100 (docs/benchmarks.md run 20): dense calls unchanged; with 50% padding the
+forward 1-1.5% and the backward 0-1.3% slower, the op's forward+backward ~2% faster without
+XLA's pass over d_out.
 
 A forward (`fused_forward`, KernelConfig.hopper_fwd; 1.05-1.18x cuDNN, run 11) has the
 same layout with the roles swapped: each compute warpgroup owns 64 queries, the memory warpgroup
