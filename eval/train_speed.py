@@ -4,9 +4,9 @@
       --out=runs/train_speed
   python -m eval train-speed --config=configs.stress_160m --padding=0.5 --set model.remat=dots
 
-Times `train_step` of the config for both attentions in one process (logic and FLOP count:
-sigjax/evaluation/_speed.py), prints a table and writes train_speed.json (with date, device,
-commit, versions and this command) and train_speed.md under --out.
+Times `train_step` of the config for both attentions in one process, their samples alternating
+(logic and FLOP count: sigjax/evaluation/_speed.py), prints a table and writes train_speed.json
+(with date, device, commit, versions and this command) and train_speed.md under --out.
 """
 
 import argparse
@@ -24,7 +24,9 @@ def main(argv, prog: str = "python -m eval train-speed"):
     p.add_argument("--set", action="append", default=[], help="section.field=value override")
     p.add_argument("--steps", type=int, default=20, help="steps per timed sample")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
-    p.add_argument("--repeats", type=int, default=3, help="timed samples (median reported)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="samples per attention, alternated (median reported)"
+    )
     p.add_argument(
         "--padding",
         type=float,

@@ -93,6 +93,69 @@ def synthetic_batch(config, vocab_size: int, padding: float = 0.0, seed: int = 0
     }
 
 
+def _check_timing(steps: int, warmup: int, repeats: int) -> None:
+    for name, value in (("steps", steps), ("warmup", warmup), ("repeats", repeats)):
+        if int(value) < 1:
+            raise ValueError(f"{name}: got {value}, expected an integer >= 1")
+
+
+def _prepared_step(config, *, warmup: int, padding: float):
+    """The jitted `train_step` of `config` on one device after `warmup` steps (compilation):
+    (sample, record), where sample(steps) runs `steps` more steps and returns the seconds per
+    step, and record(samples) makes `time_train_step`'s dict from such samples."""
+    from sigjax.training._mesh import single_device_mesh
+    from sigjax.training._steps import build_model, make_setup, train_step
+
+    vocab_size = int(config.data.get("synthetic", {}).get("n_genes", 1000)) + _SPECIAL_TOKENS
+    model = build_model(config, vocab_size)
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    n_matmul = matmul_params(model)
+    mesh = single_device_mesh()
+    with jax.set_mesh(mesh):
+        setup, state = make_setup(config, vocab_size, mesh)
+        step = jax.jit(lambda s, b: train_step(setup, config, s, b), donate_argnums=0)
+        host_batch = synthetic_batch(config, vocab_size, padding)
+        batch = {k: jnp.asarray(v) for k, v in host_batch.items()}
+        for _ in range(warmup):
+            state, metrics = step(state, batch)
+        jax.block_until_ready(state)
+    if not bool(metrics["ok"]):
+        raise ValueError(f"config: a warm-up step was not finite ({metrics['train/loss']})")
+    carry = {"state": state}
+
+    def sample(steps: int) -> float:
+        with jax.set_mesh(mesh):
+            state = carry["state"]
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                state, _ = step(state, batch)
+            jax.block_until_ready(state)
+            carry["state"] = state
+        return (time.perf_counter() - t0) / steps
+
+    def record(samples: list) -> dict:
+        m = config.model
+        b, length = int(config.data.batch_size), int(config.data.max_len)
+        lengths = host_batch["lengths"]
+        flops = step_flops(n_matmul, lengths=lengths, layers=m.num_layers, width=m.embed_dim)
+        t = float(np.median(samples))
+        peak = peak_flops(mesh.devices.flat[0])
+        return {
+            "attention": m.attention,
+            "step_time_s": t,
+            "step_times_s": list(samples),
+            "tokens_per_s": float(lengths.sum()) / t,
+            "valid_share": float(lengths.sum()) / (b * length),
+            "params": n_params,
+            "matmul_params": n_matmul,
+            "flops_per_step": flops,
+            "tflops": flops / t / 1e12,
+            "mfu": None if peak is None else flops / t / peak,
+        }
+
+    return sample, record
+
+
 def time_train_step(
     config, *, steps: int = 20, warmup: int = 3, repeats: int = 3, padding: float = 0.0
 ) -> dict:
@@ -112,70 +175,45 @@ def time_train_step(
     Raises:
       ValueError: steps, warmup or repeats < 1, or padding outside [0, 0.5].
     """
-    from sigjax.training._mesh import single_device_mesh
-    from sigjax.training._steps import build_model, make_setup, train_step
-
-    for name, value in (("steps", steps), ("warmup", warmup), ("repeats", repeats)):
-        if int(value) < 1:
-            raise ValueError(f"{name}: got {value}, expected an integer >= 1")
-    vocab_size = int(config.data.get("synthetic", {}).get("n_genes", 1000)) + _SPECIAL_TOKENS
-    model = build_model(config, vocab_size)
-    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-    n_matmul = matmul_params(model)
-    mesh = single_device_mesh()
-    with jax.set_mesh(mesh):
-        setup, state = make_setup(config, vocab_size, mesh)
-        step = jax.jit(lambda s, b: train_step(setup, config, s, b), donate_argnums=0)
-        host_batch = synthetic_batch(config, vocab_size, padding)
-        batch = {k: jnp.asarray(v) for k, v in host_batch.items()}
-        for _ in range(warmup):
-            state, metrics = step(state, batch)
-        jax.block_until_ready(state)
-        if not bool(metrics["ok"]):
-            raise ValueError(f"config: a warm-up step was not finite ({metrics['train/loss']})")
-        samples = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                state, metrics = step(state, batch)
-            jax.block_until_ready(state)
-            samples.append((time.perf_counter() - t0) / steps)
-    m = config.model
-    b, length = int(config.data.batch_size), int(config.data.max_len)
-    lengths = host_batch["lengths"]
-    flops = step_flops(n_matmul, lengths=lengths, layers=m.num_layers, width=m.embed_dim)
-    t = float(np.median(samples))
-    peak = peak_flops(mesh.devices.flat[0])
-    return {
-        "attention": m.attention,
-        "step_time_s": t,
-        "step_times_s": samples,
-        "tokens_per_s": float(lengths.sum()) / t,
-        "valid_share": float(lengths.sum()) / (b * length),
-        "params": n_params,
-        "matmul_params": n_matmul,
-        "flops_per_step": flops,
-        "tflops": flops / t / 1e12,
-        "mfu": None if peak is None else flops / t / peak,
-    }
+    _check_timing(steps, warmup, repeats)
+    sample, record = _prepared_step(config, warmup=warmup, padding=padding)
+    return record([sample(steps) for _ in range(repeats)])
 
 
 def compare_train_speed(config, **timing) -> dict:  # timing: time_train_step's keywords.
     """`time_train_step` for sigmoid and softmax (nothing else changed), with provenance.
 
+    Both steps are compiled and warmed up first; then their samples alternate, and which goes
+    first alternates from one round of samples to the next: timed back to back, the first of two
+    GPU workloads ran up to ~5% faster on an H100 whichever it was (docs/benchmarks.md run 20),
+    so neither attention always takes that place. Until 2026-12-06 all of sigmoid's samples ran
+    before softmax's.
+
     Returns:
       {"runs": [sigmoid record, softmax record], "sigmoid_over_softmax": step-time ratio,
-      "date", "device", "jax", "commit", "config": the shared fields}.
+      "order", "date", "device", "jax", "commit", "config": the shared fields}.
     """
-    runs = []
+    steps = timing.get("steps", 20)
+    repeats = timing.get("repeats", 3)
+    _check_timing(steps, timing.get("warmup", 3), repeats)
+    prepared = []
     for attention in ATTENTIONS:
         c = config.copy_and_resolve_references()
         c.model.attention = attention
-        runs.append(time_train_step(c, **timing))
+        prepared.append(
+            _prepared_step(c, warmup=timing.get("warmup", 3), padding=timing.get("padding", 0.0))
+        )
+    samples = [[] for _ in prepared]
+    for r in range(repeats):
+        order = range(len(prepared)) if r % 2 == 0 else reversed(range(len(prepared)))
+        for i in order:
+            samples[i].append(prepared[i][0](steps))
+    runs = [record(times) for (_, record), times in zip(prepared, samples, strict=True)]
     device = jax.devices()[0]
     return {
         "runs": runs,
         "sigmoid_over_softmax": runs[0]["step_time_s"] / runs[1]["step_time_s"],
+        "order": "samples alternate between the attentions; the first of a round alternates",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device": f"{device.platform}: {getattr(device, 'device_kind', '')}",
         "host": platform.node(),

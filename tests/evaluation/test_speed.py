@@ -12,6 +12,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `configs` is a top-level package of the repo.
 
 from configs import smoke  # noqa: E402
+from sigjax.evaluation import _speed  # noqa: E402
 from sigjax.evaluation._speed import (  # noqa: E402
     compare_train_speed,
     matmul_params,
@@ -52,6 +53,32 @@ def test_both_attentions_are_timed_with_the_same_config():
     assert "sigmoid / softmax step time" in speed_markdown(result)
     with pytest.raises(ValueError, match="steps: got 0"):
         time_train_step(config, steps=0)
+
+
+def test_samples_alternate_and_neither_attention_always_goes_first(monkeypatch):
+    # Timed back to back, the first of two GPU workloads ran ~5% faster on an H100 whichever it
+    # was (docs/benchmarks.md run 20): the attentions' samples alternate, and so does who leads.
+    calls = []
+
+    def fake_prepared(config, *, warmup, padding):
+        name = config.model.attention
+
+        def sample(steps):
+            calls.append(name)
+            return {"sigmoid": 1.0, "softmax": 2.0}[name] + len(calls) / 100
+
+        def record(samples):
+            return {"attention": name, "step_time_s": float(sorted(samples)[len(samples) // 2])}
+
+        return sample, record
+
+    monkeypatch.setattr(_speed, "_prepared_step", fake_prepared)
+    result = compare_train_speed(smoke.get_config(), steps=1, warmup=1, repeats=4)
+    assert calls == ["sigmoid", "softmax", "softmax", "sigmoid"] * 2
+    sig, soft = result["runs"]
+    assert result["sigmoid_over_softmax"] == pytest.approx(sig["step_time_s"] / soft["step_time_s"])
+    with pytest.raises(ValueError, match="repeats: got 0"):
+        compare_train_speed(smoke.get_config(), repeats=0)
 
 
 def test_padded_batches_pad_like_the_loader():
