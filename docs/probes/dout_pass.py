@@ -6,8 +6,8 @@ values). "pass" puts that pass back (the kernel's own clearing then finds nothin
 "kernel" is the op as it is; both jitted as one forward+backward (jax.vjp with a fixed cotangent),
 at the issue's shapes (16,384 tokens, hidden 2048), dense and with `eval kernels`' 50% padding,
 alternated over ROUNDS rounds; ORDER=kernel,pass times the op first in each round (on an H100
-the first of two dense variants in a round ran ~5% faster, whichever it was: docs/benchmarks.md
-run 20). One JSON line per timing in $OUT/dout_pass.jsonl; a table last:
+the variant compiled and timed first ran ~5% faster on dense rows, whichever it was:
+docs/benchmarks.md run 20). One JSON line per timing in $OUT/dout_pass.jsonl; a table last:
     OUT=/tmp/out [ORDER=kernel,pass] python docs/probes/dout_pass.py [H:T,...]
 """
 

@@ -16,7 +16,7 @@ the git-ignored .whl/ folder); the current one is the package's. Forward and bac
 alone at the table's variants, dense and with 50% padding (`eval kernels`' uneven lengths), at
 16,384 tokens and hidden 2048, old and new alternated over ROUNDS rounds. One JSON line per
 timing in $OUT/lean_exit.jsonl. ORDER=new,old times the new module first in each round: on an
-H100 the first of two dense variants in a round ran up to ~5% faster, whichever it was
+H100 the variant compiled and timed first ran up to ~5% faster on dense rows, whichever it was
 (docs/benchmarks.md run 20), so compare both orders:
     OLD=.whl/hopper_cfcbe26.py OUT=/tmp/out [ORDER=new,old] python docs/probes/lean_exit.py [H:T]
 """

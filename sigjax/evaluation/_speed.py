@@ -184,10 +184,10 @@ def compare_train_speed(config, **timing) -> dict:  # timing: time_train_step's 
     """`time_train_step` for sigmoid and softmax (nothing else changed), with provenance.
 
     Both steps are compiled and warmed up first; then their samples alternate, and which goes
-    first alternates from one round of samples to the next: timed back to back, the first of two
-    GPU workloads ran up to ~5% faster on an H100 whichever it was (docs/benchmarks.md run 20),
-    so neither attention always takes that place. Until 2026-12-06 all of sigmoid's samples ran
-    before softmax's.
+    first alternates from one round of samples to the next. In kernel A/Bs on an H100 the variant
+    compiled and timed first ran up to ~5% faster, whichever it was (docs/benchmarks.md run 20;
+    place in the round or compile order, not known): so neither attention always leads a round.
+    Until 2026-12-06 all of sigmoid's samples ran before softmax's.
 
     Returns:
       {"runs": [sigmoid record, softmax record], "sigmoid_over_softmax": step-time ratio,

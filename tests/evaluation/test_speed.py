@@ -56,8 +56,8 @@ def test_both_attentions_are_timed_with_the_same_config():
 
 
 def test_samples_alternate_and_neither_attention_always_goes_first(monkeypatch):
-    # Timed back to back, the first of two GPU workloads ran ~5% faster on an H100 whichever it
-    # was (docs/benchmarks.md run 20): the attentions' samples alternate, and so does who leads.
+    # In kernel A/Bs on an H100 the variant timed first ran ~5% faster, whichever it was
+    # (docs/benchmarks.md run 20): the attentions' samples alternate, and so does who leads.
     calls = []
 
     def fake_prepared(config, *, warmup, padding):
