@@ -165,14 +165,9 @@ class HopperSuite:
                 for g in got[1:3] + got[3:4]:  # dk, dv (and d bias).
                     assert np.all(np.asarray(g[bi, int(kl[bi]) :]) == 0)
 
-    def check_forward(self, case, monkeypatch, causal=False, per_key_bias=False):
-        q, k, v, ql, kl, ct = make_inputs(case, seed=1)
-        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
-        if per_key_bias:  # Concrete, so not differentiated: the Hopper backward runs too.
-            bias = np.random.default_rng(4).normal(size=k.shape[:2])
-            kw.update(bias=jnp.asarray(bias, jnp.float32), sigmoid_bias=-2.0)
-        fwd, bwd = Calls(monkeypatch, "fused_forward"), Calls(monkeypatch)
-        config = dataclasses.replace(HOPPER, hopper_fwd=True)
+    def output_and_grads(self, config, ct, **kw):
+        """Jitted (q, k, v) -> ((<output, ct>, output), gradients w.r.t. q, k, v) of
+        sigmoid_attention with the Pallas kernels of `config`."""
 
         def loss(q, k, v):
             with _pallas.force_interpret(self.interpret):
@@ -181,7 +176,17 @@ class HopperSuite:
                 )
             return jnp.sum(out.astype(jnp.float32) * ct), out
 
-        value_and_grad = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))
+        return jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))
+
+    def check_forward(self, case, monkeypatch, causal=False, per_key_bias=False):
+        q, k, v, ql, kl, ct = make_inputs(case, seed=1)
+        kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
+        if per_key_bias:  # Concrete, so not differentiated: the Hopper backward runs too.
+            bias = np.random.default_rng(4).normal(size=k.shape[:2])
+            kw.update(bias=jnp.asarray(bias, jnp.float32), sigmoid_bias=-2.0)
+        fwd, bwd = Calls(monkeypatch, "fused_forward"), Calls(monkeypatch)
+        config = dataclasses.replace(HOPPER, hopper_fwd=True)
+        value_and_grad = self.output_and_grads(config, ct, **kw)
         (_, out), grads = jax.block_until_ready(value_and_grad(q, k, v))  # See grads().
         assert fwd.n == 1 and bwd.n == 1
         up = [x.astype(jnp.float32) for x in (q, k, v)]
@@ -216,14 +221,7 @@ class HopperSuite:
         def fill(x, pad, value):
             return jnp.where(jnp.asarray(pad)[:, :, None, None], jnp.asarray(value, x.dtype), x)
 
-        def loss(q, k, v):
-            with _pallas.force_interpret(self.interpret):
-                out = sigjax.sigmoid_attention(
-                    q, k, v, implementation="pallas", kernel_config=config, **kw
-                )
-            return jnp.sum(out.astype(jnp.float32) * ct), out
-
-        value_and_grad = jax.jit(jax.value_and_grad(loss, (0, 1, 2), has_aux=True))
+        value_and_grad = self.output_and_grads(config, ct, **kw)
 
         def run(value):
             args = (fill(q, q_pad, value), fill(k, k_pad, value), fill(v, k_pad, value))
