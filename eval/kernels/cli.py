@@ -22,7 +22,10 @@ Shapes (eval/kernels/specs.py) follow TritonSigmoid's benchmark: 16,384 tokens p
 valid fraction is 1 - p. TFLOPS count valid tokens only: 4 N H sum_b len_b^2 for the forward
 (half that when causal), x3.5 for forward+backward. Each time is the median of --reps samples
 after warm-up on random normal inputs; a sample is several back-to-back calls when one call is
-shorter than --min_sample_s, so dispatch overhead does not count. Implementations:
+shorter than --min_sample_s, so dispatch overhead does not count. The implementations of a shape
+are compiled and checked first, then timed in --rounds rounds (2) of --reps / rounds samples each,
+the order reversed every other round (on an H100 the variant timed first ran ~5% faster,
+whichever it was: docs/benchmarks.md run 20). Implementations:
   pallas          sigjax.sigmoid_attention(implementation="pallas") (interpret mode off GPU)
   pallas_exact    the same with exact_sigmoid=True (exp and divide instead of tanh.approx)
   xla             sigjax.sigmoid_attention(implementation="xla"), the reference at input dtype
@@ -126,6 +129,12 @@ def parse_args(argv) -> argparse.Namespace:
     )
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     p.add_argument("--reps", type=int, default=None, help="timed samples per measurement [30]")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="timing rounds per shape, the implementations' order reversed every other round",
+    )
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first [3]")
     p.add_argument("--min_sample_s", type=float, default=MIN_SAMPLE_S, help="shortest timed sample")
     p.add_argument("--tol", type=float, default=3e-2, help="max relative error vs float32")
@@ -174,7 +183,7 @@ def parse_args(argv) -> argparse.Namespace:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    for name in ("reps", "tokens", "hidden"):
+    for name in ("reps", "rounds", "tokens", "hidden"):
         if getattr(args, name) < 1:
             p.error(f"--{name}: got {getattr(args, name)}, expected >= 1")
     return args

@@ -179,6 +179,52 @@ def check_outputs(
     }
 
 
+def prepare(impl: str, shape: Shape, args, *, tol: float = 3e-2, kernel_config=None):
+    """Compiles one implementation on a shape and checks it against the float32 reference.
+
+    Args:
+      impl: implementation name (not "triton_sigmoid").
+      shape: the configuration.
+      args: its inputs, from `make_inputs(shape)` (shared by the implementations of a shape).
+      tol: see `check_outputs`.
+      kernel_config: optional `KernelConfig` for the Pallas kernels.
+
+    Returns:
+      (record, compiled): the shape's parameters, "impl", "impl_ran", "compile_s", the check's
+      fields and "status" ("ok" or "wrong"); and the executable, to time with `time_callable`.
+
+    Raises:
+      Exception: whatever compiling or running raises; the caller records it.
+    """
+    rec = {"kind": "time", "impl": impl}
+    rec.update(shape.params())
+    compiled, rec["impl_ran"], rec["compile_s"] = compile_program(impl, shape, args, kernel_config)
+    outputs = jax.block_until_ready(compiled(*args))
+    rec.update(check_outputs(impl, shape, args, outputs, tol=tol))
+    del outputs
+    rec["status"] = "ok" if rec["correct"] else "wrong"
+    return rec, compiled
+
+
+def add_timing(rec: dict, shape: Shape, timings: list) -> dict:
+    """rec with the timing fields of one or more `time_callable` results pooled: "time_s" the
+    median of all their samples, "time_min_s", "time_max_s", "reps" (all samples), "rounds",
+    "inner" (of the last), "samples_s"; then "flops" and "tflops"."""
+    samples = [x for t in timings for x in t["samples_s"]]
+    rec.update(
+        time_s=float(np.median(samples)),
+        time_min_s=float(np.min(samples)),
+        time_max_s=float(np.max(samples)),
+        reps=len(samples),
+        rounds=len(timings),
+        inner=timings[-1]["inner"],
+        samples_s=samples,
+    )
+    rec["flops"] = shape.flops
+    rec["tflops"] = shape.flops / rec["time_s"] / 1e12
+    return rec
+
+
 def measure(
     impl: str,
     shape: Shape,
@@ -190,7 +236,9 @@ def measure(
     kernel_config=None,
     time_wrong: bool = True,
 ) -> dict:
-    """Compiles, checks against the float32 reference, then times one implementation on a shape.
+    """Compiles, checks against the float32 reference, then times one implementation on a shape
+    (`prepare`, then `time_callable` once; the benchmark run times the implementations of a
+    shape in alternating rounds instead).
 
     Args:
       impl: implementation name (not "triton_sigmoid").
@@ -201,26 +249,16 @@ def measure(
       time_wrong: also time an implementation whose check failed (status "wrong").
 
     Returns:
-      A record: the shape's parameters, "impl", "impl_ran", "compile_s", the check's fields,
-      the timing fields, "flops", "tflops" and "status" ("ok" or "wrong").
+      `prepare`'s record with `add_timing`'s fields (when timed).
 
     Raises:
       Exception: whatever compiling or running raises; the caller records it.
     """
     args = make_inputs(shape)
-    rec = {"kind": "time", "impl": impl}
-    rec.update(shape.params())
-    compiled, rec["impl_ran"], rec["compile_s"] = compile_program(impl, shape, args, kernel_config)
-    outputs = jax.block_until_ready(compiled(*args))
-    rec.update(check_outputs(impl, shape, args, outputs, tol=tol))
-    del outputs
-    rec["status"] = "ok" if rec["correct"] else "wrong"
+    rec, compiled = prepare(impl, shape, args, tol=tol, kernel_config=kernel_config)
     if rec["correct"] or time_wrong:
-        rec.update(
-            time_callable(compiled, args, reps=reps, warmup=warmup, min_sample_s=min_sample_s)
-        )
-        rec["flops"] = shape.flops
-        rec["tflops"] = shape.flops / rec["time_s"] / 1e12
+        timing = time_callable(compiled, args, reps=reps, warmup=warmup, min_sample_s=min_sample_s)
+        add_timing(rec, shape, [timing])
     return rec
 
 

@@ -19,7 +19,8 @@ def time_callable(fn, args, *, reps: int, warmup: int, min_sample_s: float) -> d
         divided by `inner`, so per-call dispatch overhead is hidden as it is in a training step.
 
     Returns:
-      dict with "time_s" (median), "time_min_s", "time_max_s", "reps" and "inner".
+      dict with "time_s" (median), "time_min_s", "time_max_s", "reps", "inner" and "samples_s"
+      (every sample's seconds per call, in order).
     """
     for _ in range(warmup):
         jax.block_until_ready(fn(*args))
@@ -40,4 +41,5 @@ def time_callable(fn, args, *, reps: int, warmup: int, min_sample_s: float) -> d
         "time_max_s": float(np.max(samples)),
         "reps": reps,
         "inner": inner,
+        "samples_s": [float(x) for x in samples],
     }
