@@ -67,7 +67,7 @@ def _time_shape(shape: Shape, impls, args, interpret: bool, deadline: float) -> 
         order = list(range(len(prepared)))
         for i in order[::-1] if r % 2 else order:
             rec, compiled = prepared[i]
-            if "error" in rec:
+            if "error" in rec:  # Its timing failed in an earlier round.
                 continue
             try:
                 timings[i].append(
@@ -77,7 +77,7 @@ def _time_shape(shape: Shape, impls, args, interpret: bool, deadline: float) -> 
                         reps=per_round,
                         warmup=args.warmup,
                         min_sample_s=args.min_sample_s,
-                    )  # fmt: skip
+                    )
                 )
             except Exception as e:
                 rec.update(status="error", error=f"{type(e).__name__}: {e}"[:1000])

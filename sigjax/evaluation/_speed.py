@@ -180,8 +180,11 @@ def time_train_step(
     return record([sample(steps) for _ in range(repeats)])
 
 
-def compare_train_speed(config, **timing) -> dict:  # timing: time_train_step's keywords.
-    """`time_train_step` for sigmoid and softmax (nothing else changed), with provenance.
+def compare_train_speed(
+    config, *, steps: int = 20, warmup: int = 3, repeats: int = 3, padding: float = 0.0
+) -> dict:
+    """`time_train_step` for sigmoid and softmax (nothing else changed, same keywords), with
+    provenance.
 
     Both steps are compiled and warmed up first; then their samples alternate, and which goes
     first alternates from one round of samples to the next. In kernel A/Bs on an H100 the variant
@@ -193,16 +196,12 @@ def compare_train_speed(config, **timing) -> dict:  # timing: time_train_step's 
       {"runs": [sigmoid record, softmax record], "sigmoid_over_softmax": step-time ratio,
       "order", "date", "device", "jax", "commit", "config": the shared fields}.
     """
-    steps = timing.get("steps", 20)
-    repeats = timing.get("repeats", 3)
-    _check_timing(steps, timing.get("warmup", 3), repeats)
+    _check_timing(steps, warmup, repeats)
     prepared = []
     for attention in ATTENTIONS:
         c = config.copy_and_resolve_references()
         c.model.attention = attention
-        prepared.append(
-            _prepared_step(c, warmup=timing.get("warmup", 3), padding=timing.get("padding", 0.0))
-        )
+        prepared.append(_prepared_step(c, warmup=warmup, padding=padding))
     samples = [[] for _ in prepared]
     for r in range(repeats):
         order = range(len(prepared)) if r % 2 == 0 else reversed(range(len(prepared)))
@@ -222,7 +221,7 @@ def compare_train_speed(config, **timing) -> dict:  # timing: time_train_step's 
         "config": {
             "batch_size": int(config.data.batch_size),
             "max_len": int(config.data.max_len),
-            "padding": float(timing.get("padding", 0.0)),
+            "padding": float(padding),
             "remat": config.model.remat,
             "num_layers": int(config.model.num_layers),
             "embed_dim": int(config.model.embed_dim),
