@@ -32,7 +32,7 @@ def kernels(path):
         key = (r["head_dim"], r["seq_len"], r["padding"], r["causal"], r["mode"])
         by_shape.setdefault(key, {})[r["impl"]] = r
     print(path)
-    print(f"H  T      pad  causal mode  {first}-led {second}-led pooled ({second} / {first} time)")
+    print(f"H   T      pad  causal mode  {first}-led {second}-led pooled ({second} / {first} time)")
     for key, recs in sorted(by_shape.items()):
         if not {first, second} <= recs.keys():
             continue
@@ -44,7 +44,7 @@ def kernels(path):
         b = [c_ / p_ for c_, p_, lead in zip(cr, pr, led, strict=True) if not lead]
         pooled = c["time_s"] / p["time_s"]
         fmt = lambda x: f"{np.exp(np.mean(np.log(x))):.3f}" if x else "  -  "  # noqa: E731
-        row = f"{key[0]:<3}{key[1]:<7}{key[2]:<5}{key[3]!s:<7}{key[4]:<8}"
+        row = f"{key[0]:<4}{key[1]:<7}{key[2]:<5}{key[3]!s:<7}{key[4]:<8}"
         print(f"{row}{fmt(a):>10} {fmt(b):>10}  {pooled:.3f}")
 
 
