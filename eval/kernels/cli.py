@@ -23,9 +23,10 @@ valid fraction is 1 - p. TFLOPS count valid tokens only: 4 N H sum_b len_b^2 for
 (half that when causal), x3.5 for forward+backward. Each time is the median of --reps samples
 after warm-up on random normal inputs; a sample is several back-to-back calls when one call is
 shorter than --min_sample_s, so dispatch overhead does not count. The implementations of a shape
-are compiled and checked first, then timed in --rounds rounds (2) of --reps / rounds samples each,
-the order reversed every other round (on an H100 the variant timed first ran ~5% faster,
-whichever it was: docs/benchmarks.md run 20). Implementations:
+are compiled and checked first, then timed in --rounds rounds (4) of --reps / rounds samples each,
+the order reversed every other round: on an H100 the implementation leading a round gained ~2% on
+a ratio (docs/benchmarks.md runs 20-21; docs/probes/order_split.py reads each order's ratio back
+from the records' samples_s). Implementations:
   pallas          sigjax.sigmoid_attention(implementation="pallas") (interpret mode off GPU)
   pallas_exact    the same with exact_sigmoid=True (exp and divide instead of tanh.approx)
   xla             sigjax.sigmoid_attention(implementation="xla"), the reference at input dtype
@@ -132,7 +133,7 @@ def parse_args(argv) -> argparse.Namespace:
     p.add_argument(
         "--rounds",
         type=int,
-        default=2,
+        default=4,
         help="timing rounds per shape, the implementations' order reversed every other round",
     )
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first [3]")
