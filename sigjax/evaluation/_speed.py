@@ -194,7 +194,8 @@ def compare_train_speed(
 
     Returns:
       {"runs": [sigmoid record, softmax record], "sigmoid_over_softmax": step-time ratio,
-      "order", "date", "device", "jax", "commit", "config": the shared fields}.
+      "order", "ratio_by_leader": {attention: the rounds' sigmoid / softmax sample ratios where
+      it went first}, "date", "device", "jax", "commit", "config": the shared fields}.
     """
     _check_timing(steps, warmup, repeats)
     prepared = []
@@ -208,11 +209,13 @@ def compare_train_speed(
         for i in order:
             samples[i].append(prepared[i][0](steps))
     runs = [record(times) for (_, record), times in zip(prepared, samples, strict=True)]
+    per_round = [a / b for a, b in zip(*samples, strict=True)]
     device = jax.devices()[0]
     return {
         "runs": runs,
         "sigmoid_over_softmax": runs[0]["step_time_s"] / runs[1]["step_time_s"],
         "order": "samples alternate between the attentions; the first of a round alternates",
+        "ratio_by_leader": {name: per_round[r::2] for r, name in enumerate(ATTENTIONS)},
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device": f"{device.platform}: {getattr(device, 'device_kind', '')}",
         "host": platform.node(),
@@ -244,4 +247,8 @@ def speed_markdown(result: dict) -> str:
             f"{r.get('valid_share', 1.0):.2f} | {r['tflops']:.1f} | {mfu} |"
         )
     lines.append(f"\nsigmoid / softmax step time: {result['sigmoid_over_softmax']:.3f}")
+    by_leader = result.get("ratio_by_leader")
+    if by_leader:  # Whether going first in a round moved the ratio (docs/benchmarks.md run 21).
+        parts = [f"{k} first {', '.join(f'{x:.3f}' for x in v)}" for k, v in by_leader.items() if v]
+        lines.append(f"per round: {'; '.join(parts)}")
     return "\n".join(lines)

@@ -51,6 +51,10 @@ def test_both_attentions_are_timed_with_the_same_config():
     assert sig["step_time_s"] > 0 and soft["step_time_s"] > 0 and sig["mfu"] is None
     assert result["sigmoid_over_softmax"] == pytest.approx(sig["step_time_s"] / soft["step_time_s"])
     assert "sigmoid / softmax step time" in speed_markdown(result)
+    # One round, led by sigmoid: its ratio is the one sample pair's.
+    only = sig["step_times_s"][0] / soft["step_times_s"][0]
+    assert result["ratio_by_leader"] == {"sigmoid": [pytest.approx(only)], "softmax": []}
+    assert f"per round: sigmoid first {only:.3f}" in speed_markdown(result)
     with pytest.raises(ValueError, match="steps: got 0"):
         time_train_step(config, steps=0)
 
@@ -77,6 +81,10 @@ def test_samples_alternate_and_neither_attention_always_goes_first(monkeypatch):
     assert calls == ["sigmoid", "softmax", "softmax", "sigmoid"] * 2
     sig, soft = result["runs"]
     assert result["sigmoid_over_softmax"] == pytest.approx(sig["step_time_s"] / soft["step_time_s"])
+    # Samples 1..8 in call order: rounds 1 and 3 led by sigmoid, 2 and 4 by softmax.
+    by_leader = result["ratio_by_leader"]
+    assert by_leader["sigmoid"] == pytest.approx([1.01 / 2.02, 1.05 / 2.06])
+    assert by_leader["softmax"] == pytest.approx([1.04 / 2.03, 1.08 / 2.07])
     with pytest.raises(ValueError, match="repeats: got 0"):
         compare_train_speed(smoke.get_config(), repeats=0)
 
