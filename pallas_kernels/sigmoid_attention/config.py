@@ -49,6 +49,10 @@ class KernelConfig:
       hopper_shared_dq: with hopper_bwd, `fused_backward(shared_dq=True)`: one dq reduce-add per
         program and query tile instead of one per warpgroup (H=128: 524 vs 453 TFLOPS backward
         alone on an H200, docs/benchmarks.md run 11; H=64: 64-byte swizzled tiles).
+      hopper_dq_rows: with hopper_shared_dq, `fused_backward(dq_rows=True, block_q=128)`: the
+        program's one dq share is split between the warpgroups by query rows (64 each) instead
+        of by columns, so H=64 keeps 128-byte swizzled tiles (T is then padded to a multiple of
+        128).
       hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
         bias): 1.05-1.18x cuDNN's softmax forward on an H200 (docs/benchmarks.md run 11).
     """
@@ -66,6 +70,7 @@ class KernelConfig:
     fused_bwd: bool = False
     hopper_bwd: bool = False
     hopper_shared_dq: bool = False
+    hopper_dq_rows: bool = False
     hopper_fwd: bool = False
 
     def __post_init__(self):
@@ -77,12 +82,14 @@ class KernelConfig:
                 )
             if field.name.startswith("num_") and value < 1:
                 raise ValueError(f"KernelConfig.{field.name}: got {value}, expected >= 1")
+        if self.hopper_dq_rows and not self.hopper_shared_dq:
+            raise ValueError("KernelConfig.hopper_dq_rows: needs hopper_shared_dq=True")
 
     @property
     def q_multiple(self) -> int:
         """T is padded to a multiple of this."""
         hopper = HOPPER_QUERY_MULTIPLE if self.hopper_bwd else 0
-        if self.hopper_fwd:
+        if self.hopper_fwd or (self.hopper_bwd and self.hopper_dq_rows):
             hopper = 2 * HOPPER_QUERY_MULTIPLE  # Two warpgroups' query tiles per program.
         return max(self.block_q, self.block_q_dq, self.block_q_dkv, hopper)
 

@@ -272,6 +272,7 @@ def _kernel(
     stages: int,
     overlap: bool,
     shared_dq: bool,
+    dq_rows: bool,
     causal: bool,
     interpreted: bool,
 ):
@@ -293,11 +294,13 @@ def _kernel(
         plgpu.set_max_registers(BACKWARD_REGISTERS[0], action="increase")
         k_start = cta_keys + wg * block_k
         vs, bs, dq_s = v_smem.at[wg], bias_smem.at[wg], dq_smem.at[wg]
-        if shared_dq:  # k and ds^T of both warpgroups, [2 block_k, ...]; dq: half of H each.
-            ks = k_smem.at[pl.ds(wg * block_k, block_k)]
+        if shared_dq:  # k and ds^T of both warpgroups, [2 block_k, ...]; dq: half of H each,
+            ks = k_smem.at[pl.ds(wg * block_k, block_k)]  # or (dq_rows) half of the queries.
             ds_s = None
-            h_dq = h // COMPUTE_WGS
-            dq_cols = pl.ds(wg * h_dq, h_dq)
+            h_dq = h if dq_rows else h // COMPUTE_WGS
+            q_dq = block_q // COMPUTE_WGS if dq_rows else block_q
+            dq_cols = pl.ds(0 if dq_rows else wg * h_dq, h_dq)
+            dq_first_row = wg * q_dq if dq_rows else 0
         else:
             ks, ds_s = k_smem.at[wg], ds_smem.at[wg]
 
@@ -387,23 +390,25 @@ def _kernel(
 
                 dq = pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h), jnp.float32))
             plgpu.barrier_arrive(consumed.at[slot])  # This query tile's q and d_out are used.
+            rows = (q_rows() + dq_first_row, q_dq) if shared_dq else (q_rows(), block_q)
             if interpreted:  # No TMA reductions there: each warpgroup adds into its own copy.
-                dst = dq_ref.at[wg, batch, pl.ds(q_rows(), block_q), head]
+                dst = dq_ref.at[wg, batch, pl.ds(*rows), head]
                 dst = dst.at[:, dq_cols] if shared_dq else dst
                 dst[...] = dst[...] + dq
                 return dbias
             plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
             dq_s[...] = dq
             plgpu.commit_smem()
-            dst = tile(dq_ref, q_rows(), block_q)
+            dst = tile(dq_ref, *rows)
             dst = dst.at[:, dq_cols] if shared_dq else dst
             plgpu.copy_smem_to_gmem(dq_s, dst, reduction_op="add")
             return dbias
 
         def shared_dq_step(n, ds_t, dk_acc, qs):
-            """dk's product, and this warpgroup's half of the query tile's dq from the ds of
-            both warpgroups (both in shared memory, two slots by the step's parity): one dq share
-            of [block_q, H] per program and step, half the reduce-adds of one per warpgroup."""
+            """dk's product, and this warpgroup's half of the query tile's dq (half of its
+            columns, or with dq_rows half of its queries) from the ds of both warpgroups (both in
+            shared memory, two slots by the step's parity): one dq share of [block_q, H] per
+            program and step, half the reduce-adds of one per warpgroup."""
             ds_ready, _ = sync
             parity = lax.rem(n, jnp.int32(2))
             ds_all = ds_smem.at[parity]
@@ -417,10 +422,14 @@ def _kernel(
             def dk_and_dq(acc):
                 plgpu.wgmma(dk_acc, _in_registers(ds_t, ds_own, interpreted), qs)
                 plgpu.barrier_wait(ds_ready.at[parity])  # The other half is stored.
-                plgpu.wgmma(acc, transposed(ds_all, 2), k_smem.at[:, dq_cols])
+                if dq_rows:
+                    ds_q = transposed(ds_all.at[:, pl.ds(dq_first_row, q_dq)], 2)
+                    plgpu.wgmma(acc, ds_q, k_smem)
+                else:
+                    plgpu.wgmma(acc, transposed(ds_all, 2), k_smem.at[:, dq_cols])
                 return acc[...]  # Waits for every product of this step.
 
-            return pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h_dq), jnp.float32))
+            return pl.run_scoped(dk_and_dq, plgpu.ACC((q_dq, h_dq), jnp.float32))
 
         def accumulate(dk_acc, dv_acc):
             dbias = None
@@ -769,6 +778,7 @@ def fused_forward(
         "stages",
         "overlap",
         "shared_dq",
+        "dq_rows",
         "swizzle",
         "interpret",
     ),
@@ -790,6 +800,7 @@ def fused_backward(
     stages: int = 2,
     overlap: bool = True,
     shared_dq: bool = False,
+    dq_rows: bool = False,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -831,9 +842,14 @@ def fused_backward(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
+    if dq_rows and (not shared_dq or block_q != COMPUTE_WGS * 64):
+        raise ValueError(
+            f"dq_rows needs shared_dq and block_q={COMPUTE_WGS * 64} (a warpgroup's dq product "
+            f"covers 64 queries); got shared_dq={shared_dq}, block_q={block_q}"
+        )
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
-        swizzle = 64 if shared_dq and h == 64 else 128
-    if shared_dq and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
+        swizzle = 64 if shared_dq and not dq_rows and h == 64 else 128
+    if shared_dq and not dq_rows and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
         raise ValueError(f"shared_dq at head dim {h}: a half is not whole {swizzle}-byte tiles")
     dtype = q.dtype
     k_shape = (COMPUTE_WGS, block_k, h)
@@ -845,6 +861,9 @@ def fused_backward(
         ds_shape = (2, COMPUTE_WGS * block_k, block_q)
         dq_shape = (COMPUTE_WGS, block_q, h // COMPUTE_WGS)
         ds_t_shape = (block_q, COMPUTE_WGS * block_k)
+        if dq_rows:
+            dq_shape = (COMPUTE_WGS, block_q // COMPUTE_WGS, h)
+            ds_t_shape = (block_q // COMPUTE_WGS, COMPUTE_WGS * block_k)
     tiled = _swizzled(swizzle, dtype)
     smem = (
         plgpu.SMEM((stages, block_q, h), dtype, transforms=tiled),  # q
@@ -886,6 +905,7 @@ def fused_backward(
         block_k=block_k,
         overlap=overlap,
         shared_dq=shared_dq,
+        dq_rows=dq_rows,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),

@@ -1,0 +1,116 @@
+"""The H=64 Hopper backward with one dq share per program split by query rows (issue 14, thirtieth
+session): `fused_backward(shared_dq=True, dq_rows=True, block_q=128)` against the table's variant
+(one dq share per warpgroup, block_q=64), kernels alone.
+
+Why: at H=64 the dq reduce-adds cost ~9% of the backward (run 17's ablation); one share per
+program halves them, but the column split of shared_dq needs 64-byte swizzled tiles at H=64,
+which alone cost 3% (run 13). Split by query rows (each warpgroup: 64 of 128 queries, all H
+columns, all 128 keys) every tile keeps its 128-byte swizzle, and a program makes half as many
+steps, each twice the work.
+
+1. Compiled checks of the new variant against float32 XLA gradients (dense, padded, causal with a
+   bias gradient, 3 stages, no overlap).
+2. Timings, ROUNDS rounds (default 4), the variants' order rotating so that each leads as often:
+   H=64, T=4K/8K/16K dense and T=8K with the uneven 50%-padding lengths [5300, 2892].
+One JSON line per result in $OUT/dq_rows.jsonl; a table of medians over the rounds last.
+    OUT=/tmp/out python docs/probes/dq_rows.py [deadline_s]
+"""
+
+import collections
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+import jax
+
+sys.path.insert(0, os.path.dirname(__file__))
+import hopper_bwd  # noqa: E402 (the probe's inputs, checks and timing)
+
+from pallas_kernels.sigmoid_attention import hopper  # noqa: E402
+
+OUT = os.environ.get("OUT", "/tmp")
+LOG = "dq_rows.jsonl"
+ROWS = dict(shared_dq=True, dq_rows=True, block_q=128)
+VARIANTS = {"table": {}, "rows": ROWS, "rows_s3": dict(ROWS, stages=3)}
+
+
+def emit(rec):
+    hopper_bwd.emit(rec, LOG)
+
+
+def checks():
+    over = dict(ROWS, overlap=True)
+    for args in [
+        (1, 1024, 4, 64, [1024], [1024], over),
+        (2, 512, 2, 64, [512, 300], [512, 129], over),
+        (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, causal=True, with_dbias=True)),
+        (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, stages=3, causal=True)),
+        (1, 1024, 4, 64, [1024], [1024], dict(ROWS, overlap=False, with_dbias=True)),
+    ]:
+        try:
+            hopper_bwd.check(*args)  # Writes to hopper_bwd.jsonl.
+        except Exception as e:
+            emit(dict(kind="check", args=str(args), error=f"{type(e).__name__}: {e}"[:3000]))
+            traceback.print_exc()
+
+
+def timings(deadline: float, rounds: int):
+    shapes = [(4096, None), (8192, None), (16384, None), (8192, [5300, 2892])]
+    names = list(VARIANTS)
+    for t, lens in shapes:
+        b, n, h = 16384 // t, 2048 // 64, 64
+        lens = lens or [t] * b
+        q, k, v, do, ql, kl = hopper_bwd.inputs(b, t, n, h, lens, lens)
+        args = (q, k, v, hopper_bwd.key_bias(t, ql, kl), do, ql, kl)
+        flops = 2.5 * 4 * n * h * sum(x * x for x in lens)
+        fns = {
+            name: jax.jit(lambda *a, kw=kw: hopper.fused_backward(*a, scale=0.125, **kw))
+            for name, kw in VARIANTS.items()
+        }
+        for r in range(rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                if time.time() > deadline:
+                    return
+                rec = dict(kind="time", variant=name, round=r, lead=order[0], h=h, t=t, b=b)
+                rec["lens"] = lens
+                emit(hopper_bwd.time_variant(rec, fns[name], args, flops, "tflops_bwd"))
+
+
+def table():
+    times = collections.defaultdict(list)
+    with open(os.path.join(OUT, LOG)) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("kind") == "time" and "time_s" in r:
+                times[(r["t"], tuple(r["lens"]))].append((r["variant"], r["time_s"] * 1e3))
+            elif "error" in r:
+                print("ERR", r.get("variant"), r.get("t"), r["error"][:300])
+    for (t, lens), rows in times.items():
+        med = {
+            name: statistics.median(ms for v, ms in rows if v == name)
+            for name in VARIANTS
+            if any(v == name for v, _ in rows)
+        }
+        base = med.get("table")
+        cells = [
+            f"{name} {ms:.3f} ms" + (f" ({ms / base:.3f})" if base else "")
+            for name, ms in med.items()
+        ]
+        print(f"H=64 T={t} lens={list(lens)[:2]}: " + ", ".join(cells))
+
+
+def main():
+    deadline = time.time() + float(sys.argv[1] if len(sys.argv) > 1 else 240)
+    emit(dict(kind="meta", jax=jax.__version__, device=str(jax.devices()[0].device_kind)))
+    if os.environ.get("CHECKS") != "0":
+        checks()
+    timings(deadline, int(os.environ.get("ROUNDS", 4)))
+    table()
+
+
+if __name__ == "__main__":
+    main()
