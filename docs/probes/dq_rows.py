@@ -1,6 +1,7 @@
 """The H=64 Hopper backward with one dq share per program split by query rows (issue 14, thirtieth
 session): `fused_backward(shared_dq=True, dq_rows=True, block_q=128)` against the table's variant
-(one dq share per warpgroup, block_q=64), kernels alone.
+(one dq share per warpgroup, block_q=64), kernels alone; and both shared_dq splits with the dq
+product a step late (`defer_dq`: the warpgroups no longer wait for each other at every step).
 
 Why: at H=64 the dq reduce-adds cost ~9% of the backward (run 17's ablation); one share per
 program halves them, but the column split of shared_dq needs 64-byte swizzled tiles at H=64,
@@ -34,7 +35,12 @@ from pallas_kernels.sigmoid_attention import hopper  # noqa: E402
 OUT = os.environ.get("OUT", "/tmp")
 LOG = "dq_rows.jsonl"
 ROWS = dict(shared_dq=True, dq_rows=True, block_q=128)
-VARIANTS = {"table": {}, "rows": ROWS, "rows_s3": dict(ROWS, stages=3)}
+VARIANTS = {
+    "table": {},
+    "rows": ROWS,
+    "rows_defer": dict(ROWS, defer_dq=True),
+    "cols_defer": dict(shared_dq=True, defer_dq=True),  # 64-byte swizzled tiles at H=64.
+}
 
 
 def emit(rec):
@@ -49,6 +55,12 @@ def checks():
         (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, causal=True, with_dbias=True)),
         (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, stages=3, causal=True)),
         (1, 1024, 4, 64, [1024], [1024], dict(ROWS, overlap=False, with_dbias=True)),
+        (1, 1024, 4, 64, [1024], [1024], dict(ROWS, defer_dq=True)),
+        (2, 512, 2, 64, [512, 300], [512, 129], dict(ROWS, defer_dq=True)),
+        (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, defer_dq=True, causal=True)),
+        (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, defer_dq=True, with_dbias=True)),
+        (2, 512, 2, 64, [512, 300], [512, 129], dict(shared_dq=True, defer_dq=True)),
+        (2, 512, 2, 128, [512, 300], [400, 512], dict(shared_dq=True, defer_dq=True, causal=True)),
     ]:
         try:
             hopper_bwd.check(*args)  # Writes to hopper_bwd.jsonl.
