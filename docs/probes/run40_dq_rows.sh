@@ -13,6 +13,6 @@ for v in '{}' '{"shared_dq":true,"dq_rows":true,"block_q":128}' '{"shared_dq":tr
   echo "== 64 $v"; grep -a -i -E "registers|spill|serializ|finite" /tmp/p.log | cut -c1-200 | sort | uniq | head -6
 done 2>&1 | tee $OUT/ptxas.txt
 OUT=$OUT timeout $(left ${PROBE_END:-290}) python3 docs/probes/dq_rows.py $(( ${PROBE_END:-290} - SECONDS - 10 )) 2>&1 \
-  | grep -v -i warn | grep -v '"kind": "time"' | tail -12
+  | grep -v -i warn | grep -v "\"kind\": \"time\"" | cut -c1-400 | tail -22
 timeout $(left ${END:-380}) python3 -m pytest -q -rs -p no:cacheprovider -m gpu -n 4 \
   tests/attention/test_hopper.py -k "(dq_rows or defer) and not Interpret" 2>&1 | grep -v -i warn > $OUT/tests.log; tail -4 $OUT/tests.log
