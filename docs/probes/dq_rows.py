@@ -1,7 +1,8 @@
 """The H=64 Hopper backward with one dq share per program split by query rows (issue 14, thirtieth
 session): `fused_backward(shared_dq=True, dq_rows=True, block_q=128)` against the table's variant
 (one dq share per warpgroup, block_q=64), kernels alone; and both shared_dq splits with the dq
-product a step late (`defer_dq`: the warpgroups no longer wait for each other at every step).
+product a step late (`defer_dq`: the warpgroups no longer wait for each other at every step; slower,
+removed after run 22: its variants run only on a tree that has it, `ff675d7`).
 
 Why: at H=64 the dq reduce-adds cost ~9% of the backward (run 17's ablation); one share per
 program halves them, but the column split of shared_dq needs 64-byte swizzled tiles at H=64,
@@ -18,6 +19,7 @@ One JSON line per result in $OUT/dq_rows.jsonl; a table of medians over the roun
 """
 
 import collections
+import inspect
 import json
 import os
 import statistics
@@ -38,9 +40,12 @@ ROWS = dict(shared_dq=True, dq_rows=True, block_q=128)
 VARIANTS = {
     "table": {},
     "rows": ROWS,
-    "rows_defer": dict(ROWS, defer_dq=True),
-    "cols_defer": dict(shared_dq=True, defer_dq=True),  # 64-byte swizzled tiles at H=64.
 }
+if "defer_dq" in inspect.signature(hopper.fused_backward).parameters:  # ff675d7 (run 22)
+    VARIANTS.update(
+        rows_defer=dict(ROWS, defer_dq=True),
+        cols_defer=dict(shared_dq=True, defer_dq=True),  # 64-byte swizzled tiles at H=64.
+    )
 
 
 def emit(rec):
@@ -55,12 +60,25 @@ def checks():
         (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, causal=True, with_dbias=True)),
         (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, stages=3, causal=True)),
         (1, 1024, 4, 64, [1024], [1024], dict(ROWS, overlap=False, with_dbias=True)),
-        (1, 1024, 4, 64, [1024], [1024], dict(ROWS, defer_dq=True)),
-        (2, 512, 2, 64, [512, 300], [512, 129], dict(ROWS, defer_dq=True)),
-        (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, defer_dq=True, causal=True)),
-        (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, defer_dq=True, with_dbias=True)),
-        (2, 512, 2, 64, [512, 300], [512, 129], dict(shared_dq=True, defer_dq=True)),
-        (2, 512, 2, 128, [512, 300], [400, 512], dict(shared_dq=True, defer_dq=True, causal=True)),
+    ] + [
+        args
+        for args in [
+            (1, 1024, 4, 64, [1024], [1024], dict(ROWS, defer_dq=True)),
+            (2, 512, 2, 64, [512, 300], [512, 129], dict(ROWS, defer_dq=True)),
+            (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, defer_dq=True, causal=True)),
+            (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, defer_dq=True, with_dbias=True)),
+            (2, 512, 2, 64, [512, 300], [512, 129], dict(shared_dq=True, defer_dq=True)),
+            (
+                2,
+                512,
+                2,
+                128,
+                [512, 300],
+                [400, 512],
+                dict(shared_dq=True, defer_dq=True, causal=True),
+            ),
+        ]
+        if "rows_defer" in VARIANTS
     ]:
         try:
             hopper_bwd.check(*args)  # Writes to hopper_bwd.jsonl.

@@ -53,9 +53,6 @@ class KernelConfig:
         program's one dq share is split between the warpgroups by query rows (64 each) instead
         of by columns, so H=64 keeps 128-byte swizzled tiles (T is then padded to a multiple of
         128).
-      hopper_defer_dq: with hopper_shared_dq, `fused_backward(defer_dq=True)`: each step issues
-        the dq product of the step before, so the warpgroups need not wait for each other's ds
-        at every step.
       hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
         bias): 1.05-1.18x cuDNN's softmax forward on an H200 (docs/benchmarks.md run 11).
     """
@@ -74,7 +71,6 @@ class KernelConfig:
     hopper_bwd: bool = False
     hopper_shared_dq: bool = False
     hopper_dq_rows: bool = False
-    hopper_defer_dq: bool = False
     hopper_fwd: bool = False
 
     def __post_init__(self):
@@ -86,9 +82,8 @@ class KernelConfig:
                 )
             if field.name.startswith("num_") and value < 1:
                 raise ValueError(f"KernelConfig.{field.name}: got {value}, expected >= 1")
-        for name in ("hopper_dq_rows", "hopper_defer_dq"):
-            if getattr(self, name) and not self.hopper_shared_dq:
-                raise ValueError(f"KernelConfig.{name}: needs hopper_shared_dq=True")
+        if self.hopper_dq_rows and not self.hopper_shared_dq:
+            raise ValueError("KernelConfig.hopper_dq_rows: needs hopper_shared_dq=True")
 
     @property
     def q_multiple(self) -> int:

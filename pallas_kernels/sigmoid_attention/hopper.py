@@ -97,9 +97,6 @@ FORWARD_BLOCK_K = 128
 # (H100, docs/benchmarks.md run 19).
 FORWARD_REGISTERS = (232, 40)
 BACKWARD_REGISTERS = (240, 24)
-# ds^T slots of the backward's defer_dq (a warpgroup may run up to two steps ahead of the other);
-# 2 with a bias gradient, whose row sums take the shared memory a third slot needs at H=64.
-DEFER_SLOTS = 3
 # A padded key's halved logit bias: tanh of it is exactly -1 in float32, so its weight is 0.
 PADDED_KEY_BIAS = -1e30
 
@@ -276,7 +273,6 @@ def _kernel(
     overlap: bool,
     shared_dq: bool,
     dq_rows: bool,
-    defer_dq: int,
     causal: bool,
     interpreted: bool,
 ):
@@ -284,7 +280,7 @@ def _kernel(
     dk_ref, dv_ref, *dbias_ref = out_refs  # dbias_ref: [] without a bias gradient.
     smem, loaded, consumed = scoped
     q_smem, do_smem, k_smem, v_smem, bias_smem, ds_smem, dq_smem, t_smem = smem
-    # ds_ready, done (and with defer_dq ds_free): [] unless shared_dq.
+    # ds_ready, done: [] unless shared_dq.
     q_loaded, do_loaded, k_loaded, v_loaded, bias_loaded, *sync = loaded
     # Query tiles holding a valid query; none when every key of this program is padding.
     batch, head, wg, cta_keys, first, steps, tile = _program(
@@ -381,10 +377,6 @@ def _kernel(
             if dbias is not None:
                 dbias = dbias + jnp.sum(ds_t, axis=1)
             ds_t = ds_t.astype(dtype)
-            if defer_dq:
-                deferred_dq_step(n, ds_t, dk_acc, qs)
-                plgpu.barrier_arrive(consumed.at[slot])
-                return dbias
             if shared_dq:
                 dq = shared_dq_step(n, ds_t, dk_acc, qs)
             else:
@@ -425,46 +417,6 @@ def _kernel(
             else:
                 plgpu.wgmma(acc, transposed(ds_all, 2), k_smem.at[:, dq_cols])
 
-        def deferred_dq(m):
-            """This warpgroup's share of step m's dq (ds^T in slot m % 3), added into dq; its
-            product also waits for every product issued before it."""
-            ds_ready, _, ds_free = sync
-            slot = lax.rem(m, jnp.int32(defer_dq))
-            plgpu.barrier_wait(ds_ready.at[slot])  # Both halves are stored.
-
-            def product(acc):
-                dq_product(ds_smem.at[slot], acc)
-                return acc[...]
-
-            dq = pl.run_scoped(product, plgpu.ACC((q_dq, h_dq), jnp.float32))
-            plgpu.barrier_arrive(ds_free.at[slot])
-            add_dq(dq, m)
-
-        def deferred_dq_step(n, ds_t, dk_acc, qs):
-            """shared_dq with the dq product one step late: this step stores its ds^T (in one of
-            `defer_dq` slots) and issues dk's product, then computes the dq of the step before,
-            whose other half the other warpgroup stored a step ago: a warpgroup waits for the
-            other only when that one is more than a step behind (with 3 slots; less with 2), not
-            at every step."""
-            _, _, ds_free = sync
-            slot = lax.rem(n, jnp.int32(defer_dq))
-            ds_own = ds_smem.at[slot].at[pl.ds(wg * block_k, block_k)]
-
-            @pl.when(n >= defer_dq)  # Both warpgroups' dq products read the slot's last ds.
-            def _():
-                plgpu.barrier_wait(ds_free.at[slot])
-
-            ds_own[...] = ds_t
-            plgpu.commit_smem()
-            plgpu.barrier_arrive(sync[0].at[slot])
-            plgpu.wgmma(dk_acc, _in_registers(ds_t, ds_own, interpreted), qs)
-
-            @pl.when(n == 0)
-            def _():
-                plgpu.wgmma_wait(0)  # dk's product read ds_t's registers and q.
-
-            pl.when(n > 0)(lambda: deferred_dq(n - 1))
-
         def shared_dq_step(n, ds_t, dk_acc, qs):
             """dk's product, and this warpgroup's half of the query tile's dq (half of its
             columns, or with dq_rows half of its queries) from the ds of both warpgroups (both in
@@ -499,12 +451,6 @@ def _kernel(
                 split = jnp.clip(_cdiv(k_start + block_k, block_q) - first, 0, steps)
             body = functools.partial(step, dk_acc=dk_acc, dv_acc=dv_acc)
             dbias = _loops(split, steps, body, dbias, masked_first=True)
-            if defer_dq:  # The last step's dq; then observe every slot's last release.
-                pl.when(steps > 0)(lambda: deferred_dq(steps - 1))
-                ds_free = sync[2]
-                pl.loop(jnp.maximum(steps - defer_dq, 0), steps)(
-                    lambda m: plgpu.barrier_wait(ds_free.at[lax.rem(m, jnp.int32(defer_dq))])
-                )
             return dk_acc[...], dv_acc[...], dbias
 
         acc_kh = plgpu.ACC((block_k, h), jnp.float32)
@@ -842,7 +788,6 @@ def fused_forward(
         "overlap",
         "shared_dq",
         "dq_rows",
-        "defer_dq",
         "swizzle",
         "interpret",
     ),
@@ -865,7 +810,6 @@ def fused_backward(
     overlap: bool = True,
     shared_dq: bool = False,
     dq_rows: bool = False,
-    defer_dq: bool = False,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -912,9 +856,6 @@ def fused_backward(
             f"dq_rows needs shared_dq and block_q={COMPUTE_WGS * 64} (a warpgroup's dq product "
             f"covers 64 queries); got shared_dq={shared_dq}, block_q={block_q}"
         )
-    if defer_dq and not shared_dq:
-        raise ValueError("defer_dq needs shared_dq=True")
-    defer_slots = (2 if with_dbias else DEFER_SLOTS) if defer_dq else 0
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and not dq_rows and h == 64 else 128
     if shared_dq and not dq_rows and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
@@ -932,8 +873,6 @@ def fused_backward(
         if dq_rows:
             dq_shape = (COMPUTE_WGS, block_q // COMPUTE_WGS, h)
             ds_t_shape = (block_q // COMPUTE_WGS, COMPUTE_WGS * block_k)
-        if defer_dq:
-            ds_shape = (defer_slots, *ds_shape[1:])
     tiled = _swizzled(swizzle, dtype)
     smem = (
         plgpu.SMEM((stages, block_q, h), dtype, transforms=tiled),  # q
@@ -957,11 +896,9 @@ def fused_backward(
     )
     if shared_dq:  # ds_ready (per ds^T slot) and done: the compute warpgroups wait for each other.
         loaded += (
-            plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=ds_shape[0]),
+            plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=2),
             plgpu.Barrier(num_arrivals=COMPUTE_WGS),
         )
-    if defer_dq:  # ds_free (per slot): both warpgroups' dq products have read it.
-        loaded += (plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=defer_slots),)
     acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
     dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
     out_type = [jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)]
@@ -978,7 +915,6 @@ def fused_backward(
         overlap=overlap,
         shared_dq=shared_dq,
         dq_rows=dq_rows,
-        defer_dq=defer_slots,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),

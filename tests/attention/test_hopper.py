@@ -204,14 +204,13 @@ class HopperSuite:
     @pytest.mark.parametrize(
         "variant",
         [(False, False, False, False), (True, True, True, False), (True, False, True, True)],
-        ids=["plain", "causal_bias_shared", "causal_dq_rows_deferred"],
+        ids=["plain", "causal_bias_shared", "causal_dq_rows"],
     )
     def test_nan_in_padding_reaches_no_valid_output_or_gradient(self, variant, monkeypatch):
         # Masked weights are 0, but 0 * NaN is NaN: padded q, k, v (here NaN, as in a buffer with
         # missing values) must give what zeros there give. Until 2026-12-06 the Hopper kernels
         # read the padding of the tiles holding the last valid query or key.
         causal, per_key_bias, shared_dq, dq_rows = variant
-        defer_dq = dq_rows
         q, k, v, _, _, ct = make_inputs((2, 100, 200, 2, 64, False, "bfloat16"), seed=5)
         ql, kl = jnp.array([100, 37], jnp.int32), jnp.array([130, 77], jnp.int32)
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
@@ -222,7 +221,6 @@ class HopperSuite:
             hopper_fwd=True,
             hopper_shared_dq=shared_dq,
             hopper_dq_rows=dq_rows,
-            hopper_defer_dq=defer_dq,
         )
         fwd, bwd = Calls(monkeypatch, "fused_forward"), Calls(monkeypatch)
         q_pad = np.arange(100)[None, :] >= np.asarray(ql)[:, None]
@@ -249,24 +247,19 @@ class HopperSuite:
             assert rel_err(g, g_clean) < 1e-2
             assert np.all(g[pad] == 0)  # Padded tokens: exactly 0.
 
-    @pytest.mark.parametrize(
-        "causal,defer", [(False, False), (True, True)], ids=["full", "causal_deferred"]
-    )
-    def test_dq_rows_through_the_attention_call(self, causal, defer, monkeypatch):
-        # KernelConfig.hopper_dq_rows: one dq share per program split by query rows, 128 queries
-        # per step, so T is padded to a multiple of 128 (here 70 -> 128 and 200 -> 256, the
-        # forward being the Triton one); hopper_defer_dq: its dq product a step late.
+    @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+    def test_dq_rows_through_the_attention_call(self, causal, monkeypatch):
+        # KernelConfig.hopper_dq_rows (the table's choice at H=64): one dq share per program
+        # split by query rows, 128 queries per step, so T is padded to a multiple of 128 (here
+        # 70 -> 128 and 200 -> 256, the forward being the Triton one).
         seen = record_kwarg(monkeypatch, "dq_rows")
-        deferred = record_kwarg(monkeypatch, "defer_dq")
-        config = dataclasses.replace(
-            HOPPER, hopper_shared_dq=True, hopper_dq_rows=True, hopper_defer_dq=defer
-        )
+        config = dataclasses.replace(HOPPER, hopper_shared_dq=True, hopper_dq_rows=True)
         assert config.q_multiple == 128
         case = CAUSAL_CASES[0] if causal else CASES[2]  # H=64, padded.
         q, k, v, ql, kl, ct = make_inputs(case)
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, is_causal=causal)
         got = self.grads(q, k, v, ct, config, **kw)
-        assert seen == [True] and deferred == [defer]
+        assert seen == [True]
         assert_grads_match(got, q, k, v, ct, TOL[case[-1]], **kw)
 
     def test_falls_back_where_it_does_not_apply(self, monkeypatch):
@@ -409,9 +402,6 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True, stages=3, causal=True), 128),
             (dict(shared_dq=True, dq_rows=True, block_q=128), 64),
             (dict(shared_dq=True, dq_rows=True, block_q=128, causal=True, with_dbias=True), 64),
-            (dict(shared_dq=True, dq_rows=True, block_q=128, defer_dq=True), 64),
-            (dict(shared_dq=True, defer_dq=True), 128),
-            (dict(shared_dq=True, defer_dq=True, causal=True, with_dbias=True), 128),
         ],
         ids=[
             "no_overlap",
@@ -422,9 +412,6 @@ class TestHopperInterpret(HopperSuite):
             "shared_dq_s3_causal",
             "dq_rows_h64",
             "dq_rows_causal_dbias",
-            "defer_dq_rows",
-            "defer_dq",
-            "defer_dq_causal_dbias",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -518,11 +505,8 @@ class TestHopperInterpret(HopperSuite):
                 {},
                 dict(stages=3),
                 dict(causal=True, with_dbias=True, overlap=False),
-                dict(defer_dq=True),
-                dict(defer_dq=True, causal=True, with_dbias=True),
             )
-        ]
-        + [("fused_backward", dict(shared_dq=True, defer_dq=True), 128)],
+        ],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):

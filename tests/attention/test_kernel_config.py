@@ -48,12 +48,13 @@ def test_default_table_keeps_the_hand_tables_values():
     h256 = KernelConfig(block_q=64, block_k=32, num_warps=4, num_stages=2, **small)
     f32 = KernelConfig(block_q=64, block_k=32, num_stages=2, num_stages_bwd=1, **small)
     f32_256 = KernelConfig(block_q=32, block_k=32, num_stages=1, num_stages_bwd=1, **small)
-    # Head dims 64 and 128 also take the Hopper kernels (runs 10-11), on Hopper GPUs only.
+    # Head dims 64 and 128 also take the Hopper kernels (runs 10-11), on Hopper GPUs only, with
+    # one dq share per program (run 11; at H=64 split by query rows, run 22).
     hopper = dict(hopper_bwd=True, hopper_fwd=True)
     want = {
         16: bf16,
         32: bf16,
-        64: dataclasses.replace(bf16, **hopper),
+        64: dataclasses.replace(bf16, **hopper, hopper_shared_dq=True, hopper_dq_rows=True),
         128: dataclasses.replace(h128, **hopper, hopper_shared_dq=True),
         256: h256,
     }
