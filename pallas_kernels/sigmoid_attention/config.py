@@ -52,7 +52,8 @@ class KernelConfig:
       hopper_dq_rows: with hopper_shared_dq, `fused_backward(dq_rows=True, block_q=128)`: the
         program's one dq share is split between the warpgroups by query rows (64 each) instead
         of by columns, so H=64 keeps 128-byte swizzled tiles (T is then padded to a multiple of
-        128).
+        128). H=64: the backward alone 0.93-0.96x the time of one share per warpgroup, fwd+bwd
+        1.12x cuDNN's where that gave 1.03-1.05x (one H100, docs/benchmarks.md run 22).
       hopper_fwd: the same for the forward (hopper.py's `fused_forward`, same restrictions, any
         bias): 1.05-1.18x cuDNN's softmax forward on an H200 (docs/benchmarks.md run 11).
     """

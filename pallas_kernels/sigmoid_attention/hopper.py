@@ -10,7 +10,11 @@ backward products per tile pair,
 
 and adds each query tile's dq share into a float32 buffer with one TMA reduce-add per tile (a bulk
 reduction done by the copy engine at L2, not element-wise atomics from the threads, which is what
-made the fused Triton variant slow).
+made the fused Triton variant slow). The table's choice at both head dims is one share per program
+(`shared_dq`): the two warpgroups put their ds^T side by side in shared memory and each computes
+half of the tile's dq from all of the program's keys, at H=128 half of its columns, at H=64 half of
+its 128 queries (`dq_rows`, since 2026-12-06, run 22: the backward alone 3.7-6.8% faster than one
+share per warpgroup on an H100, fwd+bwd 1.05 -> 1.12x cuDNN).
 
 Layout of one program (a CTA): `COMPUTE_WGS` compute warpgroups, each owning `block_k` keys of one
 (batch, head), and one memory warpgroup streaming query and d_out tiles through a ring of
@@ -831,13 +835,22 @@ def fused_backward(
     slower at H=64 (437 with overlap) and does not fit shared memory at H=128; `stages` is the
     depth of the q/d_out ring (3 fits at H=64 only).
 
-    shared_dq (H=128 only; 524 vs 453 TFLOPS at T=8192, run 11): the two compute
-    warpgroups put their ds^T tiles side by side in shared memory and each computes half of the
-    query tile's dq columns from all of the program's keys, so a program adds one [block_q, H]
-    float32 share per query tile into dq instead of two (as FlashAttention-3's backward), at the
-    cost of the warpgroups waiting for each other once per tile. 3 stages fit with it at H=128.
-    At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit tiles are swizzled
-    in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128; not yet timed).
+    shared_dq (the table's choice at H=128 since run 11: 524 vs 453 TFLOPS at T=8192): the two
+    compute warpgroups put their ds^T tiles side by side in shared memory and each computes half
+    of the query tile's dq columns from all of the program's keys, so a program adds one
+    [block_q, H] float32 share per query tile into dq instead of two (as FlashAttention-3's
+    backward), at the cost of the warpgroups waiting for each other once per tile. 3 stages fit
+    with it at H=128. At H=64 a half is 32 columns, one 64-byte swizzle tile: there the 16-bit
+    tiles are swizzled in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128),
+    which alone cost 3% (run 13); shared_dq so was 2% slower than the table at H=64.
+
+    dq_rows (with shared_dq and block_q=128; the table's choice at H=64 since run 22): the
+    warpgroups split the query tile's dq by rows instead, 64 queries and all H columns each, so
+    every tile keeps its 128-byte swizzle, and a program makes half as many steps of twice the
+    work (one H100, T=4K/8K/16K dense and 8K with 50% padding, the backward alone: 0.93-0.96x the
+    time of the per-warpgroup shares; ptxas spills 56 bytes where the table's variant spills none).
+    The dq product a step late, so that the warpgroups need not wait for each other at every
+    step, was 4-6% slower at T <= 8192 (more spills; run 22, removed, in ff675d7).
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
