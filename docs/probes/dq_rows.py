@@ -1,6 +1,7 @@
 """The H=64 Hopper backward with one dq share per program split by query rows (issue 14, thirtieth
-session): `fused_backward(shared_dq=True, dq_rows=True, block_q=128)` against the table's variant
-(one dq share per warpgroup, block_q=64), kernels alone; and both shared_dq splits with the dq
+session): `fused_backward(shared_dq=True, dq_rows=True, block_q=128)` (the table's at H=64 since
+404bb1e; also with 3 stages) against one dq share per warpgroup (block_q=64, the table's before),
+kernels alone; and both shared_dq splits with the dq
 product a step late (`defer_dq`: the warpgroups no longer wait for each other at every step; slower,
 removed after run 22: its variants run only on a tree that has it, `ff675d7`).
 
@@ -37,9 +38,12 @@ from pallas_kernels.sigmoid_attention import hopper  # noqa: E402
 OUT = os.environ.get("OUT", "/tmp")
 LOG = "dq_rows.jsonl"
 ROWS = dict(shared_dq=True, dq_rows=True, block_q=128)
+# "per_wg": a dq share per warpgroup, the table's variant until 404bb1e ("table" in run 22's
+# records); "rows": the table's at H=64 since.
 VARIANTS = {
-    "table": {},
+    "per_wg": {},
     "rows": ROWS,
+    "rows_s3": dict(ROWS, stages=3),  # 224.5 KiB of shared memory; not timed yet.
 }
 if "defer_dq" in inspect.signature(hopper.fused_backward).parameters:  # ff675d7 (run 22)
     VARIANTS.update(
@@ -122,10 +126,9 @@ def table():
     for (t, lens), rows in times.items():
         med = {
             name: statistics.median(ms for v, ms in rows if v == name)
-            for name in VARIANTS
-            if any(v == name for v, _ in rows)
+            for name in dict.fromkeys(v for v, _ in rows)  # In the order first timed.
         }
-        base = med.get("table")
+        base = med.get("per_wg", med.get("table"))
         cells = [
             f"{name} {ms:.3f} ms" + (f" ({ms / base:.3f})" if base else "")
             for name, ms in med.items()

@@ -3,12 +3,13 @@
 # (`dq_rows.py`): 1. ptxas reports (registers, spills) of the table variant, dq_rows, dq_rows deferred;
 # 2. `dq_rows.py`: compiled checks, then the kernels alone, 4 rounds, H=64, T=4K/8K/16K dense and 8K with 50%
 # padding; 3. the compiled dq_rows/defer tests of test_hopper.py. Stage deadlines PROBE_END, END.
+# Ran at b7e2217 (run 22, call 1; its third ptxas report was of dq_rows with defer_dq, removed since; now 3 stages).
 #   OUT=... bash docs/probes/run40_dq_rows.sh          (carry .whl with .whl/opt: pytest, pytest-xdist)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 nvidia-smi -L; python3 -c "import jax; print(jax.__version__)"
 left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
-for v in '{}' '{"shared_dq":true,"dq_rows":true,"block_q":128}' '{"shared_dq":true,"dq_rows":true,"block_q":128,"defer_dq":true}'; do
+for v in '{}' '{"shared_dq":true,"dq_rows":true,"block_q":128}' '{"shared_dq":true,"dq_rows":true,"block_q":128,"stages":3}'; do
   MOSAIC_GPU_DUMP_PTXAS=1 timeout 60 python3 docs/probes/ptxas_bwd.py 64 "$v" > /tmp/p.log 2>&1
   echo "== 64 $v"; grep -a -i -E "registers|spill|serializ|finite" /tmp/p.log | cut -c1-200 | sort | uniq | head -6
 done 2>&1 | tee $OUT/ptxas.txt
