@@ -612,8 +612,13 @@ class TestHopperInterpret(HopperSuite):
 
     @pytest.mark.parametrize(
         "t,kw,match",
-        [(96, {}, "multiple of"), (128, dict(shared_dq=True, swizzle=128), "128-byte tiles")],
-        ids=["unaligned", "dq_half_within_a_swizzle_tile"],
+        [
+            (96, {}, "multiple of"),
+            (128, dict(shared_dq=True, swizzle=128), "128-byte tiles"),
+            (128, dict(dq_rows=True, block_q=128), "dq_rows needs shared_dq"),
+            (128, dict(shared_dq=True, dq_rows=True), "dq_rows needs shared_dq and block_q=128"),
+        ],
+        ids=["unaligned", "dq_half_within_a_swizzle_tile", "dq_rows_alone", "dq_rows_block_q"],
     )
     def test_rejects_unaligned_shapes(self, t, kw, match):
         x = jnp.zeros((1, t, 1, 64), jnp.bfloat16)

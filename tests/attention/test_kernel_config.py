@@ -151,3 +151,11 @@ def test_kernel_config_validates_fields():
         KernelConfig(block_k=24)
     with pytest.raises(ValueError, match="KernelConfig.num_warps: got 0, expected >= 1"):
         KernelConfig(num_warps=0)
+    with pytest.raises(ValueError, match="KernelConfig.hopper_dq_rows: needs hopper_shared_dq"):
+        KernelConfig(hopper_bwd=True, hopper_dq_rows=True)
+    # With it, T is padded for the 128 queries of a backward step even without the Hopper forward.
+    assert KernelConfig(hopper_bwd=True).q_multiple == 128  # The Triton forward's block_q.
+    rows = KernelConfig(
+        block_q=64, hopper_bwd=True, hopper_shared_dq=True, hopper_dq_rows=True
+    ).q_multiple
+    assert rows == 128 and KernelConfig(block_q=64, hopper_bwd=True).q_multiple == 64
