@@ -394,39 +394,26 @@ def _kernel(
 
                 dq = pl.run_scoped(dk_and_dq, plgpu.ACC((block_q, h), jnp.float32))
             plgpu.barrier_arrive(consumed.at[slot])  # This query tile's q and d_out are used.
-            add_dq(dq, n)
-            return dbias
-
-        def add_dq(dq, n):
-            """Adds this warpgroup's dq share of step n into the float32 dq buffer."""
-            first_row = _offset(first, n) * block_q
-            rows = (first_row + dq_first_row, q_dq) if shared_dq else (first_row, block_q)
+            rows = (q_rows() + dq_first_row, q_dq) if shared_dq else (q_rows(), block_q)
             if interpreted:  # No TMA reductions there: each warpgroup adds into its own copy.
                 dst = dq_ref.at[wg, batch, pl.ds(*rows), head]
                 dst = dst.at[:, dq_cols] if shared_dq else dst
                 dst[...] = dst[...] + dq
-                return
+                return dbias
             plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # The last share has left dq_s.
             dq_s[...] = dq
             plgpu.commit_smem()
             dst = tile(dq_ref, *rows)
             dst = dst.at[:, dq_cols] if shared_dq else dst
             plgpu.copy_smem_to_gmem(dq_s, dst, reduction_op="add")
-
-        def dq_product(ds_all, acc):
-            """Issues this warpgroup's dq product (its half) from both warpgroups' ds^T."""
-            if dq_rows:
-                ds_q = transposed(ds_all.at[:, pl.ds(dq_first_row, q_dq)], 2)
-                plgpu.wgmma(acc, ds_q, k_smem)
-            else:
-                plgpu.wgmma(acc, transposed(ds_all, 2), k_smem.at[:, dq_cols])
+            return dbias
 
         def shared_dq_step(n, ds_t, dk_acc, qs):
             """dk's product, and this warpgroup's half of the query tile's dq (half of its
             columns, or with dq_rows half of its queries) from the ds of both warpgroups (both in
             shared memory, two slots by the step's parity): one dq share of [block_q, H] per
             program and step, half the reduce-adds of one per warpgroup."""
-            ds_ready = sync[0]
+            ds_ready, _ = sync
             parity = lax.rem(n, jnp.int32(2))
             ds_all = ds_smem.at[parity]
             ds_own = ds_all.at[pl.ds(wg * block_k, block_k)]
@@ -439,7 +426,11 @@ def _kernel(
             def dk_and_dq(acc):
                 plgpu.wgmma(dk_acc, _in_registers(ds_t, ds_own, interpreted), qs)
                 plgpu.barrier_wait(ds_ready.at[parity])  # The other half is stored.
-                dq_product(ds_all, acc)
+                if dq_rows:  # Its 64 queries' rows of ds, all keys; all of k's columns.
+                    ds_q = transposed(ds_all.at[:, pl.ds(dq_first_row, q_dq)], 2)
+                    plgpu.wgmma(acc, ds_q, k_smem)
+                else:  # All of ds; its half of k's columns.
+                    plgpu.wgmma(acc, transposed(ds_all, 2), k_smem.at[:, dq_cols])
                 return acc[...]  # Waits for every product of this step.
 
             return pl.run_scoped(dk_and_dq, plgpu.ACC((q_dq, h_dq), jnp.float32))
@@ -460,7 +451,7 @@ def _kernel(
         acc_kh = plgpu.ACC((block_k, h), jnp.float32)
         dk, dv, dbias = pl.run_scoped(accumulate, acc_kh, acc_kh)
         if shared_dq:  # The other warpgroup's last dq product may still read this k.
-            done = sync[1]
+            _, done = sync
             plgpu.barrier_arrive(done)
             plgpu.barrier_wait(done)
         plgpu.wait_smem_to_gmem(0)
@@ -808,7 +799,7 @@ def fused_backward(
     scale: float,
     causal: bool = False,
     with_dbias: bool = False,
-    block_q: int = BLOCK_Q,
+    block_q: int | None = None,
     block_k: int = BLOCK_K,
     stages: int = 2,
     overlap: bool = True,
@@ -844,7 +835,8 @@ def fused_backward(
     tiles are swizzled in 64-byte rows (`swizzle`, default 64 with shared_dq at H=64, else 128),
     which alone cost 3% (run 13); shared_dq so was 2% slower than the table at H=64.
 
-    dq_rows (with shared_dq and block_q=128; the table's choice at H=64 since run 22): the
+    dq_rows (with shared_dq; block_q then defaults to 128, the only size it takes; the table's
+    choice at H=64 since run 22): the
     warpgroups split the query tile's dq by rows instead, 64 queries and all H columns each, so
     every tile keeps its 128-byte swizzle, and a program makes half as many steps of twice the
     work (one H100, T=4K/8K/16K dense and 8K with 50% padding, the backward alone: 0.93-0.96x the
@@ -859,15 +851,17 @@ def fused_backward(
     """
     b, t, n, h = q.shape
     s = k.shape[1]
+    if block_q is None:  # dq_rows: each warpgroup's dq product covers 64 queries of the tile.
+        block_q = COMPUTE_WGS * BLOCK_Q if dq_rows else BLOCK_Q
     if t % block_q or s % (COMPUTE_WGS * block_k):
         raise ValueError(
             f"T={t} must be a multiple of block_q={block_q} and S={s} of "
             f"{COMPUTE_WGS} * block_k={block_k}"
         )
-    if dq_rows and (not shared_dq or block_q != COMPUTE_WGS * 64):
+    if dq_rows and (not shared_dq or block_q != COMPUTE_WGS * BLOCK_Q):
         raise ValueError(
-            f"dq_rows needs shared_dq and block_q={COMPUTE_WGS * 64} (a warpgroup's dq product "
-            f"covers 64 queries); got shared_dq={shared_dq}, block_q={block_q}"
+            f"dq_rows needs shared_dq and block_q={COMPUTE_WGS * BLOCK_Q} (a warpgroup's dq "
+            f"product covers {BLOCK_Q} queries); got shared_dq={shared_dq}, block_q={block_q}"
         )
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and not dq_rows and h == 64 else 128

@@ -178,7 +178,7 @@ def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
         causal=st.is_causal,
         with_dbias=st.with_dbias,
         shared_dq=st.config.hopper_shared_dq,
-        **(dict(dq_rows=True, block_q=2 * hopper.BLOCK_Q) if st.config.hopper_dq_rows else {}),
+        dq_rows=st.config.hopper_dq_rows,
         interpret=_mosaic_interpret(st),
     )
 

@@ -616,7 +616,7 @@ class TestHopperInterpret(HopperSuite):
             (96, {}, "multiple of"),
             (128, dict(shared_dq=True, swizzle=128), "128-byte tiles"),
             (128, dict(dq_rows=True, block_q=128), "dq_rows needs shared_dq"),
-            (128, dict(shared_dq=True, dq_rows=True), "dq_rows needs shared_dq and block_q=128"),
+            (128, dict(shared_dq=True, dq_rows=True, block_q=64), "and block_q=128"),
         ],
         ids=["unaligned", "dq_half_within_a_swizzle_tile", "dq_rows_alone", "dq_rows_block_q"],
     )
