@@ -45,6 +45,13 @@ VARIANTS = {
     "rows": ROWS,
     "rows_s3": dict(ROWS, stages=3),  # 224.5 KiB of shared memory; not timed yet.
 }
+if "tanh_ds" in inspect.signature(hopper.fused_backward).parameters:  # thirty-first session
+    VARIANTS.update(
+        rows_tds=dict(ROWS, tanh_ds=True),  # ds as dp (1 - w^2), w = 2 p - 1.
+        rows_s3_tds=dict(ROWS, stages=3, tanh_ds=True),
+    )
+if os.environ.get("VARIANTS"):  # e.g. VARIANTS=rows,rows_tds
+    VARIANTS = {name: VARIANTS[name] for name in os.environ["VARIANTS"].split(",")}
 if "defer_dq" in inspect.signature(hopper.fused_backward).parameters:  # ff675d7 (run 22)
     VARIANTS.update(
         rows_defer=dict(ROWS, defer_dq=True),
@@ -58,32 +65,61 @@ def emit(rec):
 
 def checks():
     over = dict(ROWS, overlap=True)
-    for args in [
-        (1, 1024, 4, 64, [1024], [1024], over),
-        (2, 512, 2, 64, [512, 300], [512, 129], over),
-        (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, causal=True, with_dbias=True)),
-        (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, stages=3, causal=True)),
-        (1, 1024, 4, 64, [1024], [1024], dict(ROWS, overlap=False, with_dbias=True)),
-    ] + [
-        args
-        for args in [
-            (1, 1024, 4, 64, [1024], [1024], dict(ROWS, defer_dq=True)),
-            (2, 512, 2, 64, [512, 300], [512, 129], dict(ROWS, defer_dq=True)),
-            (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, defer_dq=True, causal=True)),
-            (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, defer_dq=True, with_dbias=True)),
-            (2, 512, 2, 64, [512, 300], [512, 129], dict(shared_dq=True, defer_dq=True)),
-            (
-                2,
-                512,
-                2,
-                128,
-                [512, 300],
-                [400, 512],
-                dict(shared_dq=True, defer_dq=True, causal=True),
-            ),
+    for args in (
+        [
+            (1, 1024, 4, 64, [1024], [1024], over),
+            (2, 512, 2, 64, [512, 300], [512, 129], over),
+            (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, causal=True, with_dbias=True)),
+            (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, stages=3, causal=True)),
+            (1, 1024, 4, 64, [1024], [1024], dict(ROWS, overlap=False, with_dbias=True)),
         ]
-        if "rows_defer" in VARIANTS
-    ]:
+        + [
+            args
+            for args in [
+                (1, 1024, 4, 64, [1024], [1024], dict(ROWS, defer_dq=True)),
+                (2, 512, 2, 64, [512, 300], [512, 129], dict(ROWS, defer_dq=True)),
+                (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, defer_dq=True, causal=True)),
+                (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, defer_dq=True, with_dbias=True)),
+                (2, 512, 2, 64, [512, 300], [512, 129], dict(shared_dq=True, defer_dq=True)),
+                (
+                    2,
+                    512,
+                    2,
+                    128,
+                    [512, 300],
+                    [400, 512],
+                    dict(shared_dq=True, defer_dq=True, causal=True),
+                ),
+            ]
+            if "rows_defer" in VARIANTS
+        ]
+        + [
+            args
+            for args in [
+                (1, 1024, 4, 64, [1024], [1024], dict(ROWS, tanh_ds=True)),
+                (2, 512, 2, 64, [512, 300], [512, 129], dict(ROWS, tanh_ds=True, stages=3)),
+                (
+                    2,
+                    384,
+                    3,
+                    64,
+                    [1, 384],
+                    [200, 384],
+                    dict(ROWS, tanh_ds=True, causal=True, with_dbias=True),
+                ),
+                (
+                    2,
+                    512,
+                    2,
+                    128,
+                    [512, 300],
+                    [400, 512],
+                    dict(shared_dq=True, tanh_ds=True, causal=True),
+                ),
+            ]
+            if "rows_tds" in VARIANTS
+        ]
+    ):
         try:
             hopper_bwd.check(*args)  # Writes to hopper_bwd.jsonl.
         except Exception as e:
@@ -128,7 +164,7 @@ def table():
             name: statistics.median(ms for v, ms in rows if v == name)
             for name in dict.fromkeys(v for v, _ in rows)  # In the order first timed.
         }
-        base = med.get("per_wg", med.get("table"))
+        base = med.get("per_wg", med.get("table", med.get("rows")))
         cells = [
             f"{name} {ms:.3f} ms" + (f" ({ms / base:.3f})" if base else "")
             for name, ms in med.items()

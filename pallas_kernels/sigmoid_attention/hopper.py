@@ -210,15 +210,27 @@ def _offset(first, n):
 
 def _sigmoid(scores, scale: float, half_bias):
     """sigmoid(scale * scores + 2 * half_bias) as 0.5 + 0.5 tanh(.../2): one tanh per element."""
-    return 0.5 * jnp.tanh(scores * (0.5 * scale) + half_bias) + 0.5
+    return 0.5 * _tanh_half(scores, scale, half_bias) + 0.5
+
+
+def _tanh_half(scores, scale: float, half_bias):
+    """tanh((scale * scores + 2 * half_bias) / 2) = 2 sigmoid(...) - 1."""
+    return jnp.tanh(scores * (0.5 * scale) + half_bias)
 
 
 def _mask(
-    p, row_start, col_start, rows_are_keys: bool, interpreted: bool, causal=True, kv_len=None
+    p,
+    row_start,
+    col_start,
+    rows_are_keys: bool,
+    interpreted: bool,
+    causal=True,
+    kv_len=None,
+    fill: float = 0.0,
 ):
-    """p with 0 for the pairs whose key comes after the query (causal) or is padding (at or
-    past kv_len, if given). Rows and columns: a tile's keys and queries, or queries and keys,
-    from row_start and col_start.
+    """p with `fill` (what stands for a weight of 0) for the pairs whose key comes after the
+    query (causal) or is padding (at or past kv_len, if given). Rows and columns: a tile's keys
+    and queries, or queries and keys, from row_start and col_start.
 
     The indices come from 1-D iotas broadcast to the tile (a thread holds 2 distinct rows and
     16 columns of a 64x64 tile): the causal backward at H=128 then spills 324 bytes instead of
@@ -238,7 +250,7 @@ def _mask(
         keep = keys <= indices(1 - key_dim, starts[1 - key_dim])
     if kv_len is not None:
         keep = keys < kv_len if keep is None else keep & (keys < kv_len)
-    return jnp.where(keep, p, 0.0)
+    return jnp.where(keep, p, fill)
 
 
 def _loops(split, steps, body, carry, masked_first: bool):
@@ -277,6 +289,7 @@ def _kernel(
     overlap: bool,
     shared_dq: bool,
     dq_rows: bool,
+    tanh_ds: bool,
     causal: bool,
     interpreted: bool,
 ):
@@ -345,11 +358,12 @@ def _kernel(
             # products (and, through ds, dq's).
             _zero_padding_rows((qs, dos), q_rows(), q_len, interpreted)
 
-            def weights(s_t):
-                p_t = _sigmoid(s_t, scale, half_bias)
+            def weights(s_t):  # p, or with tanh_ds w = 2 p - 1 (-1 where masked).
+                w_t = (_tanh_half if tanh_ds else _sigmoid)(s_t, scale, half_bias)
                 if masked:  # A tile on the causal diagonal.
-                    p_t = _mask(p_t, k_start, q_rows(), True, interpreted)
-                return p_t
+                    fill = -1.0 if tanh_ds else 0.0
+                    w_t = _mask(w_t, k_start, q_rows(), True, interpreted, fill=fill)
+                return w_t
 
             if overlap:
                 # Both score-sized products at once; the sigmoid runs while dp^T is computed,
@@ -361,7 +375,8 @@ def _kernel(
                     return weights(s_t), dp_acc[...]
 
                 acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
-                p_t, dp_t = pl.run_scoped(front, acc_kq, acc_kq)
+                w_t, dp_t = pl.run_scoped(front, acc_kq, acc_kq)
+                p_t = 0.5 * w_t + 0.5 if tanh_ds else w_t
                 plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
             else:
 
@@ -369,7 +384,8 @@ def _kernel(
                     plgpu.wgmma(acc, ks, transposed(qs, 0))
                     return acc[...]
 
-                p_t = weights(pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32)))
+                w_t = weights(pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32)))
+                p_t = 0.5 * w_t + 0.5 if tanh_ds else w_t
 
                 def dv_and_dp(dp_acc):
                     plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
@@ -377,7 +393,10 @@ def _kernel(
                     return dp_acc[...]  # Waits for both products.
 
                 dp_t = pl.run_scoped(dv_and_dp, plgpu.ACC((block_k, block_q), jnp.float32))
-            ds_t = dp_t * p_t * (1.0 - p_t)  # d(loss)/d(logit), [keys, queries].
+            if tanh_ds:  # 4 p (1 - p) = 1 - w^2: 4 d(loss)/d(logit), two operations.
+                ds_t = dp_t - dp_t * (w_t * w_t)
+            else:  # d(loss)/d(logit), [keys, queries].
+                ds_t = dp_t * p_t * (1.0 - p_t)
             if dbias is not None:
                 dbias = dbias + jnp.sum(ds_t, axis=1)
             ds_t = ds_t.astype(dtype)
@@ -455,10 +474,11 @@ def _kernel(
             plgpu.barrier_arrive(done)
             plgpu.barrier_wait(done)
         plgpu.wait_smem_to_gmem(0)
-        ks[...] = (dk * scale).astype(dtype)
+        ds_scale = 0.25 if tanh_ds else 1.0  # ds was 4 d(loss)/d(logit).
+        ks[...] = (dk * (scale * ds_scale)).astype(dtype)
         vs[...] = dv.astype(dtype)
         if dbias_ref:
-            bs[...] = dbias
+            bs[...] = dbias * ds_scale if tanh_ds else dbias
         plgpu.commit_smem()
         plgpu.copy_smem_to_gmem(ks, tile(dk_ref, k_start, block_k), commit_group=False)
         plgpu.copy_smem_to_gmem(vs, tile(dv_ref, k_start, block_k), commit_group=False)
@@ -783,6 +803,7 @@ def fused_forward(
         "overlap",
         "shared_dq",
         "dq_rows",
+        "tanh_ds",
         "swizzle",
         "interpret",
     ),
@@ -805,6 +826,7 @@ def fused_backward(
     overlap: bool = True,
     shared_dq: bool = False,
     dq_rows: bool = False,
+    tanh_ds: bool = False,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -843,6 +865,10 @@ def fused_backward(
     time of the per-warpgroup shares; ptxas spills 56 bytes where the table's variant spills none).
     The dq product a step late, so that the warpgroups need not wait for each other at every
     step, was 4-6% slower at T <= 8192 (more spills; run 22, removed, in ff675d7).
+
+    tanh_ds: the weights' gradient from w = tanh(logit / 2) = 2 p - 1 as dp (1 - w^2) = 4 ds, two
+    operations per element where dp p (1 - p) takes three, the factor 1/4 folded into the scaling
+    of dk, dq and dbias; masked pairs get w = -1 (p = 0). Not timed yet.
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
@@ -922,6 +948,7 @@ def fused_backward(
         overlap=overlap,
         shared_dq=shared_dq,
         dq_rows=dq_rows,
+        tanh_ds=tanh_ds,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),
@@ -932,5 +959,5 @@ def fused_backward(
     dq = dq_acc[...]
     if interpret:
         dq = jnp.sum(dq, axis=0)
-    dq = (dq * scale).astype(dtype)
+    dq = (dq * (scale * (0.25 if tanh_ds else 1.0))).astype(dtype)
     return (dq, *outs)
