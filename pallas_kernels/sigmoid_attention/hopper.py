@@ -826,7 +826,7 @@ def fused_backward(
     overlap: bool = True,
     shared_dq: bool = False,
     dq_rows: bool = False,
-    tanh_ds: bool = False,
+    tanh_ds: bool = True,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -866,9 +866,15 @@ def fused_backward(
     The dq product a step late, so that the warpgroups need not wait for each other at every
     step, was 4-6% slower at T <= 8192 (more spills; run 22, removed, in ff675d7).
 
-    tanh_ds: the weights' gradient from w = tanh(logit / 2) = 2 p - 1 as dp (1 - w^2) = 4 ds, two
-    operations per element where dp p (1 - p) takes three, the factor 1/4 folded into the scaling
-    of dk, dq and dbias; masked pairs get w = -1 (p = 0). Not timed yet.
+    tanh_ds (default since run 23): the weights' gradient from w = tanh(logit / 2) = 2 p - 1, which
+    the sigmoid computes anyway, as dp (1 - w^2) = 4 ds, two operations per element where
+    dp p (1 - p) takes three, the factor 1/4 folded into the scaling of dk, dq and dbias; masked
+    pairs get w = -1 (p = 0). At H=64 with dq_rows the backward alone took 0.90-0.96x the time of
+    dq_rows with dp p (1 - p) (one H100, T=4K/8K/16K dense and 8K with 50% padding, faster in 12 of
+    12 rounds; ptxas spills 40 bytes instead of 56), and the 161.5M step at 8K tokens fell from
+    0.921 to 0.883 of softmax's; at H=128 no change beyond noise (fwd+bwd 549/550 vs 548/541
+    TFLOPS, T=8K/16K). w^2 is rounded in float32, an error of 2^-24 / (4 p) relative to 1 - w^2:
+    2.4e-4 at p = 1/16384, below 16-bit resolution (docs/benchmarks.md run 23).
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,

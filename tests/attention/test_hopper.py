@@ -402,8 +402,8 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True, stages=3, causal=True), 128),
             (dict(shared_dq=True, dq_rows=True, block_q=128), 64),
             (dict(shared_dq=True, dq_rows=True, block_q=128, causal=True, with_dbias=True), 64),
-            (dict(shared_dq=True, dq_rows=True, tanh_ds=True, causal=True, with_dbias=True), 64),
-            (dict(tanh_ds=True, overlap=False, with_dbias=True), 128),
+            (dict(shared_dq=True, dq_rows=True, tanh_ds=False, causal=True, with_dbias=True), 64),
+            (dict(tanh_ds=False, overlap=False, with_dbias=True), 128),
         ],
         ids=[
             "no_overlap",
@@ -414,8 +414,8 @@ class TestHopperInterpret(HopperSuite):
             "shared_dq_s3_causal",
             "dq_rows_h64",
             "dq_rows_causal_dbias",
-            "tanh_ds_dq_rows_causal_dbias",
-            "tanh_ds_no_overlap_dbias",
+            "ds_from_p_dq_rows_causal_dbias",
+            "ds_from_p_no_overlap_dbias",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -509,8 +509,8 @@ class TestHopperInterpret(HopperSuite):
                 {},
                 dict(stages=3),
                 dict(causal=True, with_dbias=True, overlap=False),
-                dict(tanh_ds=True),
-                dict(tanh_ds=True, causal=True, with_dbias=True),
+                dict(tanh_ds=False),
+                dict(tanh_ds=False, causal=True, with_dbias=True),
             )
         ],
         ids=str,
