@@ -874,7 +874,8 @@ def fused_backward(
     12 rounds; ptxas spills 40 bytes instead of 56), and the 161.5M step at 8K tokens fell from
     0.921 to 0.883 of softmax's; at H=128 no change beyond noise (fwd+bwd 549/550 vs 548/541
     TFLOPS, T=8K/16K). w^2 is rounded in float32, an error of 2^-24 / (4 p) relative to 1 - w^2:
-    2.4e-4 at p = 1/16384, below 16-bit resolution (docs/benchmarks.md run 23).
+    2.4e-4 at p = 1/16384, below 16-bit resolution (docs/benchmarks.md run 23). The 16-bit ds^T tile
+    then holds 4 ds, at most |dp|: in float16 it overflows where |dp| > 65504 (ds from p: 4x that).
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
