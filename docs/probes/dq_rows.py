@@ -69,63 +69,41 @@ def emit(rec):
     hopper_bwd.emit(rec, LOG)
 
 
+# The checks' inputs: (B, T, N, H, query lengths, key lengths).
+DENSE = (1, 1024, 4, 64, [1024], [1024])
+PADDED = (2, 512, 2, 64, [512, 300], [512, 129])
+CAUSAL = (2, 384, 3, 64, [1, 384], [200, 384])
+PADDED_KEYS = (2, 512, 2, 64, [512, 300], [400, 512])
+H128 = (2, 512, 2, 128, [512, 300], [400, 512])
+
+
 def checks():
     over = dict(ROWS, overlap=True)
-    for args in (
-        [
-            (1, 1024, 4, 64, [1024], [1024], over),
-            (2, 512, 2, 64, [512, 300], [512, 129], over),
-            (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, causal=True, with_dbias=True)),
-            (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, stages=3, causal=True)),
-            (1, 1024, 4, 64, [1024], [1024], dict(ROWS, overlap=False, with_dbias=True)),
+    cases = [
+        (DENSE, over),
+        (PADDED, over),
+        (CAUSAL, dict(ROWS, causal=True, with_dbias=True)),
+        (PADDED_KEYS, dict(ROWS, stages=3, causal=True)),
+        (DENSE, dict(ROWS, overlap=False, with_dbias=True)),
+    ]
+    if "rows_defer" in VARIANTS:
+        cases += [
+            (DENSE, dict(ROWS, defer_dq=True)),
+            (PADDED, dict(ROWS, defer_dq=True)),
+            (CAUSAL, dict(ROWS, defer_dq=True, causal=True)),
+            (PADDED_KEYS, dict(ROWS, defer_dq=True, with_dbias=True)),
+            (PADDED, dict(shared_dq=True, defer_dq=True)),
+            (H128, dict(shared_dq=True, defer_dq=True, causal=True)),
         ]
-        + [
-            args
-            for args in [
-                (1, 1024, 4, 64, [1024], [1024], dict(ROWS, defer_dq=True)),
-                (2, 512, 2, 64, [512, 300], [512, 129], dict(ROWS, defer_dq=True)),
-                (2, 384, 3, 64, [1, 384], [200, 384], dict(ROWS, defer_dq=True, causal=True)),
-                (2, 512, 2, 64, [512, 300], [400, 512], dict(ROWS, defer_dq=True, with_dbias=True)),
-                (2, 512, 2, 64, [512, 300], [512, 129], dict(shared_dq=True, defer_dq=True)),
-                (
-                    2,
-                    512,
-                    2,
-                    128,
-                    [512, 300],
-                    [400, 512],
-                    dict(shared_dq=True, defer_dq=True, causal=True),
-                ),
-            ]
-            if "rows_defer" in VARIANTS
+    if "rows_tds" in VARIANTS:
+        cases += [
+            (DENSE, dict(ROWS, tanh_ds=True)),
+            (PADDED, dict(ROWS, tanh_ds=True, stages=3)),
+            (CAUSAL, dict(ROWS, tanh_ds=True, causal=True, with_dbias=True)),
+            (H128, dict(shared_dq=True, tanh_ds=True, causal=True)),
         ]
-        + [
-            args
-            for args in [
-                (1, 1024, 4, 64, [1024], [1024], dict(ROWS, tanh_ds=True)),
-                (2, 512, 2, 64, [512, 300], [512, 129], dict(ROWS, tanh_ds=True, stages=3)),
-                (
-                    2,
-                    384,
-                    3,
-                    64,
-                    [1, 384],
-                    [200, 384],
-                    dict(ROWS, tanh_ds=True, causal=True, with_dbias=True),
-                ),
-                (
-                    2,
-                    512,
-                    2,
-                    128,
-                    [512, 300],
-                    [400, 512],
-                    dict(shared_dq=True, tanh_ds=True, causal=True),
-                ),
-            ]
-            if "rows_tds" in VARIANTS
-        ]
-    ):
+    for shape, variant in cases:
+        args = (*shape, variant)
         try:
             hopper_bwd.check(*args)  # Writes to hopper_bwd.jsonl.
         except Exception as e:
