@@ -218,6 +218,11 @@ def _tanh_half(scores, scale: float, half_bias):
     return jnp.tanh(scores * (0.5 * scale) + half_bias)
 
 
+def _ds_scale(tanh_ds: bool) -> float:
+    """The factor on the backward's ds products: with tanh_ds, ds holds 4 d(loss)/d(logit)."""
+    return 0.25 if tanh_ds else 1.0
+
+
 def _mask(
     p,
     row_start,
@@ -474,11 +479,10 @@ def _kernel(
             plgpu.barrier_arrive(done)
             plgpu.barrier_wait(done)
         plgpu.wait_smem_to_gmem(0)
-        ds_scale = 0.25 if tanh_ds else 1.0  # ds was 4 d(loss)/d(logit).
-        ks[...] = (dk * (scale * ds_scale)).astype(dtype)
+        ks[...] = (dk * (scale * _ds_scale(tanh_ds))).astype(dtype)
         vs[...] = dv.astype(dtype)
         if dbias_ref:
-            bs[...] = dbias * ds_scale if tanh_ds else dbias
+            bs[...] = dbias * _ds_scale(tanh_ds)
         plgpu.commit_smem()
         plgpu.copy_smem_to_gmem(ks, tile(dk_ref, k_start, block_k), commit_group=False)
         plgpu.copy_smem_to_gmem(vs, tile(dv_ref, k_start, block_k), commit_group=False)
@@ -966,5 +970,5 @@ def fused_backward(
     dq = dq_acc[...]
     if interpret:
         dq = jnp.sum(dq, axis=0)
-    dq = (dq * (scale * (0.25 if tanh_ds else 1.0))).astype(dtype)
+    dq = (dq * (scale * _ds_scale(tanh_ds))).astype(dtype)
     return (dq, *outs)
