@@ -56,6 +56,9 @@ if "tanh_ds" in inspect.signature(hopper.fused_backward).parameters:  # thirty-f
         rows_tds=dict(ROWS, tanh_ds=True),  # ds as dp (1 - w^2), w = 2 p - 1.
         rows_s3_tds=dict(ROWS, stages=3, tanh_ds=True),
     )
+if "q_scaled" in inspect.signature(hopper.fused_backward).parameters:  # thirty-second session
+    # q arrives times scale / 2 and the scores' product starts at the halved bias.
+    VARIANTS.update(rows_tds_qs=dict(ROWS, tanh_ds=True, q_scaled=True))
 if os.environ.get("VARIANTS"):  # e.g. VARIANTS=rows,rows_tds
     VARIANTS = {name: VARIANTS[name] for name in os.environ["VARIANTS"].split(",")}
 if "defer_dq" in inspect.signature(hopper.fused_backward).parameters:  # ff675d7 (run 22)
@@ -102,6 +105,17 @@ def checks():
             (CAUSAL, dict(ROWS, tanh_ds=True, causal=True, with_dbias=True)),
             (H128, dict(shared_dq=True, tanh_ds=True, causal=True)),
         ]
+    if "rows_tds_qs" in VARIANTS:
+        qs = dict(ROWS, tanh_ds=True, q_scaled=True)
+        cases += [
+            (DENSE, qs),
+            (PADDED, dict(qs, stages=3)),
+            (CAUSAL, dict(qs, causal=True, with_dbias=True)),
+            (PADDED_KEYS, dict(qs, overlap=False, with_dbias=True)),
+            (H128, dict(shared_dq=True, q_scaled=True, causal=True)),
+        ]
+    if os.environ.get("CHECKS") == "last":  # Only the newest variant's (e.g. rows_tds_qs's).
+        cases = cases[-5:]
     for shape, variant in cases:
         args = (*shape, variant)
         try:
@@ -118,7 +132,7 @@ def timings(deadline: float, rounds: int):
         b, n, h = 16384 // t, 2048 // 64, 64
         lens = lens or [t] * b
         q, k, v, do, ql, kl = hopper_bwd.inputs(b, t, n, h, lens, lens)
-        args = (q, k, v, hopper_bwd.key_bias(t, ql, kl), do, ql, kl)
+        args = (k, v, hopper_bwd.key_bias(t, ql, kl), do, ql, kl)  # After q.
         flops = 2.5 * 4 * n * h * sum(x * x for x in lens)
         fns = {
             name: jax.jit(lambda *a, kw=kw: hopper.fused_backward(*a, scale=0.125, **kw))
@@ -131,7 +145,8 @@ def timings(deadline: float, rounds: int):
                     return
                 rec = dict(kind="time", variant=name, round=r, lead=order[0], h=h, t=t, b=b)
                 rec["lens"] = lens
-                emit(hopper_bwd.time_variant(rec, fns[name], args, flops, "tflops_bwd"))
+                q_in = hopper_bwd.scaled_q(q, VARIANTS[name], 0.125)  # Outside the timed call.
+                emit(hopper_bwd.time_variant(rec, fns[name], (q_in, *args), flops, "tflops_bwd"))
 
 
 def table():
@@ -148,7 +163,7 @@ def table():
             name: statistics.median(ms for v, ms in rows if v == name)
             for name in dict.fromkeys(v for v, _ in rows)  # In the order first timed.
         }
-        base = med.get("per_wg", med.get("table", med.get("rows")))
+        base = next((med[n] for n in ("per_wg", "table", "rows", "rows_tds") if n in med), None)
         cells = [
             f"{name} {ms:.3f} ms" + (f" ({ms / base:.3f})" if base else "")
             for name, ms in med.items()

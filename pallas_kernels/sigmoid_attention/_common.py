@@ -19,6 +19,22 @@ def sigmoid_from_half_logits(x_half: jax.Array, approx: bool) -> jax.Array:
     return 1.0 / (1.0 + jnp.exp(-2.0 * x_half))
 
 
+def tanh_half(x_half: jax.Array, approx: bool) -> jax.Array:
+    """tanh(x/2) = 2 sigmoid(x) - 1 from x/2, in float32 (the backward's `tanh_ds` form)."""
+    return plgpu.approx_tanh(x_half) if approx else jnp.tanh(x_half)
+
+
+def weight_grad(dp: jax.Array, w: jax.Array, tanh_ds: bool) -> jax.Array:
+    """d(loss)/d(logit) from dp and the weights: with tanh_ds, w = 2 p - 1 and the result is
+    4 ds = dp (1 - w^2), two operations per element (the caller scales by DS_SCALE[tanh_ds]);
+    else w = p and ds = dp p (1 - p), three."""
+    return dp - dp * (w * w) if tanh_ds else dp * w * (1.0 - w)
+
+
+# The factor on products of weight_grad's result: tanh_ds gives 4 ds.
+DS_SCALE = {True: 0.25, False: 1.0}
+
+
 def dot(a: jax.Array, b: jax.Array, *, trans_a: bool = False, trans_b: bool = False) -> jax.Array:
     """Tile product with float32 accumulation; float32 tiles use full IEEE precision."""
     precision = lax.Precision.HIGHEST if a.dtype == jnp.float32 else None

@@ -2,6 +2,10 @@
 
 With p = sigmoid(s) and out = p v:  dv = p^T do,  dp = do v^T,  ds = dp * p * (1 - p),
 dq = scale ds k,  dk = scale ds^T q,  and d(bias_j) = sum_i ds_ij.
+With the approximate sigmoid (tanh.approx, the default on GPUs) both kernels take ds from
+w = tanh(logit / 2) = 2 p - 1 as dp (1 - w^2) = 4 ds (`tanh_ds`, as the Hopper backward since
+docs/benchmarks.md run 23): two operations per element instead of three (in the dQ kernel p is
+not formed at all), the 1/4 folded into the final scaling of dq, dk and the bias gradient.
 By default two kernels, neither with atomics: dQ loops over key blocks per query block, dK/dV over
 query blocks per key block, each recomputing the scores. With `KernelConfig.fused_bwd` the
 dK/dV kernel also adds each tile's dQ share into a float32 buffer with atomic adds, and the dQ
@@ -38,6 +42,7 @@ def _dq_kernel(
     is_causal: bool,
     approx: bool,
     per_key: bool,
+    tanh_ds: bool,
 ):
     q_start = pl.program_id(0) * block_q
     q_len = q_len_ref[0]
@@ -51,11 +56,9 @@ def _dq_kernel(
         k = k_ref[pl.ds(k_start, block_k), :]
         v = v_ref[pl.ds(k_start, block_k), :]
         b = _common.load_bias(bias_ref, k_start, block_k, per_key)
-        p = _common.sigmoid_from_half_logits(
-            _common.dot(q, k, trans_b=True) * (0.5 * scale) + (b[None, :] if per_key else b), approx
-        )
-        dp = _common.dot(do, v, trans_b=True)
-        ds = dp * p * (1.0 - p)
+        x = _common.dot(q, k, trans_b=True) * (0.5 * scale) + (b[None, :] if per_key else b)
+        w = _weights(x, approx, tanh_ds)
+        ds = _common.weight_grad(_common.dot(do, v, trans_b=True), w, tanh_ds)
         if masked:
             k_idx = (k_start + jnp.arange(block_k, dtype=jnp.int32))[None, :]
             keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal)
@@ -69,7 +72,7 @@ def _dq_kernel(
     )
     acc = _common.run_loops(ranges, body, acc)
     # Rows of padded queries are zeroed by the caller (see forward.py).
-    dq_ref[...] = (acc * scale).astype(dq_ref.dtype)
+    dq_ref[...] = (acc * (scale * _common.DS_SCALE[tanh_ds])).astype(dq_ref.dtype)
 
 
 def _dkv_kernel(
@@ -87,6 +90,7 @@ def _dkv_kernel(
     is_causal: bool,
     approx: bool,
     per_key: bool,
+    tanh_ds: bool,
     with_dbias: bool,
     fused_bwd: bool,
 ):
@@ -120,16 +124,16 @@ def _dkv_kernel(
         q_start = i * block_q
         q = q_ref[pl.ds(q_start, block_q), :]
         do = do_ref[pl.ds(q_start, block_q), :]
-        p = _common.sigmoid_from_half_logits(
-            _common.dot(k, q, trans_b=True) * (0.5 * scale) + (b[:, None] if per_key else b), approx
-        )
+        x = _common.dot(k, q, trans_b=True) * (0.5 * scale) + (b[:, None] if per_key else b)
+        w = _weights(x, approx, tanh_ds)
         dp = _common.dot(v, do, trans_b=True)
         if masked:
             q_idx = (q_start + jnp.arange(block_q, dtype=jnp.int32))[None, :]
             keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal, q_len=q_len)
-            p = jnp.where(keep, p, 0.0)
+            w = jnp.where(keep, w, -1.0 if tanh_ds else 0.0)  # A weight of 0.
             q = _common.zero_padded_rows(q, q_start, q_len)
-        ds = dp * p * (1.0 - p)
+        ds = _common.weight_grad(dp, w, tanh_ds)
+        p = 0.5 * w + 0.5 if tanh_ds else w
         dv = dv + _common.dot(p.astype(do.dtype), do)
         dk = dk + _common.dot(ds.astype(q.dtype), q)
         if dq_ref is not None:
@@ -144,14 +148,27 @@ def _dkv_kernel(
     dbias0 = jnp.zeros((block_k,), jnp.float32) if with_dbias else None
     ranges = _common.split_ranges(lo, diag_end, full_end, end)
     dk, dv, dbias = _common.run_loops(ranges, body, (zeros, zeros, dbias0))
-    dk_ref[...] = (dk * scale).astype(dk_ref.dtype)
+    dk_ref[...] = (dk * (scale * _common.DS_SCALE[tanh_ds])).astype(dk_ref.dtype)
     dv_ref[...] = dv.astype(dv_ref.dtype)
     if with_dbias:
-        dbias_ref[...] = dbias
+        dbias_ref[...] = dbias * _common.DS_SCALE[tanh_ds]
 
 
-def _bind(kernel, block_q, block_k, half_bias, scale, is_causal, approx, **extra):
-    """The kernel with its static arguments, shared by both backward kernels."""
+def _weights(x_half, approx: bool, tanh_ds: bool):
+    """The weights from the halved logits: w = 2 p - 1 with tanh_ds, else p."""
+    if tanh_ds:
+        return _common.tanh_half(x_half, approx)
+    return _common.sigmoid_from_half_logits(x_half, approx)
+
+
+def _tanh_ds(tanh_ds: bool | None, approx: bool) -> bool:
+    return approx if tanh_ds is None else tanh_ds
+
+
+def _bind(kernel, block_q, block_k, half_bias, scale, is_causal, approx, tanh_ds, **extra):
+    """The kernel with its static arguments, shared by both backward kernels. tanh_ds None: on
+    with the approximate sigmoid (tanh.approx), off with the exact one (whose float32 tanh near
+    -1 would cost it accuracy on small weights)."""
     return functools.partial(
         kernel,
         scale=scale,
@@ -160,6 +177,7 @@ def _bind(kernel, block_q, block_k, half_bias, scale, is_causal, approx, **extra
         is_causal=is_causal,
         approx=approx,
         per_key=half_bias.ndim == 2,
+        tanh_ds=_tanh_ds(tanh_ds, approx),
         **extra,
     )
 
@@ -191,12 +209,16 @@ def backward_dq(
     config: KernelConfig,
     approx_sigmoid: bool,
     interpret: bool,
+    tanh_ds: bool | None = None,
 ) -> jax.Array:
-    """dQ for block-aligned inputs (shapes as `forward`, do like q). Returns [B, T, N, H]."""
+    """dQ for block-aligned inputs (shapes as `forward`, do like q). Returns [B, T, N, H].
+
+    tanh_ds: the weights' gradient from w = tanh(logit / 2) as dp (1 - w^2) (as the Hopper
+    backward's, see hopper.fused_backward); default: with approx_sigmoid."""
     b, t, n, h = q.shape
     s = k.shape[1]
     bq, bk = config.block_q_dq, config.block_k_dq
-    kernel = _bind(_dq_kernel, bq, bk, half_bias, scale, is_causal, approx_sigmoid)
+    kernel = _bind(_dq_kernel, bq, bk, half_bias, scale, is_causal, approx_sigmoid, tanh_ds)
     q_spec = _common.tokens_spec(n, h, bq)
     kv_spec = _common.tokens_spec(n, h, None, s)
     return _launch(
@@ -234,12 +256,13 @@ def backward_dkv(
     approx_sigmoid: bool,
     interpret: bool,
     with_dbias: bool,
+    tanh_ds: bool | None = None,
 ):
     """dK, dV, per-head bias column sums [B, N, S] float32 (None unless with_dbias), and dQ.
 
     dQ is None unless config.fused_bwd: then this kernel also adds every tile's dQ share
     atomically into a float32 [B, T, N, H] buffer (returned in q's dtype) and `backward_dq` is
-    not needed.
+    not needed. tanh_ds: as backward_dq's.
     """
     b, t, n, h = q.shape
     s = k.shape[1]
@@ -253,6 +276,7 @@ def backward_dkv(
         scale,
         is_causal,
         approx_sigmoid,
+        tanh_ds,
         with_dbias=with_dbias,
         fused_bwd=fused,
     )
@@ -293,5 +317,6 @@ def backward_dkv(
     )(*args)
     dk, dv = outs[0], outs[1]
     dbias = outs[2] if with_dbias else None
-    dq = (outs[-1] * scale).astype(q.dtype) if fused else None
+    ds_scale = _common.DS_SCALE[_tanh_ds(tanh_ds, approx_sigmoid)]
+    dq = (outs[-1] * (scale * ds_scale)).astype(q.dtype) if fused else None
     return dk, dv, dbias, dq

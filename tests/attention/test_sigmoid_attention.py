@@ -17,7 +17,7 @@ import pytest
 import sigjax
 from eval.kernels import measure as bench
 from eval.kernels import specs
-from pallas_kernels.sigmoid_attention import KernelConfig
+from pallas_kernels.sigmoid_attention import KernelConfig, backward
 from sigjax.attention import _pallas
 
 SMALL = KernelConfig(
@@ -302,6 +302,15 @@ class TestKernelsInterpret(KernelSuite):
     @pytest.mark.parametrize("shape", INTERPRET_SPECS, ids=spec_id)
     def test_benchmark_specs(self, shape):
         self.check_spec(shape)
+
+    # Causal with a key bias (its gradient), bfloat16, the fused backward (causal, bfloat16).
+    @pytest.mark.parametrize("case", [GRAD_CASES[i] for i in (1, 3, 5, 6)], ids=case_id)
+    def test_gradients_with_ds_from_tanh(self, case, monkeypatch):
+        # Compiled, the Triton backward takes ds from w = tanh(logit / 2) (tanh_ds, with the
+        # tanh.approx sigmoid, which the interpreter lacks): here with jnp.tanh, the same
+        # arithmetic (w = -1 where masked, the 1/4 on dq, dk and the bias gradient).
+        monkeypatch.setattr(backward, "_tanh_ds", lambda tanh_ds, approx: True)
+        self.test_gradients_match_reference(case)
 
     @pytest.mark.parametrize(
         "h,causal,padded", [(64, False, True), (128, True, False), (48, True, True)]
