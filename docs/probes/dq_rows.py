@@ -19,11 +19,8 @@ One JSON line per result in $OUT/dq_rows.jsonl; a table of medians over the roun
     OUT=/tmp/out python docs/probes/dq_rows.py [deadline_s]
 """
 
-import collections
 import inspect
-import json
 import os
-import statistics
 import sys
 import time
 import traceback
@@ -150,25 +147,9 @@ def timings(deadline: float, rounds: int):
 
 
 def table():
-    times = collections.defaultdict(list)
-    with open(os.path.join(OUT, LOG)) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("kind") == "time" and "time_s" in r:
-                times[(r["t"], tuple(r["lens"]))].append((r["variant"], r["time_s"] * 1e3))
-            elif "error" in r:
-                print("ERR", r.get("variant"), r.get("t"), r["error"][:300])
-    for (t, lens), rows in times.items():
-        med = {
-            name: statistics.median(ms for v, ms in rows if v == name)
-            for name in dict.fromkeys(v for v, _ in rows)  # In the order first timed.
-        }
-        base = next((med[n] for n in ("per_wg", "table", "rows", "rows_tds") if n in med), None)
-        cells = [
-            f"{name} {ms:.3f} ms" + (f" ({ms / base:.3f})" if base else "")
-            for name, ms in med.items()
-        ]
-        print(f"H=64 T={t} lens={list(lens)[:2]}: " + ", ".join(cells))
+    med = hopper_bwd.medians(LOG, lambda r: (r["t"], tuple(r["lens"])))
+    base = ("per_wg", "table", "rows", "rows_tds")
+    hopper_bwd.print_medians(med, lambda k: f"H=64 T={k[0]} lens={list(k[1])[:2]}", base)
 
 
 def main():

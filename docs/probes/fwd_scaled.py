@@ -15,11 +15,8 @@ One JSON line per result in $OUT/fwd_scaled.jsonl; a table of medians last.
     OUT=/tmp/out python docs/probes/fwd_scaled.py [deadline_s]
 """
 
-import collections
 import functools
-import json
 import os
-import statistics
 import sys
 import time
 import traceback
@@ -28,8 +25,8 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hopper_fwd  # noqa: E402 (the checks' reference; the forward's call)
-from hopper_bwd import OUT, inputs, scaled_q, time_variant  # noqa: E402
 from hopper_bwd import emit as _emit  # noqa: E402
+from hopper_bwd import inputs, medians, print_medians, scaled_q, time_variant  # noqa: E402
 
 LOG = "fwd_scaled.jsonl"
 emit = functools.partial(_emit, log=LOG)
@@ -78,20 +75,8 @@ def timings(deadline: float, rounds: int):
 
 
 def table():
-    times = collections.defaultdict(list)
-    with open(os.path.join(OUT, LOG)) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("kind") == "time" and "time_s" in r:
-                times[(r["h"], r["t"], tuple(r["lens"]))].append((r["variant"], r["time_s"]))
-            elif r.get("kind") == "check":
-                print("check", r.get("variant"), r.get("rel_err"), r.get("ok"), r.get("error"))
-    for (h, t, lens), rows in times.items():
-        med = {name: statistics.median(s for v, s in rows if v == name) for name in VARIANTS}
-        print(
-            f"H={h} T={t} lens={list(lens)[:2]}: base {med['base'] * 1e3:.3f} ms, q_scaled "
-            f"{med['q_scaled'] * 1e3:.3f} ms ({med['q_scaled'] / med['base']:.3f})"
-        )
+    med = medians(LOG, lambda r: (r["h"], r["t"], tuple(r["lens"])))
+    print_medians(med, lambda k: f"H={k[0]} T={k[1]} lens={list(k[2])[:2]}", ["base"])
 
 
 def main():

@@ -12,6 +12,7 @@ a table last. Run on the GPU from the repository root:
 import collections
 import json
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -50,7 +51,9 @@ def key_bias(t, q_lens, kv_lens):
     return jnp.where(keys, 0.5 * sb[:, None], hopper.PADDED_KEY_BIAS).astype(jnp.float32)
 
 
-def check(b, t, n, h, q_lens, kv_lens, variant):
+def check(b, t, n, h, q_lens, kv_lens, variant, backward=None, log="hopper_bwd.jsonl"):
+    """fused_backward(**variant)'s gradients (or backward(q, k, v, key bias, do, q lens, kv lens)'s,
+    dq, dk, dv and a bias gradient if any) against float32 XLA's; one record in `log`."""
     q, k, v, do, ql, kl = inputs(b, t, n, h, q_lens, kv_lens)
     scale = h**-0.5
     causal = variant.get("causal", False)
@@ -61,8 +64,12 @@ def check(b, t, n, h, q_lens, kv_lens, variant):
     )
     _, vjp = jax.vjp(ref_fn, f32(q), f32(k), f32(v), jnp.zeros((b, t), jnp.float32))
     ref = vjp(f32(do))
-    fn = jax.jit(lambda *a: hopper.fused_backward(*a, scale=scale, **variant))
-    got = fn(scaled_q(q, variant, scale), k, v, key_bias(t, ql, kl), do, ql, kl)
+    if backward is None:
+        fn = jax.jit(lambda *a: hopper.fused_backward(*a, scale=scale, **variant))
+        q = scaled_q(q, variant, scale)
+    else:
+        fn = jax.jit(backward)
+    got = fn(q, k, v, key_bias(t, ql, kl), do, ql, kl)
     rows = (jnp.arange(t)[None, :] < ql[:, None])[:, :, None, None]
     dbias = (jnp.sum(got[3], axis=1),) if len(got) > 3 else ()  # Summed over heads.
     got = (jnp.where(rows, got[0], 0), *got[1:3], *dbias)
@@ -81,7 +88,8 @@ def check(b, t, n, h, q_lens, kv_lens, variant):
             variant=variant,
             rel_err=errs,
             ok=max(errs.values()) < 2e-2,
-        )
+        ),
+        log,
     )
 
 
@@ -137,6 +145,33 @@ def time_variant(rec, fn, args, flops, key):
         rec["error"] = f"{type(e).__name__}: {e}"[:2000]
         traceback.print_exc()
     return rec
+
+
+def medians(log: str, key) -> dict:
+    """{key(record): {variant: median time_s}} over the timing records of $OUT/`log`, variants
+    in the order first timed; prints the checks and errors on the way."""
+    times = collections.defaultdict(lambda: collections.defaultdict(list))
+    with open(os.path.join(OUT, log)) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("kind") == "time" and "time_s" in r:
+                times[key(r)][r["variant"]].append(r["time_s"])
+            elif r.get("kind") == "check" or "error" in r:
+                fields = ("variant", "h", "t", "tanh_ds", "rel_err", "ok", "error")
+                print(r.get("kind"), {f: str(r[f])[:300] for f in fields if f in r})
+    return {k: {v: statistics.median(x) for v, x in d.items()} for k, d in times.items()}
+
+
+def print_medians(medians_: dict, label, base_names) -> None:
+    """One line per key: label(key), each variant's median in ms and its ratio to the first of
+    base_names that was timed."""
+    for key, med in medians_.items():
+        base = next((med[n] for n in base_names if n in med), None)
+        cells = [
+            f"{name} {s * 1e3:.3f} ms" + (f" ({s / base:.3f})" if base else "")
+            for name, s in med.items()
+        ]
+        print(f"{label(key)}: " + ", ".join(cells))
 
 
 def compare(knob: str, log="hopper_bwd.jsonl", prefix="hopper"):

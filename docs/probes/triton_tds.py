@@ -11,12 +11,9 @@ One JSON line per result in $OUT/triton_tds.jsonl; a table of medians last.
     OUT=/tmp/out python docs/probes/triton_tds.py [deadline_s]
 """
 
-import collections
 import dataclasses
 import functools
-import json
 import os
-import statistics
 import sys
 import time
 import traceback
@@ -25,14 +22,12 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hopper_bwd import OUT, inputs, time_variant  # noqa: E402
-from hopper_bwd import emit as _emit  # noqa: E402
+import hopper_bwd  # noqa: E402 (inputs, checks, timing, tables)
 
 from pallas_kernels import sigmoid_attention as kernels  # noqa: E402
-from sigjax.attention._reference import sigmoid_attention_xla  # noqa: E402
 
 LOG = "triton_tds.jsonl"
-emit = functools.partial(_emit, log=LOG)
+emit = functools.partial(hopper_bwd.emit, log=LOG)
 FORMS = {"ds_from_p": False, "tanh_ds": True}
 
 
@@ -47,30 +42,13 @@ def backward(q, k, v, hb, do, ql, kl, *, scale, config, causal, tanh_ds, with_db
 
 
 def check(b, t, n, h, lens, causal, fused, tanh_ds):
-    q, k, v, do, ql, kl = inputs(b, t, n, h, lens, lens)
-    scale = h**-0.5
-    sb = -jnp.log(kl.astype(jnp.float32))
-    f32 = lambda x: x.astype(jnp.float32)  # noqa: E731
-    ref_fn = lambda q, k, v, bias: sigmoid_attention_xla(  # noqa: E731
-        q, k, v, bias, sb, ql, kl, scale=scale, is_causal=causal
-    )
-    _, vjp = jax.vjp(ref_fn, f32(q), f32(k), f32(v), jnp.zeros((b, t), jnp.float32))
-    ref = vjp(f32(do))
     config = kernels.default_config(h, "bfloat16", t, jax.devices()[0].device_kind)
     config = dataclasses.replace(config, fused_bwd=fused)
-    hb = jnp.broadcast_to(0.5 * sb[:, None], (b, t))  # Per key: the bias gradient is defined.
     fn = functools.partial(
-        backward, scale=scale, config=config, causal=causal, tanh_ds=tanh_ds, with_dbias=True
+        backward, scale=h**-0.5, config=config, causal=causal, tanh_ds=tanh_ds, with_dbias=True
     )
-    got = jax.jit(fn)(q, k, v, hb, do, ql, kl)
-    rows = (jnp.arange(t)[None, :] < ql[:, None])[:, :, None, None]
-    got = (jnp.where(rows, got[0], 0), *got[1:3], jnp.sum(got[3], axis=1))
-    errs = {
-        name: float(jnp.max(jnp.abs(f32(g) - r)) / (jnp.max(jnp.abs(r)) + 1e-30))
-        for name, g, r in zip(("dq", "dk", "dv", "dbias"), got, ref, strict=True)
-    }
-    rec = dict(kind="check", t=t, h=h, lens=lens, causal=causal, fused=fused, tanh_ds=tanh_ds)
-    emit(dict(rec, rel_err=errs, ok=max(errs.values()) < 3e-2))
+    variant = dict(causal=causal, fused_bwd=fused, tanh_ds=tanh_ds)
+    hopper_bwd.check(b, t, n, h, lens, lens, variant, backward=fn, log=LOG)
 
 
 def timings(deadline: float, rounds: int):
@@ -78,7 +56,7 @@ def timings(deadline: float, rounds: int):
     for h in (64, 128):
         for lens in ([8192, 8192], [5300, 2892]):
             t, b, n = 8192, 2, 2048 // h
-            q, k, v, do, ql, kl = inputs(b, t, n, h, lens, lens)
+            q, k, v, do, ql, kl = hopper_bwd.inputs(b, t, n, h, lens, lens)
             hb = (0.5 * -jnp.log(kl.astype(jnp.float32))).astype(jnp.float32)
             config = kernels.default_config(h, "bfloat16", t, jax.devices()[0].device_kind)
             flops = 2.5 * 4 * n * h * sum(x * x for x in lens)
@@ -96,24 +74,12 @@ def timings(deadline: float, rounds: int):
                         return
                     rec = dict(kind="time", variant=name, round=r, h=h, t=t, lens=lens)
                     args = (q, k, v, hb, do, ql, kl)
-                    emit(time_variant(rec, fns[name], args, flops, "tflops_bwd"))
+                    emit(hopper_bwd.time_variant(rec, fns[name], args, flops, "tflops_bwd"))
 
 
 def table():
-    times = collections.defaultdict(list)
-    with open(os.path.join(OUT, LOG)) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("kind") == "time" and "time_s" in r:
-                times[(r["h"], tuple(r["lens"]))].append((r["variant"], r["time_s"]))
-            elif r.get("kind") == "check":
-                print("check", {k: r.get(k) for k in ("h", "causal", "fused", "tanh_ds", "ok")})
-    for (h, lens), rows in times.items():
-        med = {name: statistics.median(s for v, s in rows if v == name) for name in FORMS}
-        print(
-            f"H={h} lens={list(lens)}: ds from p {med['ds_from_p'] * 1e3:.3f} ms, tanh_ds "
-            f"{med['tanh_ds'] * 1e3:.3f} ms ({med['tanh_ds'] / med['ds_from_p']:.3f})"
-        )
+    med = hopper_bwd.medians(LOG, lambda r: (r["h"], tuple(r["lens"])))
+    hopper_bwd.print_medians(med, lambda k: f"H={k[0]} T=8192 lens={list(k[1])}", ["ds_from_p"])
 
 
 def main():
