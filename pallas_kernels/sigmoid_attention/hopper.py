@@ -215,29 +215,8 @@ def _sigmoid(scores, scale: float, half_bias):
 
 
 def _tanh_half(scores, scale: float, half_bias):
-    """tanh((scale * scores + 2 * half_bias) / 2) = 2 sigmoid(...) - 1. scale None: scores are
-    that argument already (q_scaled: q times scale / 2, the product started at half_bias)."""
-    return jnp.tanh(scores if scale is None else scores * (0.5 * scale) + half_bias)
-
-
-def _scores_start(half_bias, shape, dim: int | None, interpreted: bool):
-    """The halved bias as a scores' accumulator start: half_bias is a scalar (dim None) or a
-    vector along `dim` of the tile; WGMMA layout, as an accumulator takes it."""
-    if dim is None:
-        tile = jnp.full(shape, half_bias, jnp.float32)
-        return tile if interpreted else plgpu.layout_cast(tile, plgpu.Layout.WGMMA)
-    return lax.broadcast_in_dim(half_bias, shape, [dim])
-
-
-def _start(acc, start, interpreted: bool):
-    """A scores' product that starts at `start` (None: at 0). The interpreter has no accumulator
-    stores: there `_started` adds it to the product instead, the same sum."""
-    if start is not None and not interpreted:
-        acc[...] = start
-
-
-def _started(scores, start, interpreted: bool):
-    return scores + start if start is not None and interpreted else scores
+    """tanh((scale * scores + 2 * half_bias) / 2) = 2 sigmoid(...) - 1."""
+    return jnp.tanh(scores * (0.5 * scale) + half_bias)
 
 
 def _mask(
@@ -312,7 +291,6 @@ def _kernel(
     shared_dq: bool,
     dq_rows: bool,
     tanh_ds: bool,
-    q_scaled: bool,
     causal: bool,
     interpreted: bool,
 ):
@@ -369,10 +347,7 @@ def _kernel(
         # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
         row_layout = plgpu.Layout.WGMMA.reduce(1)
         bias = _load(bs, row_layout, interpreted)
-        half_bias = _scores_start(bias, (block_k, block_q), 0, interpreted)
-        # q_scaled: the scores' product starts at the halved bias and is tanh's argument as is.
-        logit = (None, None) if q_scaled else (scale, half_bias)
-        start = half_bias if q_scaled else None
+        half_bias = lax.broadcast_in_dim(bias, (block_k, block_q), [0])
 
         def step(n, dbias, dk_acc, dv_acc, masked: bool):
             slot = lax.rem(n, jnp.int32(stages))
@@ -385,8 +360,7 @@ def _kernel(
             _zero_padding_rows((qs, dos), q_rows(), q_len, interpreted)
 
             def weights(s_t):  # p, or with tanh_ds w = 2 p - 1 (-1 where masked).
-                s_t = _started(s_t, start, interpreted)
-                w_t = (_tanh_half if tanh_ds else _sigmoid)(s_t, *logit)
+                w_t = (_tanh_half if tanh_ds else _sigmoid)(s_t, scale, half_bias)
                 if masked:  # A tile on the causal diagonal.
                     fill = -1.0 if tanh_ds else 0.0
                     w_t = _mask(w_t, k_start, q_rows(), True, interpreted, fill=fill)
@@ -396,7 +370,6 @@ def _kernel(
                 # Both score-sized products at once; the sigmoid runs while dp^T is computed,
                 # and dv's product while ds^T is.
                 def front(s_acc, dp_acc):
-                    _start(s_acc, start, interpreted)
                     plgpu.wgmma(s_acc, ks, transposed(qs, 0))
                     plgpu.wgmma(dp_acc, vs, transposed(dos, 1))
                     s_t = plgpu.wgmma_accumulator_load(s_acc, wait_n=1)
@@ -409,7 +382,6 @@ def _kernel(
             else:
 
                 def scores(acc):
-                    _start(acc, start, interpreted)
                     plgpu.wgmma(acc, ks, transposed(qs, 0))
                     return acc[...]
 
@@ -501,8 +473,7 @@ def _kernel(
             plgpu.barrier_arrive(done)
             plgpu.barrier_wait(done)
         plgpu.wait_smem_to_gmem(0)
-        # q_scaled: dk's product took q times scale / 2.
-        ks[...] = (dk * ((2.0 if q_scaled else scale) * _common.DS_SCALE[tanh_ds])).astype(dtype)
+        ks[...] = (dk * (scale * _common.DS_SCALE[tanh_ds])).astype(dtype)
         vs[...] = dv.astype(dtype)
         if dbias_ref:
             bs[...] = dbias * _common.DS_SCALE[tanh_ds]
@@ -594,7 +565,6 @@ def _forward_kernel(
     causal: bool,
     per_key_bias: bool,
     pingpong: bool,
-    q_scaled: bool,
     interpreted: bool,
 ):
     smem, loaded, (k_consumed, v_consumed, turn) = scoped
@@ -630,18 +600,7 @@ def _forward_kernel(
             slot = lax.rem(j, jnp.int32(stages))
             # This tile's k was waited for before the loop or during the previous tile's p v.
 
-            def key_half_bias():  # This tile's halved bias, [block_q, block_k].
-                if not per_key_bias:
-                    return _scores_start(half_bias, (block_q, block_k), None, interpreted)
-                plgpu.barrier_wait(bias_loaded.at[slot])
-                bias = _load(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
-                return _scores_start(bias, (block_q, block_k), 1, interpreted)
-
-            # q_scaled: the scores' product starts at the halved bias and is tanh's argument.
-            hb = key_half_bias() if q_scaled else None
-
             def scores(s_acc):
-                _start(s_acc, hb, interpreted)
                 plgpu.wgmma(s_acc, qs, _transposed(k_smem.at[slot], scratch(0), interpreted))
                 if pingpong:  # The other warpgroup's turn (its p v) while these scores run.
                     _take_turns(turn)
@@ -651,13 +610,13 @@ def _forward_kernel(
                 return s_acc[...]
 
             s_tile = pl.run_scoped(scores, plgpu.ACC((block_q, block_k), jnp.float32))
-            if not q_scaled and per_key_bias:
-                hb = key_half_bias()
+            hb = half_bias
+            if per_key_bias:
+                plgpu.barrier_wait(bias_loaded.at[slot])
+                bias = _load(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
+                hb = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
             plgpu.barrier_arrive(k_consumed.at[slot])  # This tile's k (and bias) are used.
-            if q_scaled:
-                p = _sigmoid(_started(s_tile, hb, interpreted), None, None)
-            else:
-                p = _sigmoid(s_tile, scale, hb if per_key_bias else half_bias)
+            p = _sigmoid(s_tile, scale, hb)
             if masked:  # A tile on the causal diagonal, or holding the last valid key.
                 p = _mask(p, q_start, j * block_k, False, interpreted, causal, kv_len)
             p = p.astype(dtype)
@@ -750,16 +709,7 @@ def _stream(loads, steps, stages: int, tiles: int):
 
 @functools.partial(
     jax.jit,
-    static_argnames=(
-        "scale",
-        "causal",
-        "block_q",
-        "block_k",
-        "stages",
-        "pingpong",
-        "q_scaled",
-        "interpret",
-    ),
+    static_argnames=("scale", "causal", "block_q", "block_k", "stages", "pingpong", "interpret"),
 )
 def fused_forward(
     q,
@@ -775,7 +725,6 @@ def fused_forward(
     block_k: int = FORWARD_BLOCK_K,
     stages: int = 2,
     pingpong: bool = True,
-    q_scaled: bool = False,
     interpret=False,
 ):
     """The sigmoid attention output for block-aligned inputs (Mosaic GPU).
@@ -794,12 +743,6 @@ def fused_forward(
 
     Measured on an H200 (docs/benchmarks.md run 11): 669 TFLOPS at H=128, T=8192 (cuDNN's
     softmax 601); ping-pong is worth 10-12%.
-
-    q_scaled: q arrives multiplied by scale / 2 (the caller's pass; exact when scale / 2 is a
-    power of two, as 1/16 at H=64 with the default scale), the scores' accumulator starts at the
-    halved bias instead of 0, and tanh takes the product as it is: one operation per weight less
-    (the multiply-add scale / 2 * s + b / 2), the same number of register moves to start the
-    accumulator. `scale` is then unused.
     """
     b, t, n, h = q.shape
     s = k.shape[1]
@@ -838,7 +781,6 @@ def fused_forward(
         causal=causal,
         per_key_bias=per_key_bias,
         pingpong=pingpong,
-        q_scaled=q_scaled,
         grid=(n, t // (COMPUTE_WGS * block_q), b),
         grid_names=("heads", "q", "batch"),
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
@@ -860,7 +802,6 @@ def fused_forward(
         "shared_dq",
         "dq_rows",
         "tanh_ds",
-        "q_scaled",
         "swizzle",
         "interpret",
     ),
@@ -884,7 +825,6 @@ def fused_backward(
     shared_dq: bool = False,
     dq_rows: bool = False,
     tanh_ds: bool = True,
-    q_scaled: bool = False,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -934,10 +874,6 @@ def fused_backward(
     TFLOPS, T=8K/16K). w^2 is rounded in float32, an error of 2^-24 / (4 p) relative to 1 - w^2:
     2.4e-4 at p = 1/16384, below 16-bit resolution (docs/benchmarks.md run 23). The 16-bit ds^T tile
     then holds 4 ds, at most |dp|: in float16 it overflows where |dp| > 65504 (ds from p: 4x that).
-
-    q_scaled: q arrives multiplied by scale / 2, as for fused_forward (the scores' product starts
-    at the halved key bias and is tanh's argument as it is); dk's product takes that q, so dk is
-    scaled by 2 instead of scale.
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
@@ -1018,7 +954,6 @@ def fused_backward(
         shared_dq=shared_dq,
         dq_rows=dq_rows,
         tanh_ds=tanh_ds,
-        q_scaled=q_scaled,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),

@@ -9,7 +9,6 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -68,33 +67,12 @@ def _kernel_kwargs(st: _Static) -> dict:
     )
 
 
-# The Hopper kernels take q times scale / 2 where that is exact (`_q_factor`); False: they
-# scale the scores themselves (kept for comparisons, docs/benchmarks.md run 24).
-HOPPER_SCALED_Q = True
-
-
-def _q_factor(st: _Static, q, forward: bool = False) -> float | None:
-    """scale / 2 if the Hopper kernel of this call takes q multiplied by it (its `q_scaled`), else
-    None: on, for bfloat16 q, where scale / 2 is a power of two (1/16 at H=64 with the default
-    scale), so the product is exact (bfloat16 has float32's exponent range). The scores' product
-    is then tanh's argument as it is (one multiply-add per weight less in the kernels)."""
-    c = 0.5 * st.scale
-    if not (HOPPER_SCALED_Q and q.dtype == jnp.bfloat16 and math.frexp(c)[0] == 0.5):
-        return None
-    return c if _use_hopper(st, q, forward) else None
-
-
-def _scaled(q, c: float | None):
-    return q if c is None else q * jnp.asarray(c, q.dtype)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
 def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
     if _use_hopper(st, q, forward=True):
-        c = _q_factor(st, q, forward=True)
         # Its rows of padded queries are 0 already.
         return hopper.fused_forward(
-            _scaled(q, c),
+            q,
             k,
             v,
             # One scalar per sequence unless a per-key bias is given (the kernel masks padding).
@@ -103,7 +81,6 @@ def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
             kv_lens,
             scale=st.scale,
             causal=st.is_causal,
-            q_scaled=c is not None,
             interpret=_mosaic_interpret(st),
         )
     out = kernels.forward(q, k, v, half_bias, q_lens, kv_lens, **_kernel_kwargs(st))
@@ -113,13 +90,11 @@ def _attention(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
 
 def _attention_fwd(q, k, v, half_bias, q_lens, kv_lens, st: _Static):
     out = _attention(q, k, v, half_bias, q_lens, kv_lens, st)
-    # The Hopper backward's q as it takes it (the same product as the forward's, one pass).
-    q = _scaled(q, _q_factor(st, q))
     return out, (q, k, v, half_bias, q_lens, kv_lens)
 
 
 def _attention_bwd(st: _Static, residuals, d_out):
-    q, k, v, half_bias, q_lens, kv_lens = residuals  # q: times _q_factor's, if any.
+    q, k, v, half_bias, q_lens, kv_lens = residuals
     d_out = d_out.astype(q.dtype)
     # Padded query rows of the output are constant 0, so their cotangent must not flow: the
     # Hopper backward clears those rows of d_out itself (one pass over d_out less).
@@ -204,7 +179,6 @@ def _hopper_backward(st: _Static, q, k, v, half_bias, d_out, q_lens, kv_lens):
         with_dbias=st.with_dbias,
         shared_dq=st.config.hopper_shared_dq,
         dq_rows=st.config.hopper_dq_rows,
-        q_scaled=_q_factor(st, q) is not None,
         interpret=_mosaic_interpret(st),
     )
 

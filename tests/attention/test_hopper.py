@@ -41,8 +41,6 @@ CAUSAL_CASES = [
 ]
 COMPILED_CAUSAL_CASES = CAUSAL_CASES + [(2, 2048, 2048, 8, 128, True, "bfloat16")]
 TOL = {"bfloat16": 3e-2, "float16": 1e-2}
-# q as the kernels take it with q_scaled at scale=0.125: q times scale / 2, exact in 16 bits.
-SCALED_Q = 0.0625
 
 
 def make_inputs(case, seed=0):
@@ -406,8 +404,6 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True, dq_rows=True, block_q=128, causal=True, with_dbias=True), 64),
             (dict(shared_dq=True, dq_rows=True, tanh_ds=False, causal=True, with_dbias=True), 64),
             (dict(tanh_ds=False, overlap=False, with_dbias=True), 128),
-            (dict(shared_dq=True, dq_rows=True, q_scaled=True, causal=True, with_dbias=True), 64),
-            (dict(q_scaled=True, overlap=False), 128),
         ],
         ids=[
             "no_overlap",
@@ -420,8 +416,6 @@ class TestHopperInterpret(HopperSuite):
             "dq_rows_causal_dbias",
             "ds_from_p_dq_rows_causal_dbias",
             "ds_from_p_no_overlap_dbias",
-            "q_scaled_dq_rows_causal_dbias",
-            "q_scaled_no_overlap",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -435,9 +429,8 @@ class TestHopperInterpret(HopperSuite):
         sb = -jnp.log(kl.astype(jnp.float32))
         keys = jnp.arange(256)[None, :] < kl[:, None]
         hb = jnp.where(keys, 0.5 * sb[:, None], hopper.PADDED_KEY_BIAS)
-        q_in = q * SCALED_Q if variant.get("q_scaled") else q  # Exact: a power of two.
         got = hopper.fused_backward(
-            q_in, k, v, hb, do, ql, kl, scale=0.125, interpret=InterpretGPUParams(), **variant
+            q, k, v, hb, do, ql, kl, scale=0.125, interpret=InterpretGPUParams(), **variant
         )
         jax.block_until_ready(got)  # See HopperSuite.grads.
 
@@ -457,14 +450,8 @@ class TestHopperInterpret(HopperSuite):
 
     @pytest.mark.parametrize(
         "variant",
-        [
-            dict(pingpong=False),
-            dict(stages=3, causal=True),
-            dict(block_k=64, per_key_bias=True),
-            dict(q_scaled=True, causal=True),
-            dict(q_scaled=True, per_key_bias=True),
-        ],
-        ids=["no_pingpong", "s3_causal", "bk64_per_key", "q_scaled_causal", "q_scaled_per_key"],
+        [dict(pingpong=False), dict(stages=3, causal=True), dict(block_k=64, per_key_bias=True)],
+        ids=["no_pingpong", "s3_causal", "bk64_per_key"],
     )
     def test_forward_kernel_variants(self, variant):
         # The knobs of fused_forward, called directly (the attention call uses the defaults).
@@ -479,9 +466,8 @@ class TestHopperInterpret(HopperSuite):
         if per_key:
             keys = jnp.arange(384)[None, :] < kl[:, None]
             hb = jnp.where(keys, hb[:, None], hopper.PADDED_KEY_BIAS)
-        q_in = q * SCALED_Q if variant.get("q_scaled") else q
         got = hopper.fused_forward(
-            q_in, k, v, hb, ql, kl, scale=0.125, interpret=InterpretGPUParams(), **variant
+            q, k, v, hb, ql, kl, scale=0.125, interpret=InterpretGPUParams(), **variant
         )
         got = jax.block_until_ready(got)  # See HopperSuite.grads.
         kw = dict(query_seq_lengths=ql, key_value_seq_lengths=kl, implementation="xla")
@@ -508,9 +494,6 @@ class TestHopperInterpret(HopperSuite):
                 ("fused_forward", dict(pingpong=False)),
                 ("fused_forward", dict(per_key_bias=True)),
                 ("fused_forward", dict(causal=True, per_key_bias=True, stages=3)),
-                ("fused_forward", dict(q_scaled=True)),
-                ("fused_forward", dict(q_scaled=True, causal=True, per_key_bias=True)),
-                ("fused_backward", dict(q_scaled=True, causal=True, with_dbias=True)),
             ]
         ]
         + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)]
@@ -528,8 +511,6 @@ class TestHopperInterpret(HopperSuite):
                 dict(causal=True, with_dbias=True, overlap=False),
                 dict(tanh_ds=False),
                 dict(tanh_ds=False, causal=True, with_dbias=True),
-                dict(q_scaled=True),
-                dict(q_scaled=True, causal=True, overlap=False),
             )
         ],
         ids=str,
