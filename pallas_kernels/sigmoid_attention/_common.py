@@ -31,8 +31,15 @@ def weight_grad(dp: jax.Array, w: jax.Array, tanh_ds: bool) -> jax.Array:
     return dp - dp * (w * w) if tanh_ds else dp * w * (1.0 - w)
 
 
+def weight_p(w: jax.Array, tanh_ds: bool) -> jax.Array:
+    """p from the weights as tanh_ds keeps them (w = 2 p - 1), or as they are (w = p)."""
+    return 0.5 * w + 0.5 if tanh_ds else w
+
+
 # The factor on products of weight_grad's result: tanh_ds gives 4 ds.
 DS_SCALE = {True: 0.25, False: 1.0}
+# What stands for a weight of 0 (a masked pair) in either form.
+ZERO_WEIGHT = {True: -1.0, False: 0.0}
 
 
 def dot(a: jax.Array, b: jax.Array, *, trans_a: bool = False, trans_b: bool = False) -> jax.Array:

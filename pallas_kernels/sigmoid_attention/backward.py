@@ -132,10 +132,10 @@ def _dkv_kernel(
         if masked:
             q_idx = (q_start + jnp.arange(block_q, dtype=jnp.int32))[None, :]
             keep = _common.key_mask(q_idx, k_idx, kv_len, is_causal=is_causal, q_len=q_len)
-            w = jnp.where(keep, w, -1.0 if tanh_ds else 0.0)  # A weight of 0.
+            w = jnp.where(keep, w, _common.ZERO_WEIGHT[tanh_ds])
             q = _common.zero_padded_rows(q, q_start, q_len)
         ds = _common.weight_grad(dp, w, tanh_ds)
-        p = 0.5 * w + 0.5 if tanh_ds else w
+        p = _common.weight_p(w, tanh_ds)
         dv = dv + _common.dot(p.astype(do.dtype), do)
         dk = dk + _common.dot(ds.astype(q.dtype), q)
         if dq_ref is not None:

@@ -362,7 +362,7 @@ def _kernel(
             def weights(s_t):  # p, or with tanh_ds w = 2 p - 1 (-1 where masked).
                 w_t = (_tanh_half if tanh_ds else _sigmoid)(s_t, scale, half_bias)
                 if masked:  # A tile on the causal diagonal.
-                    fill = -1.0 if tanh_ds else 0.0
+                    fill = _common.ZERO_WEIGHT[tanh_ds]
                     w_t = _mask(w_t, k_start, q_rows(), True, interpreted, fill=fill)
                 return w_t
 
@@ -377,7 +377,7 @@ def _kernel(
 
                 acc_kq = plgpu.ACC((block_k, block_q), jnp.float32)
                 w_t, dp_t = pl.run_scoped(front, acc_kq, acc_kq)
-                p_t = 0.5 * w_t + 0.5 if tanh_ds else w_t
+                p_t = _common.weight_p(w_t, tanh_ds)
                 plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
             else:
 
@@ -386,7 +386,7 @@ def _kernel(
                     return acc[...]
 
                 w_t = weights(pl.run_scoped(scores, plgpu.ACC((block_k, block_q), jnp.float32)))
-                p_t = 0.5 * w_t + 0.5 if tanh_ds else w_t
+                p_t = _common.weight_p(w_t, tanh_ds)
 
                 def dv_and_dp(dp_acc):
                     plgpu.wgmma(dv_acc, in_registers(p_t.astype(dtype), 3), dos)
