@@ -1,13 +1,14 @@
 """One attention's whole training step under this process's XLA_FLAGS: time, MFU, GPU time by part.
 
-The 161.5M step's non-attention part is ~130 ms of ~310 (docs/benchmarks.md run 15: the matmuls
-~77 ms, LayerNorms, GELU, bias adds and the rest ~52 ms; its profile's wall time exceeded the
-GPU's busy time by ~4%). Compiler options might move these: cuBLASLt epilogues (bias and GELU
-folded into the matmuls), cuBLAS instead of XLA's Triton GEMM fusions, cuDNN LayerNorm. XLA reads XLA_FLAGS once per process, so a device script
-runs this once per flag set (run47_flags.sh). It times `--repeats` samples of `--steps` steps as
-`eval train-speed` does (donated state, median), then traces `--trace_steps` more and sums their
-device time into attention (the sigjax or cuDNN kernels), matmuls (cuBLAS/nvjet and XLA GEMM
-fusions) and the rest, with the rest's largest ops. One JSON line.
+The 161.5M step's non-attention part is ~130 ms of ~310 (docs/benchmarks.md run 15: the matmuls ~77
+ms, LayerNorms, GELU, bias adds and the rest ~52 ms; its profile's wall time exceeded the GPU's
+busy time by ~4%). Compiler options might move these: cuBLASLt epilogues (bias and GELU folded into
+the matmuls), cuBLAS instead of XLA's Triton GEMM fusions, cuDNN LayerNorm. XLA reads XLA_FLAGS
+once per process, so a device script runs this once per flag set (run47_flags.sh). It times
+`--repeats` samples of `--steps` steps as `eval train-speed` does (donated state, median), then
+traces `--trace_steps` more and sums their device time into attention (the sigjax or cuDNN
+kernels), matmuls (cuBLAS/nvjet and XLA GEMM fusions) and the rest, with the rest's largest ops.
+One JSON line.
 
 Run 25 (docs/benchmarks.md, one H100): cuBLASLt, no Triton GEMMs, both, cuDNN LayerNorm: none
 moved the 161.5M step beyond the baseline's own spread (0.3070-0.3094 s against 0.3077/0.3086 s);
