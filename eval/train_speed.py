@@ -47,8 +47,9 @@ def main(argv, prog: str = "python -m eval train-speed"):
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_speed.json").write_text(json.dumps(result, indent=1))
     text = speed_markdown(result)
+    flags = f", XLA_FLAGS `{result['xla_flags']}`" if result.get("xla_flags") else ""
     (out / "train_speed.md").write_text(
-        f"{result['date']}, {result['device']}, commit {result['commit']}\n\n"
+        f"{result['date']}, {result['device']}, commit {result['commit']}{flags}\n\n"
         f"`{result['command']}`\n\n{text}\n"
     )
     print(text)

@@ -3,6 +3,7 @@
 import datetime
 import json
 import math
+import os
 import pathlib
 import platform
 
@@ -58,6 +59,7 @@ def run_meta(argv) -> dict:
         "backend": jax.default_backend(),
         "device": getattr(dev, "device_kind", str(dev)),
         "device_count": jax.device_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
 
@@ -119,6 +121,8 @@ def markdown_report(meta: dict, records: list[dict]) -> str:
     lines = ["# Attention kernel benchmark", ""]
     for k in ("date", "device", "backend", "jax", "jaxlib", "python", "commit", "command"):
         lines.append(f"- {k}: `{meta.get(k)}`")
+    if meta.get("xla_flags"):  # Compiler options change what is timed (docs/benchmarks.md run 25).
+        lines.append(f"- XLA_FLAGS: `{meta['xla_flags']}`")
     ts = meta.get("triton_sigmoid")
     if ts is not None:
         lines.append(f"- triton_sigmoid: `{json.dumps(ts)[:300]}`")

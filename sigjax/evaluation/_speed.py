@@ -15,6 +15,7 @@ recomputing backward does more work than this; MFU counts only what the model ne
 """
 
 import datetime
+import os
 import platform
 import time
 
@@ -195,7 +196,8 @@ def compare_train_speed(
     Returns:
       {"runs": [sigmoid record, softmax record], "sigmoid_over_softmax": step-time ratio,
       "order", "ratio_by_leader": {attention: the rounds' sigmoid / softmax sample ratios where
-      it went first}, "date", "device", "jax", "commit", "config": the shared fields}.
+      it went first}, "date", "device", "jax", "commit", "xla_flags" (the process's XLA_FLAGS),
+      "config": the shared fields}.
     """
     _check_timing(steps, warmup, repeats)
     prepared = []
@@ -221,6 +223,8 @@ def compare_train_speed(
         "host": platform.node(),
         "jax": jax.__version__,
         "commit": git_commit(),
+        # Compiler options change what is timed; run 25 tried some (docs/benchmarks.md).
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "config": {
             "batch_size": int(config.data.batch_size),
             "max_len": int(config.data.max_len),

@@ -184,6 +184,15 @@ def test_hopper_impls_are_skipped_where_no_hopper_kernel_runs(tmp_path):
         assert recs[impl]["skip_reason"].startswith("no Hopper kernel: head dim 16")
 
 
+def test_run_records_the_xla_flags(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_enable_triton_gemm=false")
+    meta = report.run_meta(["--head_dims=64"])
+    assert meta["xla_flags"] == "--xla_gpu_enable_triton_gemm=false"
+    assert "- XLA_FLAGS: `--xla_gpu_enable_triton_gemm=false`" in report.markdown_report(meta, [])
+    monkeypatch.delenv("XLA_FLAGS")
+    assert "XLA_FLAGS" not in report.markdown_report(report.run_meta([]), [])
+
+
 def test_markdown_ratio_columns():
     def rec(impl, pad, causal, time_s, mode="fwd"):
         return {"kind": "time", "impl": impl, "head_dim": 64, "heads": 32, "seq_len": 1024,

@@ -77,7 +77,9 @@ def test_samples_alternate_and_neither_attention_always_goes_first(monkeypatch):
         return sample, record
 
     monkeypatch.setattr(_speed, "_prepared_step", fake_prepared)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_enable_cublaslt=true")
     result = compare_train_speed(smoke.get_config(), steps=1, warmup=1, repeats=4)
+    assert result["xla_flags"] == "--xla_gpu_enable_cublaslt=true"  # Recorded with the result.
     assert calls == ["sigmoid", "softmax", "softmax", "sigmoid"] * 2
     sig, soft = result["runs"]
     assert result["sigmoid_over_softmax"] == pytest.approx(sig["step_time_s"] / soft["step_time_s"])
