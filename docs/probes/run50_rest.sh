@@ -1,0 +1,26 @@
+# Device call (after run48_first.sh on the same machine, or alone), issue 14, thirty-fifth session. <= 590 s.
+# What run 26 left unmeasured, then whole steps: 1. on an H200 only, run39_h200_only.sh's causal check (H=128 and 64,
+# T=4096, 4 rounds; the one bar last unmet on the H200); 2. the paper's kernel (TritonSigmoid) beside sigjax and
+# cuDNN at T=4096 (H=128 and 64, dense and 50% padding) and at H=128, T=16384 with 50% padding (run49's harness);
+# 3. whole steps at 8K tokens (steps8k.sh: 161.5M and base, dense). Stage deadlines (seconds since the start):
+# C_END (causal, H200 only), K_END, END.
+#   OUT=... bash docs/probes/run50_rest.sh       (carry .whl with triton_sigmoid-0.1.2-py3-none-any.whl)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+nvidia-smi -L | tee $OUT/gpu.txt; python3 -c "import jax; print(jax.__version__)"
+left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
+K="python3 -m eval kernels --impls=pallas,cudnn --memory_impls= --causal=0"
+if grep -q H200 $OUT/gpu.txt; then
+  timeout $(left ${C_END:-150}) python3 -m eval kernels --out=$OUT/causal --head_dims=128,64 --seq_lens=4096 \
+    --impls=pallas,cudnn --modes=fwdbwd --padding=0 --causal=0,1 --memory_impls= --rounds=4 \
+    --budget_s=$(left $(( ${C_END:-150} - 10 ))) 2>&1 | grep -v -i warn | tail -8
+fi
+K_END=${K_END:-400}
+timeout $(left $(( K_END - 120 ))) $K,triton_sigmoid --out=$OUT/ts4k --head_dims=128,64 --seq_lens=4096 \
+  --modes=fwd,fwdbwd --padding=0,0.5 --rounds=2 --triton_share=0.4 \
+  --budget_s=$(left $(( K_END - 130 ))) 2>&1 | grep -v -i warn | tail -20
+timeout $(left $K_END) $K,triton_sigmoid --out=$OUT/ts16k_pad --head_dims=128 --seq_lens=16384 \
+  --modes=fwd,fwdbwd --padding=0.5 --rounds=2 --triton_share=0.45 \
+  --budget_s=$(left $(( K_END - 10 ))) 2>&1 | grep -v -i warn | tail -12
+END=${END:-585}; source docs/probes/steps8k.sh
+find $OUT -name '*.png' -delete  # The device tool returns at most 8 files.
