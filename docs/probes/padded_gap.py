@@ -6,9 +6,12 @@ rate with 50% padding as equal lengths ([4096, 4096] at T=8192, `hopper_fwd.py`)
 A list-scheduling estimate of the programs explains 3-5% of that (docs/benchmarks.md, "What the
 50%-padding bar asks"). Here, at each (H, T) and for dense, equal and `eval kernels`' uneven
 lengths (50% padding): the forward kernel alone, the op's forward, the backward kernel alone
-(with the table's shared_dq), and the op's forward+backward, each in TFLOPS on valid tokens
-and as the fraction of its own dense rate kept. One JSON line per result in
-$OUT/padded_gap.jsonl (via hopper_bwd.emit). Run on the GPU from the repository root:
+(with the table's shared_dq and dq_rows), and the op's forward+backward, each in TFLOPS on valid
+tokens and as the fraction of its own dense rate kept. `dq_passes` times XLA work like that around
+the backward kernel's float32 dq buffer, whatever the lengths: a zero fill of B*T*N*H float32 values
+and a scaled 16-bit cast (reading q and do, as many bytes as the real pass's float32 read). One JSON
+line per result in $OUT/padded_gap.jsonl (via hopper_bwd.emit). Run on the GPU from the repository
+root:
     OUT=/tmp/out python docs/probes/padded_gap.py [seconds]
 SHAPES (H:T,...), TOKENS (per batch, default 16384) and HIDDEN (N * H, default 2048) change the
 shapes; DRY=1 sends the kernels to Mosaic GPU's interpreter (a CPU dry run of tiny shapes).
@@ -43,7 +46,8 @@ def op_loss(q, k, v, do, ql, kl):
 
 def runs(h, t, scale):
     """(name, flops multiple of the forward's, fn(q, k, v, do, ql, kl)) of each timed program."""
-    shared_dq = _pallas.table_config(h, jnp.bfloat16, t, interpret=False).hopper_shared_dq
+    config = _pallas.table_config(h, jnp.bfloat16, t, interpret=False)
+    table = dict(shared_dq=config.hopper_shared_dq, dq_rows=config.hopper_dq_rows)
 
     def fwd_kernel(q, k, v, do, ql, kl):
         half = 0.5 * -jnp.log(kl.astype(jnp.float32))
@@ -51,12 +55,16 @@ def runs(h, t, scale):
 
     def bwd_kernel(q, k, v, do, ql, kl):
         hb = key_bias(t, ql, kl)
-        return hopper.fused_backward(q, k, v, hb, do, ql, kl, scale=scale, shared_dq=shared_dq)
+        return hopper.fused_backward(q, k, v, hb, do, ql, kl, scale=scale, **table)
 
     def op_fwd(q, k, v, do, ql, kl):
         return sigjax.sigmoid_attention(
             q, k, v, query_seq_lengths=ql, key_value_seq_lengths=kl, implementation="pallas"
         )
+
+    def dq_passes(q, k, v, do, ql, kl):  # The backward's XLA work on its float32 dq buffer alone.
+        buffer = (q.astype(jnp.float32) + do.astype(jnp.float32)) * 0.5
+        return jnp.zeros(q.shape, jnp.float32), (buffer * scale).astype(q.dtype)
 
     op_fwdbwd = jax.value_and_grad(op_loss, (0, 1, 2))
     return [
@@ -64,6 +72,7 @@ def runs(h, t, scale):
         ("fwd_op", 1.0, op_fwd),
         ("bwd_kernel", 2.5, bwd_kernel),
         ("fwdbwd_op", 3.5, op_fwdbwd),
+        ("dq_passes", 2.5, dq_passes),
     ]
 
 
