@@ -63,6 +63,11 @@ next program's first tiles streaming in while the last one finishes) passed thei
 but were slower at every shape (backward 3-33%, forward up to 8%); removed (they are in 8458d99).
 Run 19 (H100): masks from 1-D iotas (2.5% off the causal H=128 backward) and the backward's
 register split 240/24 (1-2% at H=128) adopted.
+Run 29 (H100): XLA's zero fill and cast of the float32 dq buffer take 0.115 ms at 16,384 tokens and
+hidden 2048 whatever the lengths (8% of the op's fwd+bwd at H=64, T=4096 with 50% padding). Triton
+kernels doing both only for row blocks holding a valid query took 0.086-0.093 ms with 50% padding
+(0.119-0.160 dense), and the op's fwd+bwd 0.996-1.007x the time with XLA's passes: no gain;
+removed (in 0a5436c).
 """
 
 import functools
@@ -74,7 +79,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
-from pallas_kernels.sigmoid_attention import _common, dq_buffer
+from pallas_kernels.sigmoid_attention import _common
 from pallas_kernels.sigmoid_attention.config import HOPPER_KEY_MULTIPLE, HOPPER_QUERY_MULTIPLE
 
 COMPUTE_WGS = 2
@@ -803,7 +808,6 @@ def fused_forward(
         "dq_rows",
         "tanh_ds",
         "swizzle",
-        "dq_passes",
         "interpret",
     ),
 )  # Also eager callers: the dq accumulator is a GMEM ref, which needs a trace.
@@ -827,7 +831,6 @@ def fused_backward(
     dq_rows: bool = False,
     tanh_ds: bool = True,
     swizzle: int | None = None,
-    dq_passes: str = "valid",
     interpret=False,
 ):
     """dq, dk, dv (and with_dbias: dbias) of sigmoid attention for block-aligned inputs.
@@ -876,10 +879,6 @@ def fused_backward(
     TFLOPS, T=8K/16K). w^2 is rounded in float32, an error of 2^-24 / (4 p) relative to 1 - w^2:
     2.4e-4 at p = 1/16384, below 16-bit resolution (docs/benchmarks.md run 23). The 16-bit ds^T tile
     then holds 4 ds, at most |dp|: in float16 it overflows where |dp| > 65504 (ds from p: 4x that).
-
-    dq_passes: how the float32 dq buffer is zeroed before the kernel and cast after it. "valid"
-    (default): dq_buffer.py's Triton kernels, which skip row blocks of padding only; "all": XLA's
-    zero fill and cast over every row.
 
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
@@ -943,16 +942,8 @@ def fused_backward(
             plgpu.Barrier(num_arrivals=COMPUTE_WGS, num_barriers=2),
             plgpu.Barrier(num_arrivals=COMPUTE_WGS),
         )
-    if dq_passes not in ("valid", "all"):
-        raise ValueError(f"dq_passes must be 'valid' or 'all', got {dq_passes!r}")
-    copies = COMPUTE_WGS if interpret else 1
-    if dq_passes == "valid":  # A copy per warpgroup in the interpreter, its lengths repeated.
-        lens = jnp.tile(q_lens, copies)
-        buffer = dq_buffer.zeroed((copies * b, t, n, h), lens, interpret=bool(interpret))
-        buffer = buffer.reshape((copies, b, t, n, h) if interpret else q.shape)
-    else:
-        buffer = jnp.zeros(((COMPUTE_WGS,) if interpret else ()) + q.shape, jnp.float32)
-    dq_acc = jax.new_ref(buffer, memory_space=plgpu.GMEM)
+    acc_shape = ((COMPUTE_WGS,) if interpret else ()) + q.shape
+    dq_acc = jax.new_ref(jnp.zeros(acc_shape, jnp.float32), memory_space=plgpu.GMEM)
     out_type = [jax.ShapeDtypeStruct(k.shape, dtype), jax.ShapeDtypeStruct(v.shape, dtype)]
     if with_dbias:
         out_type.append(jax.ShapeDtypeStruct((b, n, s), jnp.float32))
@@ -978,9 +969,5 @@ def fused_backward(
     dq = dq_acc[...]
     if interpret:
         dq = jnp.sum(dq, axis=0)
-    dq_scale = scale * _common.DS_SCALE[tanh_ds]
-    if dq_passes == "valid":
-        dq = dq_buffer.cast(dq, q_lens, scale=dq_scale, dtype=dtype, interpret=bool(interpret))
-    else:
-        dq = (dq * dq_scale).astype(dtype)
+    dq = (dq * (scale * _common.DS_SCALE[tanh_ds])).astype(dtype)
     return (dq, *outs)
