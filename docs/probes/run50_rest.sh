@@ -10,11 +10,7 @@ export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUF
 nvidia-smi -L | tee $OUT/gpu.txt; python3 -c "import jax; print(jax.__version__)"
 left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
 K="python3 -m eval kernels --impls=pallas,cudnn --memory_impls= --causal=0"
-if grep -q H200 $OUT/gpu.txt; then
-  timeout $(left ${C_END:-150}) python3 -m eval kernels --out=$OUT/causal --head_dims=128,64 --seq_lens=4096 \
-    --impls=pallas,cudnn --modes=fwdbwd --padding=0 --causal=0,1 --memory_impls= --rounds=4 \
-    --budget_s=$(left $(( ${C_END:-150} - 10 ))) 2>&1 | grep -v -i warn | tail -8
-fi
+source docs/probes/h200_causal.sh
 K_END=${K_END:-400}
 timeout $(left $(( K_END - 120 ))) $K,triton_sigmoid --out=$OUT/ts4k --head_dims=128,64 --seq_lens=4096 \
   --modes=fwd,fwdbwd --padding=0,0.5 --rounds=2 --triton_share=0.4 \

@@ -11,10 +11,8 @@ export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUF
 nvidia-smi -L | tee $OUT/gpu.txt; python3 -c "import jax; print(jax.__version__)"
 left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
 END=${END:-465}
-if grep -q H200 $OUT/gpu.txt; then
-  timeout $(left ${C_END:-150}) python3 -m eval kernels --out=$OUT/causal --head_dims=128,64 --seq_lens=4096 \
-    --impls=pallas,cudnn --modes=fwdbwd --padding=0 --causal=0,1 --memory_impls= --rounds=4 \
-    --budget_s=$(left $(( ${C_END:-150} - 10 ))) 2>&1 | grep -v -i warn | tail -8
+source docs/probes/h200_causal.sh
+if [ $ON_H200 = 1 ]; then
   source docs/probes/steps8k.sh
 else
   timeout $(left ${TEST_END:-330}) python3 -m pytest -v -rs --durations=20 -p no:cacheprovider -m gpu -n 8 \

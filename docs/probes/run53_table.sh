@@ -3,10 +3,7 @@
 # rounds 1 and 3): PART=dense: fwd and fwd+bwd vs cuDNN, H=128 and 64, T=4096/8192/16384, causal and not;
 # PART=padded: the same with 50% padding, non-causal. END: the stage's deadline (seconds since the start).
 #   OUT=... PART=dense bash docs/probes/run53_table.sh ; then PART=padded      (carry .whl)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-nvidia-smi -L | tee $OUT/gpu.txt
-left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
+source docs/probes/device_env.sh
 END=${END:-570}
 if [ "$PART" = padded ]; then ARGS="--padding=0.5 --causal=0"; else ARGS="--padding=0 --causal=0,1"; fi
 timeout $(left $END) python3 -m eval kernels --out=$OUT/$PART --head_dims=128,64 --seq_lens=4096,8192,16384 \

@@ -3,10 +3,7 @@
 # (before dq_rows and tanh_ds): 161.5M and base, sigmoid vs softmax in one process each (`eval train-speed`,
 # samples alternating), then 161.5M dense again on the same machine. END: deadline (seconds since the start).
 #   OUT=... bash docs/probes/run54_pad_steps.sh      (carry .whl)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-nvidia-smi -L | tee $OUT/gpu.txt
-left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
+source docs/probes/device_env.sh
 T="--steps=10 --warmup=2 --repeats=3"
 B8K="--config=configs.base --set data.max_len=8192 --set data.batch_size=8 --set data.synthetic.n_genes=12000"
 while read name args; do

@@ -3,9 +3,7 @@
 # 16384): padded_gap.py (kernels alone vs the op, dense / equal / uneven lengths, and the dq buffer's XLA passes) at
 # H=64 and 128, T=4096 and 8192. END: deadline (seconds since the start).
 #   OUT=... bash docs/probes/run55_padded_gap.sh      (carry .whl)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-nvidia-smi -L | tee $OUT/gpu.txt
+source docs/probes/device_env.sh
 END=${END:-480}
 SHAPES=${SHAPES:-64:4096,128:4096,64:8192,128:8192} timeout $(( END - SECONDS )) \
   python3 docs/probes/padded_gap.py $(( END - SECONDS - 30 )) 2>&1 | grep -v -i warn | tail -3
