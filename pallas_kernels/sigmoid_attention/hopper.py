@@ -75,6 +75,7 @@ import inspect
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
@@ -224,6 +225,92 @@ def _tanh_half(scores, scale: float, half_bias):
     return jnp.tanh(scores * (0.5 * scale) + half_bias)
 
 
+# The FMA path's constants: log2(e); 1.5 * 2^23, whose addition rounds a float32 of magnitude
+# below 2^22 to an integer held in its low mantissa bits; a cubic for 2^f on [-0.5, 0.5]
+# (relative error 8.2e-5, fitted for this module); and the bits of an estimate of 1/d from
+# those of d (within 12% for normal d, made exact to ~1e-4 by two Newton steps).
+_LOG2E = 1.4426950408889634
+_ROUND = 12582912.0
+_EXP2_POLY = (0.9999255256527853, 0.6932192785200345, 0.2426321623041324, 0.05539999421879407)
+_RECIPROCAL_BITS = 0x7EF311C3
+
+
+def _bits(x):
+    return lax.bitcast_convert_type(x, jnp.int32)
+
+
+def _from_bits(x):
+    return lax.bitcast_convert_type(x, jnp.float32)
+
+
+def _sigmoid_fma(scores, scale: float, half_bias, interpreted: bool):
+    """sigmoid(scale * scores + 2 * half_bias) in float32 adds, multiplies and integer ops only:
+    no special-function unit (MUFU), whose tanh limits the H=64 forward.
+
+    1 / (1 + 2^u) with u = -logit * log2(e) clamped to [-126, 126]: 2^u from the integer n
+    nearest u (put into the exponent bits) times a cubic in u - n; the reciprocal by two
+    Newton steps from an integer estimate. 17 operations per element where the tanh path takes
+    two and one MUFU tanh. Relative error below 9e-5 at every logit (a 16-bit p rounds at
+    2e-3 or 2.4e-4); +-inf logits give p = 1 - 7e-6 and ~1e-38. Interpreted, XLA would fold
+    (u + _ROUND) - _ROUND into u: a barrier keeps the rounding (compiled, Mosaic GPU's float
+    ops allow contraction into FMAs only, not reassociation)."""
+    u = scores * (-scale * _LOG2E) + half_bias * (-2.0 * _LOG2E)
+    u = jnp.minimum(jnp.maximum(u, -126.0), 126.0)
+    rounded = u + _ROUND
+    if interpreted:
+        rounded = lax.optimization_barrier(rounded)
+    f = u - (rounded - _ROUND)
+    c0, c1, c2, c3 = _EXP2_POLY
+    poly = ((c3 * f + c2) * f + c1) * f + c0
+    d = _from_bits(_bits(poly) + lax.shift_left(_bits(rounded), jnp.int32(23))) + 1.0
+    r = _from_bits(jnp.int32(_RECIPROCAL_BITS) - _bits(d))
+    for _ in range(2):
+        r = r + r * (1.0 - d * r)
+    return r
+
+
+def _columns(left, right, interpreted: bool):
+    """[left, right] along the columns of two register tiles (Mosaic GPU has no concatenate:
+    the WGMMA layout's registers are joined directly; its first two register axes are the
+    tile's 64-row and 8-column tiles)."""
+    if interpreted:
+        return jnp.concatenate([left, right], axis=1)
+    layout = plgpu.Layout.WGMMA
+    shape = (left.shape[0], left.shape[1] + right.shape[1])
+
+    @plgpu.inline_mgpu(
+        arg_types=(layout, layout),
+        return_type=plgpu.ShapeDtypeStruct(shape, left.dtype, layout=layout),
+    )
+    def join(_, a, b):
+        registers = np.concatenate([a.registers, b.registers], axis=1)
+        return type(a)(_registers=registers, _layout=a.layout, _is_signed=a.is_signed)
+
+    return join(plgpu.layout_cast(left, layout), plgpu.layout_cast(right, layout))
+
+
+def _split_weights(scores, scale: float, half_bias, fma_cols: int, tanh: bool, interpreted: bool):
+    """_sigmoid (or with `tanh` _tanh_half) of a tile, its first `fma_cols` columns from
+    _sigmoid_fma: the work shared between the MUFU and the FMA units (as FlashAttention-4 does
+    for exp2). half_bias: a scalar or an array of the tile's shape."""
+    mufu = _tanh_half if tanh else _sigmoid
+
+    def fma(x, hb):
+        p = _sigmoid_fma(x, scale, hb, interpreted)
+        return 2.0 * p - 1.0 if tanh else p
+
+    if not fma_cols:
+        return mufu(scores, scale, half_bias)
+    if fma_cols == scores.shape[1]:
+        return fma(scores, half_bias)
+    tiled = getattr(half_bias, "ndim", 0) == 2
+    left = (slice(None), slice(0, fma_cols))
+    right = (slice(None), slice(fma_cols, scores.shape[1]))
+    lo = fma(scores[left], half_bias[left] if tiled else half_bias)
+    hi = mufu(scores[right], scale, half_bias[right] if tiled else half_bias)
+    return _columns(lo, hi, interpreted)
+
+
 def _mask(
     p,
     row_start,
@@ -296,6 +383,7 @@ def _kernel(
     shared_dq: bool,
     dq_rows: bool,
     tanh_ds: bool,
+    fma_cols: int,
     causal: bool,
     interpreted: bool,
 ):
@@ -365,7 +453,7 @@ def _kernel(
             _zero_padding_rows((qs, dos), q_rows(), q_len, interpreted)
 
             def weights(s_t):  # p, or with tanh_ds w = 2 p - 1 (-1 where masked).
-                w_t = (_tanh_half if tanh_ds else _sigmoid)(s_t, scale, half_bias)
+                w_t = _split_weights(s_t, scale, half_bias, fma_cols, tanh_ds, interpreted)
                 if masked:  # A tile on the causal diagonal.
                     fill = _common.ZERO_WEIGHT[tanh_ds]
                     w_t = _mask(w_t, k_start, q_rows(), True, interpreted, fill=fill)
@@ -570,6 +658,7 @@ def _forward_kernel(
     causal: bool,
     per_key_bias: bool,
     pingpong: bool,
+    fma_cols: int,
     interpreted: bool,
 ):
     smem, loaded, (k_consumed, v_consumed, turn) = scoped
@@ -621,7 +710,7 @@ def _forward_kernel(
                 bias = _load(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
                 hb = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
             plgpu.barrier_arrive(k_consumed.at[slot])  # This tile's k (and bias) are used.
-            p = _sigmoid(s_tile, scale, hb)
+            p = _split_weights(s_tile, scale, hb, fma_cols, False, interpreted)
             if masked:  # A tile on the causal diagonal, or holding the last valid key.
                 p = _mask(p, q_start, j * block_k, False, interpreted, causal, kv_len)
             p = p.astype(dtype)
@@ -714,7 +803,16 @@ def _stream(loads, steps, stages: int, tiles: int):
 
 @functools.partial(
     jax.jit,
-    static_argnames=("scale", "causal", "block_q", "block_k", "stages", "pingpong", "interpret"),
+    static_argnames=(
+        "scale",
+        "causal",
+        "block_q",
+        "block_k",
+        "stages",
+        "pingpong",
+        "fma_cols",
+        "interpret",
+    ),
 )
 def fused_forward(
     q,
@@ -730,6 +828,7 @@ def fused_forward(
     block_k: int = FORWARD_BLOCK_K,
     stages: int = 2,
     pingpong: bool = True,
+    fma_cols: int = 0,
     interpret=False,
 ):
     """The sigmoid attention output for block-aligned inputs (Mosaic GPU).
@@ -748,7 +847,13 @@ def fused_forward(
 
     Measured on an H200 (docs/benchmarks.md run 11): 669 TFLOPS at H=128, T=8192 (cuDNN's
     softmax 601); ping-pong is worth 10-12%.
+
+    fma_cols: the weights of the first `fma_cols` keys of every key tile (a multiple of 8, at
+    most block_k) come from float32 adds and multiplies (_sigmoid_fma) instead of the MUFU's
+    tanh, so that both units share the sigmoids.
     """
+    if fma_cols % 8 or not 0 <= fma_cols <= block_k:
+        raise ValueError(f"fma_cols={fma_cols} must be a multiple of 8 in [0, block_k={block_k}]")
     b, t, n, h = q.shape
     s = k.shape[1]
     if t % (COMPUTE_WGS * block_q) or s % block_k:
@@ -786,6 +891,7 @@ def fused_forward(
         causal=causal,
         per_key_bias=per_key_bias,
         pingpong=pingpong,
+        fma_cols=fma_cols,
         grid=(n, t // (COMPUTE_WGS * block_q), b),
         grid_names=("heads", "q", "batch"),
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
@@ -807,6 +913,7 @@ def fused_forward(
         "shared_dq",
         "dq_rows",
         "tanh_ds",
+        "fma_cols",
         "swizzle",
         "interpret",
     ),
@@ -830,6 +937,7 @@ def fused_backward(
     shared_dq: bool = False,
     dq_rows: bool = False,
     tanh_ds: bool = True,
+    fma_cols: int = 0,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -880,6 +988,10 @@ def fused_backward(
     2.4e-4 at p = 1/16384, below 16-bit resolution (docs/benchmarks.md run 23). The 16-bit ds^T tile
     then holds 4 ds, at most |dp|: in float16 it overflows where |dp| > 65504 (ds from p: 4x that).
 
+    fma_cols: the weights of the first `fma_cols` queries of every query tile (a multiple of 8,
+    at most block_q) from float32 adds and multiplies instead of the MUFU's tanh (as the
+    forward's fma_cols).
+
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
     TMA reductions, layouts), so there transposes and register operands go through extra
@@ -899,6 +1011,8 @@ def fused_backward(
             f"dq_rows needs shared_dq and block_q={COMPUTE_WGS * BLOCK_Q} (a warpgroup's dq "
             f"product covers {BLOCK_Q} queries); got shared_dq={shared_dq}, block_q={block_q}"
         )
+    if fma_cols % 8 or not 0 <= fma_cols <= block_q:
+        raise ValueError(f"fma_cols={fma_cols} must be a multiple of 8 in [0, block_q={block_q}]")
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and not dq_rows and h == 64 else 128
     if shared_dq and not dq_rows and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
@@ -959,6 +1073,7 @@ def fused_backward(
         shared_dq=shared_dq,
         dq_rows=dq_rows,
         tanh_ds=tanh_ds,
+        fma_cols=fma_cols,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),
