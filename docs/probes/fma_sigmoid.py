@@ -9,7 +9,8 @@ then ROUNDS rounds of timings of the forward and the backward alone (the table's
 shared_dq, and dq_rows at H=64), the variants' order rotated every round (the first-timed
 variant ran faster on an H100, docs/benchmarks.md run 20). One JSON line per record in
 $OUT/fma_sigmoid.jsonl, a table of the median times last (ratio to fma_cols=0).
-    OUT=/tmp/out [FMA=0,16,32] [ROUNDS=3] python docs/probes/fma_sigmoid.py [H:T,...] [budget_s]
+    OUT=/tmp/out [VARIANTS=base,fma16,fma32,lean] [ROUNDS=3] \
+      python docs/probes/fma_sigmoid.py [H:T,...] [budget_s]
 """
 
 import collections
@@ -30,7 +31,22 @@ from sigjax.attention._reference import sigmoid_attention_xla  # noqa: E402
 
 LOG = "fma_sigmoid.jsonl"
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
-VARIANTS = [int(x) for x in os.environ.get("FMA", "0,16,32").split(",")]
+# Variants: "base" (the table's kernels), "fmaN" (fma_cols=N in both kernels), "lean" (the
+# backward's lean_exit), "fmaN_lean" (both).
+VARIANTS = os.environ.get("VARIANTS", "base,fma16,fma32").split(",")
+
+
+def _knobs(name):
+    """(forward kwargs, backward kwargs besides the table's) of a variant name."""
+    fwd, bwd = {}, {}
+    for part in name.split("_"):
+        if part.startswith("fma"):
+            fwd["fma_cols"] = bwd["fma_cols"] = int(part[3:])
+        elif part == "lean":
+            bwd["lean_exit"] = True
+        elif part != "base":
+            raise ValueError(f"variant {name!r}: unknown part {part!r}")
+    return fwd, bwd
 
 
 def _table_knobs(h):
@@ -45,9 +61,9 @@ def main():
         h, t = map(int, shape.split(":"))
         b, n = 16384 // t, 2048 // h
         for c in VARIANTS if h not in checked else ():
-            kw = dict(_table_knobs(h), fma_cols=c, causal=True, with_dbias=True)
+            kw = dict(_table_knobs(h), **_knobs(c)[1], causal=True, with_dbias=True)
             try:
-                hb.check(2, 1024, 2, h, [1024, 600], [1024, 600], kw, log=LOG)
+                hb.check(2, 1024, 2, h, [1024, 600], [1024, 200], kw, log=LOG)
             except Exception as e:  # noqa: BLE001 (recorded)
                 hb.emit(
                     dict(kind="check", variant=kw, error=f"{type(e).__name__}: {e}"[:2000]), LOG
@@ -56,11 +72,11 @@ def main():
         scale = h**-0.5
         fns, bwds = {}, {}
         for c in VARIANTS:
-            fns[c] = jax.jit(lambda *a, c=c, s=scale: hopper.fused_forward(*a, scale=s, fma_cols=c))
+            fwd_kw, bwd_kw = _knobs(c)
+            bwd_kw.update(_table_knobs(h))
+            fns[c] = jax.jit(lambda *a, s=scale, kw=fwd_kw: hopper.fused_forward(*a, scale=s, **kw))
             bwds[c] = jax.jit(
-                lambda *a, c=c, s=scale, kw=_table_knobs(h): hopper.fused_backward(  # noqa: B008
-                    *a, scale=s, fma_cols=c, **kw
-                )
+                lambda *a, s=scale, kw=bwd_kw: hopper.fused_backward(*a, scale=s, **kw)
             )
         for padding in (0.0, 0.5):
             if time.time() > deadline:
@@ -107,9 +123,9 @@ def table():
             times[(r["op"], r["h"], r["t"], r["padding"])][r["variant"]].append(r["time_s"])
         elif r.get("kind") == "check" or "error" in r:
             print(r)
-    print("| kernel | H | T | padding | " + " | ".join(f"fma_cols={c}: ms (x)" for c in VARIANTS))
+    print("| kernel | H | T | padding | " + " | ".join(f"{c}: ms (x)" for c in VARIANTS))
     for (op, h, t, padding), d in sorted(times.items()):
-        base = statistics.median(d[0]) if d.get(0) else None
+        base = statistics.median(d[VARIANTS[0]]) if d.get(VARIANTS[0]) else None
         cells = []
         for c in VARIANTS:
             if not d.get(c):

@@ -407,6 +407,8 @@ class TestHopperInterpret(HopperSuite):
             (dict(tanh_ds=False, overlap=False, with_dbias=True), 128),
             (dict(shared_dq=True, dq_rows=True, fma_cols=32, causal=True, with_dbias=True), 64),
             (dict(shared_dq=True, fma_cols=16, tanh_ds=False), 128),
+            (dict(shared_dq=True, dq_rows=True, lean_exit=True, kv_lens=(100, 256)), 64),
+            (dict(shared_dq=True, lean_exit=True, with_dbias=True, kv_lens=(256, 60)), 128),
         ],
         ids=[
             "no_overlap",
@@ -421,14 +423,18 @@ class TestHopperInterpret(HopperSuite):
             "ds_from_p_no_overlap_dbias",
             "fma32_dq_rows_causal_dbias",
             "fma16_shared_dq_ds_from_p",
+            "lean_exit_dq_rows",
+            "lean_exit_shared_dq_dbias",
         ],
     )
     def test_kernel_variants(self, variant, h):
         # The knobs of fused_backward, called directly (the attention call uses the defaults).
         from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
 
+        variant = dict(variant)  # kv_lens (100 or 60: a program of padding keys only).
+        kl = jnp.array(variant.pop("kv_lens", (200, 256)), jnp.int32)
         q, k, v, _, _, ct = make_inputs((2, 256, 256, 1, h, False, "bfloat16"))
-        ql, kl = jnp.array([256, 130], jnp.int32), jnp.array([200, 256], jnp.int32)
+        ql = jnp.array([256, 130], jnp.int32)
         do = jnp.where((jnp.arange(256)[None, :] < ql[:, None])[:, :, None, None], ct, 0)
         do = do.astype(q.dtype)
         sb = -jnp.log(kl.astype(jnp.float32))
@@ -452,6 +458,8 @@ class TestHopperInterpret(HopperSuite):
         assert len(got) == (4 if variant.get("with_dbias") else 3)
         for name, g, r in zip(["q", "k", "v", "bias"], got, ref, strict=False):
             assert rel_err(g, r) < TOL["bfloat16"], (name, rel_err(g, r))
+        for g in got[1:3]:  # dk and dv of padded keys are exactly 0.
+            assert not np.any(np.asarray(jnp.where(keys[:, :, None, None], 0, g), np.float32))
 
     @pytest.mark.parametrize(
         "variant",
