@@ -68,6 +68,11 @@ hidden 2048 whatever the lengths (8% of the op's fwd+bwd at H=64, T=4096 with 50
 kernels doing both only for row blocks holding a valid query took 0.086-0.093 ms with 50% padding
 (0.119-0.160 dense), and the op's fwd+bwd 0.996-1.007x the time with XLA's passes: no gain;
 removed (in 0a5436c).
+Run 30 (H100): part of each tile's weights without the MUFU (1 / (1 + 2^u) from float32 and
+integer operations, 17 per weight, relative error < 9e-5; `fma_cols`) made both kernels slower:
+forward 5-8% with 1/8 of the weights so, 9-17% with 1/4; backward 4-11% at H=64. The elementwise
+work here is bound by instruction issue, not by the MUFU. The backward's lean exit, order-neutral
+this time: 0.991-1.017x, no gain. Both removed (in b34cad8).
 """
 
 import functools
@@ -75,7 +80,6 @@ import inspect
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
@@ -225,92 +229,6 @@ def _tanh_half(scores, scale: float, half_bias):
     return jnp.tanh(scores * (0.5 * scale) + half_bias)
 
 
-# The FMA path's constants: log2(e); 1.5 * 2^23, whose addition rounds a float32 of magnitude
-# below 2^22 to an integer held in its low mantissa bits; a cubic for 2^f on [-0.5, 0.5]
-# (relative error 8.2e-5, fitted for this module); and the bits of an estimate of 1/d from
-# those of d (within 12% for normal d, made exact to ~1e-4 by two Newton steps).
-_LOG2E = 1.4426950408889634
-_ROUND = 12582912.0
-_EXP2_POLY = (0.9999255256527853, 0.6932192785200345, 0.2426321623041324, 0.05539999421879407)
-_RECIPROCAL_BITS = 0x7EF311C3
-
-
-def _bits(x):
-    return lax.bitcast_convert_type(x, jnp.int32)
-
-
-def _from_bits(x):
-    return lax.bitcast_convert_type(x, jnp.float32)
-
-
-def _sigmoid_fma(scores, scale: float, half_bias, interpreted: bool):
-    """sigmoid(scale * scores + 2 * half_bias) in float32 adds, multiplies and integer ops only:
-    no special-function unit (MUFU), whose tanh limits the H=64 forward.
-
-    1 / (1 + 2^u) with u = -logit * log2(e) clamped to [-126, 126]: 2^u from the integer n
-    nearest u (put into the exponent bits) times a cubic in u - n; the reciprocal by two
-    Newton steps from an integer estimate. 17 operations per element where the tanh path takes
-    two and one MUFU tanh. Relative error below 9e-5 at every logit (a 16-bit p rounds at
-    2e-3 or 2.4e-4); +-inf logits give p = 1 - 7e-6 and ~1e-38. Interpreted, XLA would fold
-    (u + _ROUND) - _ROUND into u: a barrier keeps the rounding (compiled, Mosaic GPU's float
-    ops allow contraction into FMAs only, not reassociation)."""
-    u = scores * (-scale * _LOG2E) + half_bias * (-2.0 * _LOG2E)
-    u = jnp.minimum(jnp.maximum(u, -126.0), 126.0)
-    rounded = u + _ROUND
-    if interpreted:
-        rounded = lax.optimization_barrier(rounded)
-    f = u - (rounded - _ROUND)
-    c0, c1, c2, c3 = _EXP2_POLY
-    poly = ((c3 * f + c2) * f + c1) * f + c0
-    d = _from_bits(_bits(poly) + lax.shift_left(_bits(rounded), jnp.int32(23))) + 1.0
-    r = _from_bits(jnp.int32(_RECIPROCAL_BITS) - _bits(d))
-    for _ in range(2):
-        r = r + r * (1.0 - d * r)
-    return r
-
-
-def _columns(left, right, interpreted: bool):
-    """[left, right] along the columns of two register tiles (Mosaic GPU has no concatenate:
-    the WGMMA layout's registers are joined directly; its first two register axes are the
-    tile's 64-row and 8-column tiles)."""
-    if interpreted:
-        return jnp.concatenate([left, right], axis=1)
-    layout = plgpu.Layout.WGMMA
-    shape = (left.shape[0], left.shape[1] + right.shape[1])
-
-    @plgpu.inline_mgpu(
-        arg_types=(layout, layout),
-        return_type=plgpu.ShapeDtypeStruct(shape, left.dtype, layout=layout),
-    )
-    def join(_, a, b):
-        registers = np.concatenate([a.registers, b.registers], axis=1)
-        return type(a)(_registers=registers, _layout=a.layout, _is_signed=a.is_signed)
-
-    return join(plgpu.layout_cast(left, layout), plgpu.layout_cast(right, layout))
-
-
-def _split_weights(scores, scale: float, half_bias, fma_cols: int, tanh: bool, interpreted: bool):
-    """_sigmoid (or with `tanh` _tanh_half) of a tile, its first `fma_cols` columns from
-    _sigmoid_fma: the work shared between the MUFU and the FMA units (as FlashAttention-4 does
-    for exp2). half_bias: a scalar or an array of the tile's shape."""
-    mufu = _tanh_half if tanh else _sigmoid
-
-    def fma(x, hb):
-        p = _sigmoid_fma(x, scale, hb, interpreted)
-        return 2.0 * p - 1.0 if tanh else p
-
-    if not fma_cols:
-        return mufu(scores, scale, half_bias)
-    if fma_cols == scores.shape[1]:
-        return fma(scores, half_bias)
-    tiled = getattr(half_bias, "ndim", 0) == 2
-    left = (slice(None), slice(0, fma_cols))
-    right = (slice(None), slice(fma_cols, scores.shape[1]))
-    lo = fma(scores[left], half_bias[left] if tiled else half_bias)
-    hi = mufu(scores[right], scale, half_bias[right] if tiled else half_bias)
-    return _columns(lo, hi, interpreted)
-
-
 def _mask(
     p,
     row_start,
@@ -383,8 +301,6 @@ def _kernel(
     shared_dq: bool,
     dq_rows: bool,
     tanh_ds: bool,
-    fma_cols: int,
-    lean_exit: bool,
     causal: bool,
     interpreted: bool,
 ):
@@ -427,23 +343,16 @@ def _kernel(
         def in_registers(x, which):
             return _in_registers(x, scratch(which), interpreted)
 
+        plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
+        plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
+        plgpu.copy_gmem_to_smem(bias_ref.at[batch, pl.ds(k_start, block_k)], bs, bias_loaded.at[wg])
+        plgpu.barrier_wait(k_loaded.at[wg])
+        plgpu.barrier_wait(v_loaded.at[wg])
+        plgpu.barrier_wait(bias_loaded.at[wg])
         q_len, kv_len = q_lens_ref[batch], kv_lens_ref[batch]
 
-        def load_keys():
-            plgpu.copy_gmem_to_smem(tile(k_ref, k_start, block_k), ks, k_loaded.at[wg])
-            plgpu.copy_gmem_to_smem(tile(v_ref, k_start, block_k), vs, v_loaded.at[wg])
-            bias_keys = bias_ref.at[batch, pl.ds(k_start, block_k)]
-            plgpu.copy_gmem_to_smem(bias_keys, bs, bias_loaded.at[wg])
-            plgpu.barrier_wait(k_loaded.at[wg])
-            plgpu.barrier_wait(v_loaded.at[wg])
-            plgpu.barrier_wait(bias_loaded.at[wg])
-            # Keys past the last valid one: whatever they hold reaches no product.
-            _zero_padding_rows((ks, vs), k_start, kv_len, interpreted)
-
-        if lean_exit:  # A program of padding keys only writes zeros: nothing to load.
-            pl.when(steps > 0)(load_keys)
-        else:
-            load_keys()
+        # Keys past the last valid one: whatever they hold reaches no product.
+        _zero_padding_rows((ks, vs), k_start, kv_len, interpreted)
 
         # Tiles are transposed, [keys, queries], so that dk and dv accumulate as [block_k, H].
         row_layout = plgpu.Layout.WGMMA.reduce(1)
@@ -461,7 +370,7 @@ def _kernel(
             _zero_padding_rows((qs, dos), q_rows(), q_len, interpreted)
 
             def weights(s_t):  # p, or with tanh_ds w = 2 p - 1 (-1 where masked).
-                w_t = _split_weights(s_t, scale, half_bias, fma_cols, tanh_ds, interpreted)
+                w_t = (_tanh_half if tanh_ds else _sigmoid)(s_t, scale, half_bias)
                 if masked:  # A tile on the causal diagonal.
                     fill = _common.ZERO_WEIGHT[tanh_ds]
                     w_t = _mask(w_t, k_start, q_rows(), True, interpreted, fill=fill)
@@ -573,7 +482,7 @@ def _kernel(
             _, done = sync
             plgpu.barrier_arrive(done)
             plgpu.barrier_wait(done)
-        plgpu.wait_smem_to_gmem(0, wait_read_only=lean_exit)
+        plgpu.wait_smem_to_gmem(0)
         ks[...] = (dk * (scale * _common.DS_SCALE[tanh_ds])).astype(dtype)
         vs[...] = dv.astype(dtype)
         if dbias_ref:
@@ -585,7 +494,7 @@ def _kernel(
             dst = dbias_ref[0].at[batch, head, pl.ds(k_start, block_k)]
             plgpu.copy_smem_to_gmem(bs, dst, commit_group=False)
         plgpu.commit_smem_to_gmem_group()
-        plgpu.wait_smem_to_gmem(0, wait_read_only=lean_exit)
+        plgpu.wait_smem_to_gmem(0)
 
     @pl.when(wg == COMPUTE_WGS)
     def _memory():
@@ -666,7 +575,6 @@ def _forward_kernel(
     causal: bool,
     per_key_bias: bool,
     pingpong: bool,
-    fma_cols: int,
     interpreted: bool,
 ):
     smem, loaded, (k_consumed, v_consumed, turn) = scoped
@@ -718,7 +626,7 @@ def _forward_kernel(
                 bias = _load(bias_smem.at[slot], plgpu.Layout.WGMMA.reduce(0), interpreted)
                 hb = lax.broadcast_in_dim(bias, (block_q, block_k), [1])
             plgpu.barrier_arrive(k_consumed.at[slot])  # This tile's k (and bias) are used.
-            p = _split_weights(s_tile, scale, hb, fma_cols, False, interpreted)
+            p = _sigmoid(s_tile, scale, hb)
             if masked:  # A tile on the causal diagonal, or holding the last valid key.
                 p = _mask(p, q_start, j * block_k, False, interpreted, causal, kv_len)
             p = p.astype(dtype)
@@ -811,16 +719,7 @@ def _stream(loads, steps, stages: int, tiles: int):
 
 @functools.partial(
     jax.jit,
-    static_argnames=(
-        "scale",
-        "causal",
-        "block_q",
-        "block_k",
-        "stages",
-        "pingpong",
-        "fma_cols",
-        "interpret",
-    ),
+    static_argnames=("scale", "causal", "block_q", "block_k", "stages", "pingpong", "interpret"),
 )
 def fused_forward(
     q,
@@ -836,7 +735,6 @@ def fused_forward(
     block_k: int = FORWARD_BLOCK_K,
     stages: int = 2,
     pingpong: bool = True,
-    fma_cols: int = 0,
     interpret=False,
 ):
     """The sigmoid attention output for block-aligned inputs (Mosaic GPU).
@@ -855,13 +753,7 @@ def fused_forward(
 
     Measured on an H200 (docs/benchmarks.md run 11): 669 TFLOPS at H=128, T=8192 (cuDNN's
     softmax 601); ping-pong is worth 10-12%.
-
-    fma_cols: the weights of the first `fma_cols` keys of every key tile (a multiple of 8, at
-    most block_k) come from float32 adds and multiplies (_sigmoid_fma) instead of the MUFU's
-    tanh, so that both units share the sigmoids.
     """
-    if fma_cols % 8 or not 0 <= fma_cols <= block_k:
-        raise ValueError(f"fma_cols={fma_cols} must be a multiple of 8 in [0, block_k={block_k}]")
     b, t, n, h = q.shape
     s = k.shape[1]
     if t % (COMPUTE_WGS * block_q) or s % block_k:
@@ -899,7 +791,6 @@ def fused_forward(
         causal=causal,
         per_key_bias=per_key_bias,
         pingpong=pingpong,
-        fma_cols=fma_cols,
         grid=(n, t // (COMPUTE_WGS * block_q), b),
         grid_names=("heads", "q", "batch"),
         out_type=jax.ShapeDtypeStruct(q.shape, dtype),
@@ -921,8 +812,6 @@ def fused_forward(
         "shared_dq",
         "dq_rows",
         "tanh_ds",
-        "fma_cols",
-        "lean_exit",
         "swizzle",
         "interpret",
     ),
@@ -946,8 +835,6 @@ def fused_backward(
     shared_dq: bool = False,
     dq_rows: bool = False,
     tanh_ds: bool = True,
-    fma_cols: int = 0,
-    lean_exit: bool = False,
     swizzle: int | None = None,
     interpret=False,
 ):
@@ -998,17 +885,6 @@ def fused_backward(
     2.4e-4 at p = 1/16384, below 16-bit resolution (docs/benchmarks.md run 23). The 16-bit ds^T tile
     then holds 4 ds, at most |dp|: in float16 it overflows where |dp| > 65504 (ds from p: 4x that).
 
-    fma_cols: the weights of the first `fma_cols` queries of every query tile (a multiple of 8,
-    at most block_q) from float32 adds and multiplies instead of the MUFU's tanh (as the
-    forward's fma_cols).
-
-    lean_exit: a program whose keys are all padding loads no tiles before it writes its zero dk
-    and dv, and its waits for its output copies (and, before reusing k's and v's shared memory,
-    for its last dq reduce-add) wait for their reads of shared memory only; their writes complete
-    with the kernel (the forward's exit). Run 17 measured it 1-1.5% slower at H=128 dense and
-    ~2% faster at H=64, T=4096 with 50% padding, in one order only (before run 20 found the order
-    bias of such A/Bs); not adopted then.
-
     interpret: False, or Mosaic GPU interpreter parameters (CPU tests). The interpreter lacks a
     few things the compiled kernel uses (wgmma operands from registers or transposed in place,
     TMA reductions, layouts), so there transposes and register operands go through extra
@@ -1028,8 +904,6 @@ def fused_backward(
             f"dq_rows needs shared_dq and block_q={COMPUTE_WGS * BLOCK_Q} (a warpgroup's dq "
             f"product covers {BLOCK_Q} queries); got shared_dq={shared_dq}, block_q={block_q}"
         )
-    if fma_cols % 8 or not 0 <= fma_cols <= block_q:
-        raise ValueError(f"fma_cols={fma_cols} must be a multiple of 8 in [0, block_q={block_q}]")
     if swizzle is None:  # Halves of 64 columns are one 64-byte swizzle tile each.
         swizzle = 64 if shared_dq and not dq_rows and h == 64 else 128
     if shared_dq and not dq_rows and (h // COMPUTE_WGS) * q.dtype.itemsize % swizzle:
@@ -1090,8 +964,6 @@ def fused_backward(
         shared_dq=shared_dq,
         dq_rows=dq_rows,
         tanh_ds=tanh_ds,
-        fma_cols=fma_cols,
-        lean_exit=lean_exit,
         causal=causal,
         grid=(n, s // (COMPUTE_WGS * block_k), b),
         grid_names=("heads", "kv", "batch"),

@@ -6,7 +6,6 @@ by default) run and when the call falls back to the Triton kernels.
 """
 
 import dataclasses
-import functools
 import math
 
 import jax
@@ -405,10 +404,8 @@ class TestHopperInterpret(HopperSuite):
             (dict(shared_dq=True, dq_rows=True, block_q=128, causal=True, with_dbias=True), 64),
             (dict(shared_dq=True, dq_rows=True, tanh_ds=False, causal=True, with_dbias=True), 64),
             (dict(tanh_ds=False, overlap=False, with_dbias=True), 128),
-            (dict(shared_dq=True, dq_rows=True, fma_cols=32, causal=True, with_dbias=True), 64),
-            (dict(shared_dq=True, fma_cols=16, tanh_ds=False), 128),
-            (dict(shared_dq=True, dq_rows=True, lean_exit=True, kv_lens=(100, 256)), 64),
-            (dict(shared_dq=True, lean_exit=True, with_dbias=True, kv_lens=(256, 60)), 128),
+            (dict(shared_dq=True, dq_rows=True, kv_lens=(100, 256)), 64),
+            (dict(shared_dq=True, with_dbias=True, kv_lens=(256, 60)), 128),
         ],
         ids=[
             "no_overlap",
@@ -421,10 +418,8 @@ class TestHopperInterpret(HopperSuite):
             "dq_rows_causal_dbias",
             "ds_from_p_dq_rows_causal_dbias",
             "ds_from_p_no_overlap_dbias",
-            "fma32_dq_rows_causal_dbias",
-            "fma16_shared_dq_ds_from_p",
-            "lean_exit_dq_rows",
-            "lean_exit_shared_dq_dbias",
+            "padding_keys_program_dq_rows",
+            "padding_keys_program_shared_dq_dbias",
         ],
     )
     def test_kernel_variants(self, variant, h):
@@ -463,22 +458,8 @@ class TestHopperInterpret(HopperSuite):
 
     @pytest.mark.parametrize(
         "variant",
-        [
-            dict(pingpong=False),
-            dict(stages=3, causal=True),
-            dict(block_k=64, per_key_bias=True),
-            dict(fma_cols=32),
-            dict(fma_cols=16, causal=True, per_key_bias=True),
-            dict(fma_cols=128),
-        ],
-        ids=[
-            "no_pingpong",
-            "s3_causal",
-            "bk64_per_key",
-            "fma32",
-            "fma16_causal_per_key",
-            "fma_all",
-        ],
+        [dict(pingpong=False), dict(stages=3, causal=True), dict(block_k=64, per_key_bias=True)],
+        ids=["no_pingpong", "s3_causal", "bk64_per_key"],
     )
     def test_forward_kernel_variants(self, variant):
         # The knobs of fused_forward, called directly (the attention call uses the defaults).
@@ -521,9 +502,6 @@ class TestHopperInterpret(HopperSuite):
                 ("fused_forward", dict(pingpong=False)),
                 ("fused_forward", dict(per_key_bias=True)),
                 ("fused_forward", dict(causal=True, per_key_bias=True, stages=3)),
-                ("fused_forward", dict(fma_cols=32)),
-                ("fused_forward", dict(fma_cols=16, causal=True, per_key_bias=True)),
-                ("fused_forward", dict(fma_cols=128)),
             ]
         ]
         + [("fused_backward", dict(causal=True, block_q=128, stages=3), 64)]
@@ -541,11 +519,8 @@ class TestHopperInterpret(HopperSuite):
                 dict(causal=True, with_dbias=True, overlap=False),
                 dict(tanh_ds=False),
                 dict(tanh_ds=False, causal=True, with_dbias=True),
-                dict(fma_cols=32),
-                dict(fma_cols=128, causal=True, with_dbias=True),
             )
-        ]
-        + [("fused_backward", dict(shared_dq=True, fma_cols=16), 128)],
+        ],
         ids=str,
     )
     def test_compiled_kernels_lower_for_cuda(self, kernel, variant, h):
@@ -640,23 +615,6 @@ class TestHopperInterpret(HopperSuite):
         assert all(r % 8 == 0 and 24 <= r <= 256 for r in (up, down)), (up, down)
         assert 128 * (hopper.COMPUTE_WGS * up + down) <= 65536
 
-    def test_fma_sigmoid_matches_sigmoid_at_every_logit(self):
-        # The MUFU-free sigmoid of fma_cols: relative error below 1e-4 from logits of -100 to
-        # 100 (weights down to 4e-44), both limits at infinity, and with scale and bias as the
-        # kernels pass them (the logit is scale * s + 2 * half_bias).
-        s = jnp.linspace(-100.0, 100.0, 400_001, dtype=jnp.float32)
-        for scale, half_bias in ((1.0, 0.0), (0.125, -4.5)):
-            fn = functools.partial(hopper._sigmoid_fma, scale=scale, half_bias=half_bias)
-            got = jax.jit(lambda s, fn=fn: fn(s, interpreted=True))(s)
-            logit = np.float64(scale) * np.asarray(s, np.float64) + 2 * half_bias
-            ref = 1 / (1 + np.exp(-logit))
-            big = ref > 1e-30
-            err = np.abs(np.asarray(got, np.float64) - ref)[big] / ref[big]
-            assert err.max() < 1e-4, (scale, half_bias, err.max())
-        inf = jnp.array([jnp.inf, -jnp.inf], jnp.float32)
-        got = np.asarray(hopper._sigmoid_fma(inf, 1.0, 0.0, True))
-        assert abs(got[0] - 1) < 1e-5 and 0 <= got[1] < 1e-37, got
-
     def test_lowering_checks_shared_memory(self):
         # block_q=128 does not fit an H=128 backward's tiles in shared memory: refused here too.
         x = jax.ShapeDtypeStruct((1, 256, 1, 128), jnp.bfloat16)
@@ -673,17 +631,8 @@ class TestHopperInterpret(HopperSuite):
             (128, dict(shared_dq=True, swizzle=128), "128-byte tiles"),
             (128, dict(dq_rows=True, block_q=128), "dq_rows needs shared_dq"),
             (128, dict(shared_dq=True, dq_rows=True, block_q=64), "and block_q=128"),
-            (128, dict(fma_cols=12), "fma_cols=12 must be a multiple of 8"),
-            (128, dict(fma_cols=72), r"fma_cols=72 must be .* \[0, block_q=64\]"),
         ],
-        ids=[
-            "unaligned",
-            "dq_half_within_a_swizzle_tile",
-            "dq_rows_alone",
-            "dq_rows_block_q",
-            "fma_cols_unaligned",
-            "fma_cols_past_the_tile",
-        ],
+        ids=["unaligned", "dq_half_within_a_swizzle_tile", "dq_rows_alone", "dq_rows_block_q"],
     )
     def test_rejects_unaligned_shapes(self, t, kw, match):
         x = jnp.zeros((1, t, 1, 64), jnp.bfloat16)
