@@ -71,8 +71,8 @@ removed (in 0a5436c).
 Run 30 (H100): part of each tile's weights without the MUFU (1 / (1 + 2^u) from float32 and
 integer operations, 17 per weight, relative error < 9e-5; `fma_cols`) made both kernels slower:
 forward 5-8% with 1/8 of the weights so, 9-17% with 1/4; backward 4-11% at H=64. The elementwise
-work here is bound by instruction issue, not by the MUFU. The backward's lean exit, order-neutral
-this time: 0.991-1.017x, no gain. Both removed (in b34cad8).
+work here is not limited by the MUFU (by the timings; no pipe profile). The backward's lean exit,
+order-neutral this time: 0.991-1.017x, no gain. Both removed (in b34cad8).
 """
 
 import functools
