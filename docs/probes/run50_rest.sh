@@ -5,10 +5,7 @@
 # 3. whole steps at 8K tokens (steps8k.sh: 161.5M and base, dense). Stage deadlines (seconds since the start):
 # C_END (causal, H200 only), K_END, END.
 #   OUT=... bash docs/probes/run50_rest.sh       (carry .whl with triton_sigmoid-0.1.2-py3-none-any.whl)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-nvidia-smi -L | tee $OUT/gpu.txt; python3 -c "import jax; print(jax.__version__)"
-left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
+source docs/probes/device_env.sh
 K="python3 -m eval kernels --impls=pallas,cudnn --memory_impls= --causal=0"
 source docs/probes/h200_causal.sh
 K_END=${K_END:-400}

@@ -6,10 +6,7 @@
 #   290 s limit stopped one test, unnamed), then TritonSigmoid beside sigjax and cuDNN at T=4096, H=128 and 64,
 #   dense and 50% padding (run50_rest.sh's first stage; END).
 #   OUT=... bash docs/probes/run51_one_call.sh      (carry .whl with .whl/opt and the triton_sigmoid wheel)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl .whl/opt/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-nvidia-smi -L | tee $OUT/gpu.txt; python3 -c "import jax; print(jax.__version__)"
-left() { local n=$(( $1 - SECONDS )); echo $(( n > 1 ? n : 1 )); }
+WHEELS=".whl/*.whl .whl/opt/*.whl" source docs/probes/device_env.sh
 END=${END:-465}
 source docs/probes/h200_causal.sh
 if [ $ON_H200 = 1 ]; then

@@ -5,8 +5,8 @@
 #   OUT=... bash docs/probes/run55_padded_gap.sh      (carry .whl)
 source docs/probes/device_env.sh
 END=${END:-480}
-SHAPES=${SHAPES:-64:4096,128:4096,64:8192,128:8192} timeout $(( END - SECONDS )) \
-  python3 docs/probes/padded_gap.py $(( END - SECONDS - 30 )) 2>&1 | grep -v -i warn | tail -3
+SHAPES=${SHAPES:-64:4096,128:4096,64:8192,128:8192} timeout $(left $END) \
+  python3 docs/probes/padded_gap.py $(left $(( END - 30 ))) 2>&1 | grep -v -i warn | tail -3
 python3 - <<'PY'
 import json, os
 for line in open(os.environ["OUT"] + "/padded_gap.jsonl"):
